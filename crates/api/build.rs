@@ -1,0 +1,34 @@
+//! Compiles proto/zonerank/v1 with protox (pure Rust, no system protoc) and hands the descriptor
+//! set to tonic-prost-build. The encoded descriptor set is also written for server reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        "zonerank/v1/common.proto",
+        "zonerank/v1/ingestion_service.proto",
+        "zonerank/v1/metrics_service.proto",
+        "zonerank/v1/ranking_service.proto",
+    ];
+    // Since tonic 0.14 the build script must name its inputs itself, or cargo reruns it on any
+    // change in the package and every build recompiles the API.
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let fds = protox::compile(files, [&proto_root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("zonerank_descriptor.bin"), fds.encode_to_vec())?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // RPCs of services whose issue is not done yet answer UNIMPLEMENTED.
+        .generate_default_stubs(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

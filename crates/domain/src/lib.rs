@@ -1,0 +1,7 @@
+//! The zonerank domain: pure types and rules, no I/O.
+
+pub mod catalog;
+pub mod entity;
+pub mod observation;
+pub mod period;
+pub mod unit;

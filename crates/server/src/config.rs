@@ -1,0 +1,48 @@
+//! Configuration from flags and the environment, shared by every binary.
+
+use std::net::SocketAddr;
+
+use zonerank_telemetry::LogFormat;
+
+/// Where the database is.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://zonerank.db`, a file path, or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://zonerank.db?mode=rwc"
+    )]
+    pub database_url: String,
+}
+
+/// The settings of a server process.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Address to listen on for gRPC.
+    #[arg(long, env = "ZONERANK_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Redis URL for the result cache; unset means an in-process cache.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key this deployment writes.
+    #[arg(long, env = "ZONERANK_REDIS_PREFIX", default_value = "zonerank:")]
+    pub redis_prefix: String,
+
+    /// The metrics service, for services that call it (ranking); unset means in-process.
+    #[arg(long, env = "ZONERANK_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "ZONERANK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "ZONERANK_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+}

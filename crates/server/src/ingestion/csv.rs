@@ -1,0 +1,210 @@
+//! The long CSV format of observations: `entity_kind,entity_id,indicator,period,value,unit`
+//! with an optional `source` column; UTF-8 with an optional byte-order mark.
+
+use crate::error::{ServiceError, Violation};
+
+/// The columns every file must have, in any order.
+pub const REQUIRED_COLUMNS: [&str; 6] = [
+    "entity_kind",
+    "entity_id",
+    "indicator",
+    "period",
+    "value",
+    "unit",
+];
+
+/// One data line of a CSV file, fields as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsvRow {
+    /// The line number in the file; the header is line 1.
+    pub line: i64,
+    pub entity_kind: String,
+    pub entity_id: String,
+    pub indicator: String,
+    pub period: String,
+    pub value: String,
+    pub unit: String,
+    /// Empty when the file has no source column or the cell is blank.
+    pub source: String,
+}
+
+/// A line that could not be split into fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsvLineError {
+    pub line: i64,
+    pub reason: String,
+}
+
+/// Splits a file into rows. A file-level fault (not UTF-8, a missing column) fails the whole
+/// file; a malformed line is reported and the others go on.
+pub fn parse(content: &[u8]) -> Result<(Vec<CsvRow>, Vec<CsvLineError>), ServiceError> {
+    let content = content
+        .strip_prefix("\u{feff}".as_bytes())
+        .unwrap_or(content);
+    if let Err(e) = std::str::from_utf8(content) {
+        let line = 1 + content[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        return Err(ServiceError::invalid(
+            format!("rows[{line}]"),
+            "the file is not UTF-8 text (save it as CSV UTF-8)",
+        ));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(content);
+    let headers = reader
+        .headers()
+        .map_err(|e| ServiceError::invalid("header", e))?
+        .clone();
+    let position = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
+    let missing: Vec<&str> = REQUIRED_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| position(c).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ServiceError::InvalidArgument {
+            message: format!(
+                "header: missing column(s) {}; expected {},source (source optional)",
+                missing.join(", "),
+                REQUIRED_COLUMNS.join(",")
+            ),
+            violations: missing
+                .iter()
+                .map(|c| Violation::new("header", format!("missing column {c}")))
+                .collect(),
+        });
+    }
+    let col: Vec<usize> = REQUIRED_COLUMNS
+        .iter()
+        .map(|c| position(c).unwrap_or_default())
+        .collect();
+    let source_col = position("source");
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                let line = e.position().map(|p| p.line() as i64).unwrap_or(0);
+                errors.push(CsvLineError {
+                    line,
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line() as i64).unwrap_or(0);
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        if record.len() < headers.len() {
+            errors.push(CsvLineError {
+                line,
+                reason: format!(
+                    "{} field(s) where the header has {}",
+                    record.len(),
+                    headers.len()
+                ),
+            });
+            continue;
+        }
+        let field = |i: usize| record.get(i).unwrap_or_default().to_string();
+        rows.push(CsvRow {
+            line,
+            entity_kind: field(col[0]),
+            entity_id: field(col[1]),
+            indicator: field(col[2]),
+            period: field(col[3]),
+            value: field(col[4]),
+            unit: field(col[5]),
+            source: source_col.map(field).unwrap_or_default(),
+        });
+    }
+    Ok((rows, errors))
+}
+
+/// Reads a number as spreadsheets write it: thousands separators and a trailing % are allowed.
+pub fn parse_number(text: &str) -> Result<f64, String> {
+    let cleaned: String = text
+        .trim()
+        .trim_end_matches(['%', '％'])
+        .chars()
+        .filter(|c| *c != ',' && *c != '，' && !c.is_whitespace())
+        .collect();
+    if cleaned.is_empty() {
+        return Err("value is empty".to_string());
+    }
+    cleaned
+        .parse::<f64>()
+        .map_err(|_| format!("{text:?} is not a number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "entity_kind,entity_id,indicator,period,value,unit\n";
+
+    #[test]
+    fn rows_keep_their_line_numbers_and_a_bom_is_ignored() {
+        let file = format!(
+            "\u{feff}{HEADER}ZONE,z1,tax,2014-H1,1.14,亿元\n\nZONE,z2,tax,2014,\"1,234.5\",万元\n"
+        );
+        let (rows, errors) = parse(file.as_bytes()).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].line, 2);
+        assert_eq!(rows[0].unit, "亿元");
+        assert_eq!(rows[1].line, 4);
+        assert_eq!(parse_number(&rows[1].value), Ok(1234.5));
+    }
+
+    #[test]
+    fn columns_may_come_in_any_order_with_a_source() {
+        let file = "value,unit,period,indicator,entity_id,entity_kind,source\n5,万元,2024,tax,z1,ZONE,统计局\n";
+        let (rows, _) = parse(file.as_bytes()).unwrap();
+        assert_eq!(rows[0].entity_id, "z1");
+        assert_eq!(rows[0].value, "5");
+        assert_eq!(rows[0].source, "统计局");
+    }
+
+    #[test]
+    fn a_missing_column_fails_the_file_naming_it() {
+        let err = parse(b"entity_kind,entity_id,indicator,period,value\n").unwrap_err();
+        assert!(err.to_string().contains("missing column(s) unit"), "{err}");
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_fails_naming_the_line() {
+        let mut file = HEADER.as_bytes().to_vec();
+        file.extend_from_slice(b"ZONE,z1,tax,2014,1,\xd2\xda\xd4\xaa\n");
+        let err = parse(&file).unwrap_err();
+        assert!(err.to_string().starts_with("rows[2]"), "{err}");
+    }
+
+    #[test]
+    fn a_short_line_is_reported_and_the_rest_go_on() {
+        let file = format!("{HEADER}ZONE,z1,tax\nZONE,z1,tax,2014,1,万元\n");
+        let (rows, errors) = parse(file.as_bytes()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(errors[0].line, 2);
+    }
+
+    #[test]
+    fn numbers_as_spreadsheets_write_them() {
+        assert_eq!(parse_number(" 53.2 "), Ok(53.2));
+        assert_eq!(parse_number("66%"), Ok(66.0));
+        assert_eq!(parse_number("3,800"), Ok(3800.0));
+        assert!(parse_number("").is_err());
+        assert!(parse_number("abc").is_err());
+    }
+}

@@ -1,0 +1,424 @@
+//! IngestionService: reference data, the indicator catalog, observations and targets.
+
+pub mod csv;
+mod reference;
+pub mod rows;
+
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+use zonerank_api::v1::{self, ingestion_service_server::IngestionService};
+use zonerank_domain::{
+    entity::{EntityKind, validate_id},
+    period::Period,
+};
+use zonerank_storage::{ObservationQuery, Store};
+
+use crate::{
+    convert::{self, micros_timestamp, timestamp_micros},
+    error::ServiceError,
+    ingestion::rows::IncomingObservation,
+};
+
+/// The ingestion service over a store.
+#[derive(Clone, Debug)]
+pub struct Ingestion {
+    store: Store,
+}
+
+impl Ingestion {
+    /// The service over `store`.
+    pub fn new(store: Store) -> Ingestion {
+        Ingestion { store }
+    }
+}
+
+/// The page size of a listing: 0 → `default`, above `max` → `max`, negative → an error.
+pub(crate) fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, ServiceError> {
+    match requested {
+        n if n < 0 => Err(ServiceError::invalid("page_size", "must not be negative")),
+        0 => Ok(default),
+        n => Ok((n as u64).min(max)),
+    }
+}
+
+/// Page tokens are the last key of the previous page, hex-encoded so clients treat them as
+/// opaque.
+pub(crate) fn encode_page_token(last_key: &str) -> String {
+    last_key.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key a page token stands for; an empty token is the first page.
+pub(crate) fn decode_page_token(token: &str) -> Result<Option<String>, ServiceError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || ServiceError::invalid("page_token", "not a token this service handed out");
+    if token.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| bad())?;
+    String::from_utf8(bytes).map(Some).map_err(|_| bad())
+}
+
+/// The wire form of an incoming observation at stream position `row`.
+fn incoming_from_wire(row: i64, o: v1::Observation) -> IncomingObservation {
+    let entity = o.entity.unwrap_or_default();
+    IncomingObservation {
+        row,
+        kind: convert::entity_kind(entity.kind)
+            .ok_or_else(|| "entity.kind must be set (ENTITY_KIND_ZONE, …)".to_string()),
+        entity_id: entity.id,
+        indicator: o.indicator,
+        period: o.period,
+        value: Ok(o.value),
+        unit: o.unit,
+        source: o.source,
+    }
+}
+
+/// The incoming form of a CSV row.
+pub fn incoming_from_csv(row: csv::CsvRow, default_source: &str) -> IncomingObservation {
+    IncomingObservation {
+        row: row.line,
+        kind: EntityKind::parse(&row.entity_kind).map_err(|e| e.to_string()),
+        entity_id: row.entity_id,
+        indicator: row.indicator,
+        period: row.period,
+        value: csv::parse_number(&row.value),
+        unit: row.unit,
+        source: if row.source.is_empty() {
+            default_source.to_string()
+        } else {
+            row.source
+        },
+    }
+}
+
+fn parse_optional_period(field: &str, text: &str) -> Result<Option<Period>, ServiceError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    Period::parse(text)
+        .map(Some)
+        .map_err(|e| ServiceError::invalid(field, e))
+}
+
+/// A validated entity reference.
+pub(crate) fn entity_ref(
+    field: &str,
+    entity: Option<&v1::EntityRef>,
+) -> Result<(EntityKind, String), ServiceError> {
+    let entity = entity.ok_or_else(|| ServiceError::invalid(field, "must be set"))?;
+    let kind = convert::entity_kind(entity.kind)
+        .ok_or_else(|| ServiceError::invalid(format!("{field}.kind"), "must be set"))?;
+    let id = validate_id(kind, &entity.id)
+        .map_err(|e| ServiceError::invalid(format!("{field}.id"), e))?;
+    Ok((kind, id))
+}
+
+#[tonic::async_trait]
+impl IngestionService for Ingestion {
+    async fn upsert_regions(
+        &self,
+        request: Request<v1::UpsertRegionsRequest>,
+    ) -> Result<Response<v1::UpsertRegionsResponse>, Status> {
+        let upserted = reference::upsert_regions(&self.store, request.into_inner().regions).await?;
+        Ok(Response::new(v1::UpsertRegionsResponse { upserted }))
+    }
+
+    async fn upsert_zones(
+        &self,
+        request: Request<v1::UpsertZonesRequest>,
+    ) -> Result<Response<v1::UpsertZonesResponse>, Status> {
+        let upserted = reference::upsert_zones(&self.store, request.into_inner().zones).await?;
+        Ok(Response::new(v1::UpsertZonesResponse { upserted }))
+    }
+
+    async fn upsert_enterprises(
+        &self,
+        request: Request<v1::UpsertEnterprisesRequest>,
+    ) -> Result<Response<v1::UpsertEnterprisesResponse>, Status> {
+        let upserted =
+            reference::upsert_enterprises(&self.store, request.into_inner().enterprises).await?;
+        Ok(Response::new(v1::UpsertEnterprisesResponse { upserted }))
+    }
+
+    async fn upsert_clusters(
+        &self,
+        request: Request<v1::UpsertClustersRequest>,
+    ) -> Result<Response<v1::UpsertClustersResponse>, Status> {
+        let upserted =
+            reference::upsert_clusters(&self.store, request.into_inner().clusters).await?;
+        Ok(Response::new(v1::UpsertClustersResponse { upserted }))
+    }
+
+    async fn upsert_projects(
+        &self,
+        request: Request<v1::UpsertProjectsRequest>,
+    ) -> Result<Response<v1::UpsertProjectsResponse>, Status> {
+        let upserted =
+            reference::upsert_projects(&self.store, request.into_inner().projects).await?;
+        Ok(Response::new(v1::UpsertProjectsResponse { upserted }))
+    }
+
+    async fn upsert_indicators(
+        &self,
+        request: Request<v1::UpsertIndicatorsRequest>,
+    ) -> Result<Response<v1::UpsertIndicatorsResponse>, Status> {
+        let upserted =
+            reference::upsert_indicators(&self.store, request.into_inner().indicators).await?;
+        Ok(Response::new(v1::UpsertIndicatorsResponse { upserted }))
+    }
+
+    async fn list_indicators(
+        &self,
+        request: Request<v1::ListIndicatorsRequest>,
+    ) -> Result<Response<v1::ListIndicatorsResponse>, Status> {
+        let request = request.into_inner();
+        let limit = page_size(request.page_size, 100, 1000)? as usize;
+        let after = decode_page_token(&request.page_token)?;
+        let catalog = self.store.indicators().await.map_err(ServiceError::from)?;
+        let mut page: Vec<_> = catalog
+            .iter()
+            .filter(|(i, _)| after.as_ref().is_none_or(|a| i.code.as_str() > a.as_str()))
+            .take(limit + 1)
+            .collect();
+        let next_page_token = if page.len() > limit {
+            page.truncate(limit);
+            page.last()
+                .map(|(i, _)| encode_page_token(&i.code))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(v1::ListIndicatorsResponse {
+            indicators: page
+                .into_iter()
+                .map(|(i, builtin)| convert::indicator_to_wire(i, *builtin))
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn list_regions(
+        &self,
+        request: Request<v1::ListRegionsRequest>,
+    ) -> Result<Response<v1::ListRegionsResponse>, Status> {
+        Ok(Response::new(
+            reference::list_regions(&self.store, request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_zones(
+        &self,
+        request: Request<v1::ListZonesRequest>,
+    ) -> Result<Response<v1::ListZonesResponse>, Status> {
+        Ok(Response::new(
+            reference::list_zones(&self.store, request.into_inner()).await?,
+        ))
+    }
+
+    async fn ingest_observations(
+        &self,
+        request: Request<Streaming<v1::IngestObservationsRequest>>,
+    ) -> Result<Response<v1::IngestReport>, Status> {
+        let mut stream = request.into_inner();
+        let mut rows = Vec::new();
+        let mut flags = None;
+        // All or nothing needs the whole stream before the one transaction that writes it.
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            flags.get_or_insert((batch.allow_partial, batch.dry_run));
+            for o in batch.observations {
+                let position = rows.len() as i64 + 1;
+                let row = if o.row > 0 { o.row } else { position };
+                rows.push(incoming_from_wire(row, o));
+            }
+        }
+        let (allow_partial, dry_run) = flags.unwrap_or_default();
+        let report = rows::ingest(&self.store, rows, allow_partial, dry_run).await?;
+        tracing::info!(
+            accepted = report.accepted,
+            updated = report.updated,
+            unchanged = report.unchanged,
+            rejected = report.rejected,
+            data_version = report.data_version,
+            "observations ingested"
+        );
+        Ok(Response::new(report))
+    }
+
+    async fn import_csv(
+        &self,
+        request: Request<v1::ImportCsvRequest>,
+    ) -> Result<Response<v1::IngestReport>, Status> {
+        let request = request.into_inner();
+        let (parsed, line_errors) = csv::parse(&request.content)?;
+        let rows: Vec<_> = parsed
+            .into_iter()
+            .map(|row| incoming_from_csv(row, &request.source))
+            .collect();
+        let mut report = if line_errors.is_empty() || request.allow_partial {
+            rows::ingest(&self.store, rows, request.allow_partial, request.dry_run).await?
+        } else {
+            // A malformed line fails the file like any other bad row, with every fault listed.
+            let mut batch = rows::check(&self.store, rows).await?;
+            batch
+                .errors
+                .extend(line_errors.iter().map(|e| v1::RowError {
+                    row: e.line,
+                    field: "row".into(),
+                    reason: e.reason.clone(),
+                }));
+            batch.errors.sort_by_key(|e| e.row);
+            return Err(ServiceError::InvalidArgument {
+                message: format!(
+                    "{} rows rejected, nothing written; first: row {} field {}: {}",
+                    batch.rejected + line_errors.len() as i64,
+                    batch.errors[0].row,
+                    batch.errors[0].field,
+                    batch.errors[0].reason
+                ),
+                violations: batch
+                    .errors
+                    .iter()
+                    .map(|e| {
+                        crate::error::Violation::new(
+                            format!("rows[{}].{}", e.row, e.field),
+                            &e.reason,
+                        )
+                    })
+                    .collect(),
+            }
+            .into());
+        };
+        report.rejected += line_errors.len() as i64;
+        report
+            .errors
+            .extend(line_errors.into_iter().map(|e| v1::RowError {
+                row: e.line,
+                field: "row".into(),
+                reason: e.reason,
+            }));
+        report.errors.sort_by_key(|e| e.row);
+        tracing::info!(
+            accepted = report.accepted,
+            updated = report.updated,
+            unchanged = report.unchanged,
+            rejected = report.rejected,
+            data_version = report.data_version,
+            "csv imported"
+        );
+        Ok(Response::new(report))
+    }
+
+    async fn get_observations(
+        &self,
+        request: Request<v1::GetObservationsRequest>,
+    ) -> Result<Response<v1::GetObservationsResponse>, Status> {
+        let request = request.into_inner();
+        let (kind, entity_id) = entity_ref("entity", request.entity.as_ref())?;
+        let query = ObservationQuery {
+            kind,
+            entity_id,
+            indicator: Some(request.indicator.trim().to_string()).filter(|s| !s.is_empty()),
+            from: parse_optional_period("from_period", &request.from_period)?,
+            to: parse_optional_period("to_period", &request.to_period)?,
+            as_of: request.as_of.as_ref().map(timestamp_micros),
+            include_revisions: request.include_revisions,
+        };
+        let data_version = self
+            .store
+            .data_version()
+            .await
+            .map_err(ServiceError::from)?;
+        let catalog: std::collections::HashMap<String, String> = self
+            .store
+            .indicators()
+            .await
+            .map_err(ServiceError::from)?
+            .into_iter()
+            .map(|(i, _)| (i.code, i.unit.symbol.to_string()))
+            .collect();
+        let rows = self
+            .store
+            .observations(&query)
+            .await
+            .map_err(ServiceError::from)?;
+        let observations = rows
+            .into_iter()
+            .map(|r| v1::Observation {
+                entity: Some(v1::EntityRef {
+                    kind: convert::entity_kind_to_wire(r.kind) as i32,
+                    id: r.entity_id,
+                }),
+                unit: catalog.get(&r.indicator).cloned().unwrap_or_default(),
+                indicator: r.indicator,
+                period: r.period,
+                value: r.value,
+                source: r.source,
+                recorded_at: Some(micros_timestamp(r.recorded_at)),
+                revision: r.revision,
+                row: 0,
+            })
+            .collect();
+        Ok(Response::new(v1::GetObservationsResponse {
+            observations,
+            data_version,
+        }))
+    }
+
+    async fn upsert_targets(
+        &self,
+        request: Request<v1::UpsertTargetsRequest>,
+    ) -> Result<Response<v1::UpsertTargetsResponse>, Status> {
+        let upserted = reference::upsert_targets(&self.store, request.into_inner().targets).await?;
+        Ok(Response::new(v1::UpsertTargetsResponse { upserted }))
+    }
+
+    async fn list_targets(
+        &self,
+        request: Request<v1::ListTargetsRequest>,
+    ) -> Result<Response<v1::ListTargetsResponse>, Status> {
+        let request = request.into_inner();
+        let (kind, id) = entity_ref("entity", request.entity.as_ref())?;
+        let period = parse_optional_period("period", &request.period)?.map(|p| p.canonical());
+        let targets = self
+            .store
+            .targets(kind, &id, period.as_deref())
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(v1::ListTargetsResponse {
+            targets: targets.into_iter().map(reference::target_to_wire).collect(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_forgeries() {
+        let token = encode_page_token("411725-CJQ");
+        assert_eq!(
+            decode_page_token(&token).unwrap().as_deref(),
+            Some("411725-CJQ")
+        );
+        assert_eq!(decode_page_token("").unwrap(), None);
+        assert!(decode_page_token("zz").is_err());
+        assert!(decode_page_token("abc").is_err());
+    }
+
+    #[test]
+    fn page_sizes_default_cap_and_refuse_negatives() {
+        assert_eq!(page_size(0, 100, 1000).unwrap(), 100);
+        assert_eq!(page_size(5000, 100, 1000).unwrap(), 1000);
+        assert_eq!(page_size(7, 100, 1000).unwrap(), 7);
+        assert!(page_size(-1, 100, 1000).is_err());
+    }
+}

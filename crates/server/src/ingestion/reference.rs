@@ -1,0 +1,630 @@
+//! Checking and storing reference data: every fault of a request is reported at once, with the
+//! field path of the item at fault, and a request with any fault writes nothing.
+
+use std::collections::{BTreeSet, HashSet};
+
+use zonerank_api::v1;
+use zonerank_domain::{
+    catalog::{Indicator, builtin_indicator},
+    entity::{EntityKind, validate_id},
+    period::Period,
+    unit::{Dimension, convert_to},
+};
+use zonerank_storage::{
+    ClusterRecord, EnterpriseRecord, ProjectRecord, RegionRecord, Store, TargetRecord, ZoneFilter,
+    ZoneRecord,
+};
+
+use super::{decode_page_token, encode_page_token, page_size};
+use crate::{
+    convert::{self, enum_suffix},
+    error::{ServiceError, Violation},
+};
+
+/// Collects the faults of one request.
+#[derive(Default)]
+struct Faults(Vec<Violation>);
+
+impl Faults {
+    fn add(&mut self, field: String, reason: impl ToString) {
+        self.0.push(Violation::new(field, reason));
+    }
+
+    /// The id normalized, or a fault recorded.
+    fn id(&mut self, field: String, kind: EntityKind, id: &str) -> String {
+        validate_id(kind, id).unwrap_or_else(|e| {
+            self.add(field, e);
+            String::new()
+        })
+    }
+
+    fn name(&mut self, field: String, name: &str) {
+        if name.trim().is_empty() {
+            self.add(field, "must not be empty");
+        }
+    }
+
+    /// Records a fault for each id seen before in this request.
+    fn unique(&mut self, items: impl Iterator<Item = (String, String)>) {
+        let mut seen = HashSet::new();
+        for (field, id) in items {
+            if !id.is_empty() && !seen.insert(id.clone()) {
+                self.add(field, format!("{id:?} appears twice in this request"));
+            }
+        }
+    }
+
+    /// Records a fault for each reference to an entity that neither the store nor this request has.
+    async fn exist(
+        &mut self,
+        store: &Store,
+        kind: EntityKind,
+        refs: Vec<(String, String)>,
+        in_request: &HashSet<String>,
+    ) -> Result<(), ServiceError> {
+        let ids: Vec<String> = refs
+            .iter()
+            .map(|(_, id)| id.clone())
+            .filter(|id| !id.is_empty() && !in_request.contains(id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let known = store.existing_entities(kind, &ids).await?;
+        for (field, id) in refs {
+            if !id.is_empty() && !in_request.contains(&id) && !known.contains(&id) {
+                self.add(
+                    field,
+                    format!("unknown {} {id:?}", kind.as_str().to_lowercase()),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, what: &str, total: usize) -> Result<(), ServiceError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        Err(ServiceError::InvalidArgument {
+            message: format!(
+                "{} fault(s) in {total} {what}, nothing written; first: {}: {}",
+                self.0.len(),
+                self.0[0].field,
+                self.0[0].reason
+            ),
+            violations: self.0,
+        })
+    }
+}
+
+pub async fn upsert_regions(store: &Store, regions: Vec<v1::Region>) -> Result<i64, ServiceError> {
+    let mut faults = Faults::default();
+    let mut records = Vec::with_capacity(regions.len());
+    for (i, r) in regions.iter().enumerate() {
+        let code = faults.id(format!("regions[{i}].code"), EntityKind::Region, &r.code);
+        faults.name(format!("regions[{i}].name"), &r.name);
+        let level = convert::region_level(r.level);
+        if level.is_none() {
+            faults.add(
+                format!("regions[{i}].level"),
+                "must be PROVINCE, CITY or COUNTY",
+            );
+        }
+        let parent = (!r.parent_code.trim().is_empty()).then(|| {
+            faults.id(
+                format!("regions[{i}].parent_code"),
+                EntityKind::Region,
+                &r.parent_code,
+            )
+        });
+        if parent.as_deref() == Some(code.as_str()) && !code.is_empty() {
+            faults.add(
+                format!("regions[{i}].parent_code"),
+                "a region cannot be its own parent",
+            );
+        }
+        if let Some(level) = level {
+            records.push(RegionRecord {
+                code,
+                name: r.name.trim().to_string(),
+                name_en: r.name_en.trim().to_string(),
+                level,
+                parent_code: parent,
+            });
+        }
+    }
+    faults.unique(
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("regions[{i}].code"), r.code.clone())),
+    );
+    let in_request: HashSet<String> = records.iter().map(|r| r.code.clone()).collect();
+    let parents = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            r.parent_code
+                .clone()
+                .map(|p| (format!("regions[{i}].parent_code"), p))
+        })
+        .collect();
+    faults
+        .exist(store, EntityKind::Region, parents, &in_request)
+        .await?;
+    faults.finish("regions", regions.len())?;
+    Ok(store.upsert_regions(&records).await?)
+}
+
+pub async fn upsert_zones(store: &Store, zones: Vec<v1::Zone>) -> Result<i64, ServiceError> {
+    let mut faults = Faults::default();
+    let mut records = Vec::with_capacity(zones.len());
+    for (i, z) in zones.iter().enumerate() {
+        let id = faults.id(format!("zones[{i}].id"), EntityKind::Zone, &z.id);
+        faults.name(format!("zones[{i}].name"), &z.name);
+        let region_code = faults.id(
+            format!("zones[{i}].region_code"),
+            EntityKind::Region,
+            &z.region_code,
+        );
+        let kind = match v1::ZoneKind::try_from(z.kind) {
+            Ok(kind) if kind != v1::ZoneKind::Unspecified => {
+                enum_suffix(kind.as_str_name(), "ZONE_KIND_")
+            }
+            _ => {
+                faults.add(
+                    format!("zones[{i}].kind"),
+                    "must be AGGLOMERATION_ZONE, HIGH_TECH_ZONE, ECONOMIC_DEVELOPMENT_ZONE or INDUSTRIAL_PARK",
+                );
+                String::new()
+            }
+        };
+        for (t, tag) in z.tags.iter().enumerate() {
+            if tag.trim().is_empty() || tag.len() > 128 {
+                faults.add(
+                    format!("zones[{i}].tags[{t}]"),
+                    "a tag is 1–128 bytes of text",
+                );
+            }
+        }
+        records.push(ZoneRecord {
+            id,
+            name: z.name.trim().to_string(),
+            region_code,
+            kind,
+            tags: z.tags.iter().map(|t| t.trim().to_string()).collect(),
+            leading_industries: z.leading_industries.clone(),
+        });
+    }
+    faults.unique(
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, z)| (format!("zones[{i}].id"), z.id.clone())),
+    );
+    let regions = records
+        .iter()
+        .enumerate()
+        .map(|(i, z)| (format!("zones[{i}].region_code"), z.region_code.clone()))
+        .collect();
+    faults
+        .exist(store, EntityKind::Region, regions, &HashSet::new())
+        .await?;
+    faults.finish("zones", zones.len())?;
+    Ok(store.upsert_zones(&records).await?)
+}
+
+pub async fn upsert_enterprises(
+    store: &Store,
+    enterprises: Vec<v1::Enterprise>,
+) -> Result<i64, ServiceError> {
+    let mut faults = Faults::default();
+    let mut records = Vec::with_capacity(enterprises.len());
+    for (i, e) in enterprises.iter().enumerate() {
+        let credit_code = faults.id(
+            format!("enterprises[{i}].credit_code"),
+            EntityKind::Enterprise,
+            &e.credit_code,
+        );
+        faults.name(format!("enterprises[{i}].name"), &e.name);
+        let zone_id = (!e.zone_id.trim().is_empty()).then(|| {
+            faults.id(
+                format!("enterprises[{i}].zone_id"),
+                EntityKind::Zone,
+                &e.zone_id,
+            )
+        });
+        records.push(EnterpriseRecord {
+            credit_code,
+            name: e.name.trim().to_string(),
+            zone_id,
+            industry_code: e.industry_code.trim().to_string(),
+            above_scale: e.above_scale,
+        });
+    }
+    faults.unique(records.iter().enumerate().map(|(i, e)| {
+        (
+            format!("enterprises[{i}].credit_code"),
+            e.credit_code.clone(),
+        )
+    }));
+    let zones = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            e.zone_id
+                .clone()
+                .map(|z| (format!("enterprises[{i}].zone_id"), z))
+        })
+        .collect();
+    faults
+        .exist(store, EntityKind::Zone, zones, &HashSet::new())
+        .await?;
+    faults.finish("enterprises", enterprises.len())?;
+    Ok(store.upsert_enterprises(&records).await?)
+}
+
+pub async fn upsert_clusters(
+    store: &Store,
+    clusters: Vec<v1::Cluster>,
+) -> Result<i64, ServiceError> {
+    let mut faults = Faults::default();
+    let mut records = Vec::with_capacity(clusters.len());
+    for (i, c) in clusters.iter().enumerate() {
+        let id = faults.id(format!("clusters[{i}].id"), EntityKind::Cluster, &c.id);
+        faults.name(format!("clusters[{i}].name"), &c.name);
+        let region_code = faults.id(
+            format!("clusters[{i}].region_code"),
+            EntityKind::Region,
+            &c.region_code,
+        );
+        let zone_id = (!c.zone_id.trim().is_empty()).then(|| {
+            faults.id(
+                format!("clusters[{i}].zone_id"),
+                EntityKind::Zone,
+                &c.zone_id,
+            )
+        });
+        records.push(ClusterRecord {
+            id,
+            name: c.name.trim().to_string(),
+            region_code,
+            zone_id,
+            industry: c.industry.trim().to_string(),
+        });
+    }
+    faults.unique(
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("clusters[{i}].id"), c.id.clone())),
+    );
+    let regions = records
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("clusters[{i}].region_code"), c.region_code.clone()))
+        .collect();
+    faults
+        .exist(store, EntityKind::Region, regions, &HashSet::new())
+        .await?;
+    let zones = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            c.zone_id
+                .clone()
+                .map(|z| (format!("clusters[{i}].zone_id"), z))
+        })
+        .collect();
+    faults
+        .exist(store, EntityKind::Zone, zones, &HashSet::new())
+        .await?;
+    faults.finish("clusters", clusters.len())?;
+    Ok(store.upsert_clusters(&records).await?)
+}
+
+pub async fn upsert_projects(
+    store: &Store,
+    projects: Vec<v1::Project>,
+) -> Result<i64, ServiceError> {
+    let mut faults = Faults::default();
+    let mut records = Vec::with_capacity(projects.len());
+    for (i, p) in projects.iter().enumerate() {
+        let id = faults.id(format!("projects[{i}].id"), EntityKind::Project, &p.id);
+        faults.name(format!("projects[{i}].name"), &p.name);
+        let zone_id = faults.id(
+            format!("projects[{i}].zone_id"),
+            EntityKind::Zone,
+            &p.zone_id,
+        );
+        let status = match v1::ProjectStatus::try_from(p.status) {
+            Ok(s) if s != v1::ProjectStatus::Unspecified => {
+                enum_suffix(s.as_str_name(), "PROJECT_STATUS_")
+            }
+            _ => {
+                faults.add(format!("projects[{i}].status"), "must be set");
+                String::new()
+            }
+        };
+        let planned_investment = match convert_to(p.planned_investment, &p.unit, Dimension::Cny) {
+            Ok(v) if v.is_finite() && v >= 0.0 => v,
+            Ok(_) => {
+                faults.add(
+                    format!("projects[{i}].planned_investment"),
+                    "must be a finite, non-negative amount",
+                );
+                0.0
+            }
+            Err(e) => {
+                faults.add(format!("projects[{i}].unit"), e);
+                0.0
+            }
+        };
+        records.push(ProjectRecord {
+            id,
+            name: p.name.trim().to_string(),
+            zone_id,
+            status,
+            planned_investment,
+        });
+    }
+    faults.unique(
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("projects[{i}].id"), p.id.clone())),
+    );
+    let zones = records
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("projects[{i}].zone_id"), p.zone_id.clone()))
+        .collect();
+    faults
+        .exist(store, EntityKind::Zone, zones, &HashSet::new())
+        .await?;
+    faults.finish("projects", projects.len())?;
+    Ok(store.upsert_projects(&records).await?)
+}
+
+pub async fn upsert_indicators(
+    store: &Store,
+    indicators: Vec<v1::Indicator>,
+) -> Result<i64, ServiceError> {
+    let mut faults = Faults::default();
+    let mut records: Vec<Indicator> = Vec::with_capacity(indicators.len());
+    for (i, ind) in indicators.iter().enumerate() {
+        if builtin_indicator(ind.code.trim()).is_some() {
+            faults.add(
+                format!("indicators[{i}].code"),
+                format!(
+                    "{:?} is a built-in indicator and cannot be redefined",
+                    ind.code
+                ),
+            );
+            continue;
+        }
+        let Some(kind) = convert::indicator_kind(ind.kind) else {
+            faults.add(
+                format!("indicators[{i}].kind"),
+                "must be FLOW, STOCK or RATE",
+            );
+            continue;
+        };
+        let Some(direction) = convert::direction(ind.direction) else {
+            faults.add(
+                format!("indicators[{i}].direction"),
+                "must be HIGHER_IS_BETTER or LOWER_IS_BETTER",
+            );
+            continue;
+        };
+        match Indicator::define(
+            &ind.code,
+            &ind.name_zh,
+            &ind.name_en,
+            &ind.unit,
+            kind,
+            direction,
+        ) {
+            Ok(indicator) => records.push(indicator),
+            Err(e) => faults.add(format!("indicators[{i}]"), e),
+        }
+    }
+    faults.unique(
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("indicators[{i}].code"), r.code.clone())),
+    );
+    faults.finish("indicators", indicators.len())?;
+    Ok(store.upsert_indicators(&records).await?)
+}
+
+pub async fn upsert_targets(store: &Store, targets: Vec<v1::Target>) -> Result<i64, ServiceError> {
+    let mut faults = Faults::default();
+    let catalog: std::collections::HashMap<String, Indicator> = store
+        .indicators()
+        .await?
+        .into_iter()
+        .map(|(i, _)| (i.code.clone(), i))
+        .collect();
+    let mut records = Vec::with_capacity(targets.len());
+    let mut refs: Vec<(EntityKind, String, String)> = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let entity = t.entity.clone().unwrap_or_default();
+        let Some(kind) = convert::entity_kind(entity.kind) else {
+            faults.add(format!("targets[{i}].entity.kind"), "must be set");
+            continue;
+        };
+        let id = faults.id(format!("targets[{i}].entity.id"), kind, &entity.id);
+        let metric = t.metric.trim().to_string();
+        if metric.is_empty() || metric.len() > 256 {
+            faults.add(
+                format!("targets[{i}].metric"),
+                "a metric expression of 1–256 bytes",
+            );
+        }
+        let period = Period::parse(&t.period)
+            .map(|p| p.canonical())
+            .unwrap_or_else(|e| {
+                faults.add(format!("targets[{i}].period"), e);
+                String::new()
+            });
+        let comparator = match v1::Comparator::try_from(t.comparator) {
+            Ok(c) if c != v1::Comparator::Unspecified => {
+                enum_suffix(c.as_str_name(), "COMPARATOR_")
+            }
+            _ => {
+                faults.add(
+                    format!("targets[{i}].comparator"),
+                    "must be AT_LEAST or AT_MOST",
+                );
+                String::new()
+            }
+        };
+        if !t.value.is_finite() {
+            faults.add(format!("targets[{i}].value"), "must be a finite number");
+        }
+        // A target on a plain indicator is stored in the indicator's unit, like observations.
+        let (value, unit) = match catalog.get(&metric) {
+            Some(indicator) => match convert_to(t.value, &t.unit, indicator.dimension()) {
+                Ok(v) => (v, indicator.unit.symbol.to_string()),
+                Err(e) => {
+                    faults.add(format!("targets[{i}].unit"), e);
+                    (t.value, String::new())
+                }
+            },
+            None => (t.value, t.unit.trim().to_string()),
+        };
+        refs.push((kind, id.clone(), format!("targets[{i}].entity.id")));
+        records.push(TargetRecord {
+            entity_kind: kind,
+            entity_id: id,
+            metric,
+            period,
+            comparator,
+            value,
+            unit,
+            note: t.note.clone(),
+        });
+    }
+    faults.unique(records.iter().enumerate().map(|(i, t)| {
+        (
+            format!("targets[{i}]"),
+            format!(
+                "{} {} {} {}",
+                t.entity_kind.as_str(),
+                t.entity_id,
+                t.metric,
+                t.period
+            ),
+        )
+    }));
+    for kind in EntityKind::ALL {
+        let of_kind = refs
+            .iter()
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, id, field)| (field.clone(), id.clone()))
+            .collect::<Vec<_>>();
+        if !of_kind.is_empty() {
+            faults.exist(store, kind, of_kind, &HashSet::new()).await?;
+        }
+    }
+    faults.finish("targets", targets.len())?;
+    Ok(store.upsert_targets(&records).await?)
+}
+
+pub fn target_to_wire(t: TargetRecord) -> v1::Target {
+    v1::Target {
+        entity: Some(v1::EntityRef {
+            kind: convert::entity_kind_to_wire(t.entity_kind) as i32,
+            id: t.entity_id,
+        }),
+        metric: t.metric,
+        period: t.period,
+        comparator: v1::Comparator::from_str_name(&format!("COMPARATOR_{}", t.comparator))
+            .unwrap_or_default() as i32,
+        value: t.value,
+        unit: t.unit,
+        note: t.note,
+    }
+}
+
+pub async fn list_regions(
+    store: &Store,
+    request: v1::ListRegionsRequest,
+) -> Result<v1::ListRegionsResponse, ServiceError> {
+    let limit = page_size(request.page_size, 100, 1000)? as usize;
+    let after = decode_page_token(&request.page_token)?;
+    let subtree = if request.parent_code.trim().is_empty() {
+        None
+    } else {
+        Some(store.region_subtree(request.parent_code.trim()).await?)
+    };
+    let mut page: Vec<RegionRecord> = store
+        .regions()
+        .await?
+        .into_iter()
+        .filter(|r| subtree.as_ref().is_none_or(|s| s.contains(&r.code)))
+        .filter(|r| after.as_ref().is_none_or(|a| r.code.as_str() > a.as_str()))
+        .take(limit + 1)
+        .collect();
+    let next_page_token = if page.len() > limit {
+        page.truncate(limit);
+        page.last()
+            .map(|r| encode_page_token(&r.code))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(v1::ListRegionsResponse {
+        regions: page
+            .into_iter()
+            .map(|r| v1::Region {
+                code: r.code,
+                name: r.name,
+                level: convert::region_level_to_wire(r.level) as i32,
+                parent_code: r.parent_code.unwrap_or_default(),
+                name_en: r.name_en,
+            })
+            .collect(),
+        next_page_token,
+    })
+}
+
+pub fn zone_to_wire(z: ZoneRecord) -> v1::Zone {
+    v1::Zone {
+        id: z.id,
+        name: z.name,
+        region_code: z.region_code,
+        kind: v1::ZoneKind::from_str_name(&format!("ZONE_KIND_{}", z.kind)).unwrap_or_default()
+            as i32,
+        tags: z.tags,
+        leading_industries: z.leading_industries,
+    }
+}
+
+pub async fn list_zones(
+    store: &Store,
+    request: v1::ListZonesRequest,
+) -> Result<v1::ListZonesResponse, ServiceError> {
+    let limit = page_size(request.page_size, 100, 1000)?;
+    let after = decode_page_token(&request.page_token)?;
+    let kind = match v1::ZoneKind::try_from(request.kind) {
+        Ok(v1::ZoneKind::Unspecified) => None,
+        Ok(kind) => Some(enum_suffix(kind.as_str_name(), "ZONE_KIND_")),
+        Err(_) => return Err(ServiceError::invalid("kind", "unknown zone kind")),
+    };
+    let filter = ZoneFilter {
+        region_code: Some(request.region_code.trim().to_string()).filter(|r| !r.is_empty()),
+        kind,
+        tags: request.tags.iter().map(|t| t.trim().to_string()).collect(),
+    };
+    let page = store.list_zones(&filter, after.as_deref(), limit).await?;
+    Ok(v1::ListZonesResponse {
+        zones: page.items.into_iter().map(zone_to_wire).collect(),
+        next_page_token: page
+            .next_after
+            .map(|k| encode_page_token(&k))
+            .unwrap_or_default(),
+    })
+}

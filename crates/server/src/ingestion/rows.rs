@@ -1,0 +1,223 @@
+//! Checking a batch of incoming observations — from a CSV file or a stream — and writing it:
+//! every bad row is reported with its row number, field and reason, and a batch with a bad row
+//! writes nothing unless the caller allows partial acceptance.
+
+use std::collections::{HashMap, HashSet};
+
+use zonerank_api::v1;
+use zonerank_domain::{
+    catalog::Indicator,
+    entity::{EntityKind, validate_id},
+    observation::normalize_value,
+};
+use zonerank_storage::{ObservationInput, Store};
+
+use crate::error::{ServiceError, Violation};
+
+/// One observation as it arrived, before any check.
+#[derive(Clone, Debug)]
+pub struct IncomingObservation {
+    /// The CSV line or the position in the stream (1-based).
+    pub row: i64,
+    pub kind: Result<EntityKind, String>,
+    pub entity_id: String,
+    pub indicator: String,
+    pub period: String,
+    pub value: Result<f64, String>,
+    pub unit: String,
+    pub source: String,
+}
+
+/// A batch after checking: the rows fit to write and the faults of the others.
+#[derive(Debug, Default)]
+pub struct CheckedBatch {
+    pub good: Vec<ObservationInput>,
+    pub errors: Vec<v1::RowError>,
+    pub rejected: i64,
+}
+
+fn row_error(row: i64, field: &str, reason: impl ToString) -> v1::RowError {
+    v1::RowError {
+        row,
+        field: field.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Checks every row against the domain rules, the catalog and the stored entities.
+pub async fn check(
+    store: &Store,
+    rows: Vec<IncomingObservation>,
+) -> Result<CheckedBatch, ServiceError> {
+    let catalog: HashMap<String, Indicator> = store
+        .indicators()
+        .await?
+        .into_iter()
+        .map(|(i, _)| (i.code.clone(), i))
+        .collect();
+    let mut batch = CheckedBatch::default();
+    let mut candidates: Vec<(i64, ObservationInput)> = Vec::with_capacity(rows.len());
+    let mut first_row_of_key: HashMap<(EntityKind, String, String, String), i64> = HashMap::new();
+    for row in rows {
+        let mut errors = Vec::new();
+        let kind = row
+            .kind
+            .map_err(|e| errors.push(row_error(row.row, "entity_kind", e)))
+            .ok();
+        let entity_id = kind.and_then(|kind| {
+            validate_id(kind, &row.entity_id)
+                .map_err(|e| errors.push(row_error(row.row, "entity_id", e)))
+                .ok()
+        });
+        let value = row
+            .value
+            .map_err(|e| errors.push(row_error(row.row, "value", e)))
+            .ok();
+        let normalized = match catalog.get(row.indicator.trim()) {
+            None => {
+                errors.push(row_error(
+                    row.row,
+                    "indicator",
+                    format!(
+                        "unknown indicator {:?}; ListIndicators shows the catalog",
+                        row.indicator
+                    ),
+                ));
+                None
+            }
+            Some(indicator) => {
+                // A bad number is already reported; check the rest of the row with a stand-in.
+                match normalize_value(indicator, &row.period, value.unwrap_or(0.0), &row.unit) {
+                    Ok(ok) => Some(ok),
+                    Err(faults) => {
+                        errors.extend(
+                            faults
+                                .into_iter()
+                                .filter(|f| value.is_some() || f.field != "value")
+                                .map(|f| row_error(row.row, f.field, f.reason)),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        if let (Some(kind), Some(entity_id), Some((period, value)), true) =
+            (kind, entity_id.clone(), normalized, errors.is_empty())
+        {
+            let key = (
+                kind,
+                entity_id.clone(),
+                row.indicator.trim().to_string(),
+                period.canonical(),
+            );
+            if let Some(first) = first_row_of_key.get(&key) {
+                errors.push(row_error(
+                    row.row,
+                    "period",
+                    format!(
+                        "duplicate of row {first}: {} {} {} {} appears twice in this request",
+                        kind.as_str(),
+                        key.1,
+                        key.2,
+                        key.3
+                    ),
+                ));
+            } else {
+                first_row_of_key.insert(key, row.row);
+                candidates.push((
+                    row.row,
+                    ObservationInput {
+                        kind,
+                        entity_id,
+                        indicator: row.indicator.trim().to_string(),
+                        period,
+                        value,
+                        source: row.source,
+                    },
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            batch.rejected += 1;
+            batch.errors.extend(errors);
+        }
+    }
+    // Entities are checked in bulk: one query per kind and chunk, not one per row.
+    let mut ids_by_kind: HashMap<EntityKind, Vec<String>> = HashMap::new();
+    for (_, c) in &candidates {
+        ids_by_kind
+            .entry(c.kind)
+            .or_default()
+            .push(c.entity_id.clone());
+    }
+    let mut known: HashMap<EntityKind, HashSet<String>> = HashMap::new();
+    for (kind, mut ids) in ids_by_kind {
+        ids.sort();
+        ids.dedup();
+        known.insert(kind, store.existing_entities(kind, &ids).await?);
+    }
+    for (row, c) in candidates {
+        if known.get(&c.kind).is_some_and(|k| k.contains(&c.entity_id)) {
+            batch.good.push(c);
+        } else {
+            batch.rejected += 1;
+            batch.errors.push(row_error(
+                row,
+                "entity_id",
+                format!(
+                    "unknown {} {:?}; create it first (Upsert{}s)",
+                    c.kind.as_str().to_lowercase(),
+                    c.entity_id,
+                    title(c.kind)
+                ),
+            ));
+        }
+    }
+    batch.errors.sort_by_key(|e| e.row);
+    Ok(batch)
+}
+
+fn title(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Region => "Region",
+        EntityKind::Zone => "Zone",
+        EntityKind::Enterprise => "Enterprise",
+        EntityKind::Cluster => "Cluster",
+        EntityKind::Project => "Project",
+    }
+}
+
+/// Checks and writes a batch in one transaction and reports what happened.
+pub async fn ingest(
+    store: &Store,
+    rows: Vec<IncomingObservation>,
+    allow_partial: bool,
+    dry_run: bool,
+) -> Result<v1::IngestReport, ServiceError> {
+    let total = rows.len();
+    let batch = check(store, rows).await?;
+    if !batch.errors.is_empty() && !allow_partial {
+        let first = &batch.errors[0];
+        return Err(ServiceError::InvalidArgument {
+            message: format!(
+                "{} of {} rows rejected, nothing written; first: row {} field {}: {}",
+                batch.rejected, total, first.row, first.field, first.reason
+            ),
+            violations: batch
+                .errors
+                .iter()
+                .map(|e| Violation::new(format!("rows[{}].{}", e.row, e.field), &e.reason))
+                .collect(),
+        });
+    }
+    let (summary, _) = store.write_observations(&batch.good, dry_run).await?;
+    Ok(v1::IngestReport {
+        accepted: summary.accepted,
+        updated: summary.updated,
+        unchanged: summary.unchanged,
+        rejected: batch.rejected,
+        errors: batch.errors,
+        data_version: summary.data_version,
+        dry_run,
+    })
+}

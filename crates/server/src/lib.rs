@@ -1,0 +1,13 @@
+//! The zonerank gRPC services and the server that runs any set of them on one listener.
+
+pub mod config;
+mod convert;
+mod error;
+pub mod ingestion;
+mod metrics;
+mod ranking;
+mod server;
+
+pub use config::{DatabaseArgs, ServerArgs};
+pub use error::ServiceError;
+pub use server::{RunError, Services, run, shutdown_signal};

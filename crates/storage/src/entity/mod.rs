@@ -1,0 +1,13 @@
+//! sea-orm entities, one module per table.
+
+pub mod cluster;
+pub mod data_version;
+pub mod enterprise;
+pub mod indicator;
+pub mod observation;
+pub mod observation_revision;
+pub mod project;
+pub mod region;
+pub mod target;
+pub mod zone;
+pub mod zone_tag;

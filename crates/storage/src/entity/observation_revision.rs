@@ -1,0 +1,33 @@
+//! Every revision of every observation key, kept for as-of reads.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "observation_revisions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub entity_kind: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub entity_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub indicator: String,
+    /// Canonical period spelling.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub period: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub revision: i32,
+    /// First month of the span as year × 12 + month − 1.
+    pub period_start: i32,
+    /// Last month of the span as year × 12 + month − 1.
+    pub period_end: i32,
+    /// In the indicator's canonical unit.
+    pub value: f64,
+    pub source: String,
+    /// Microseconds since the Unix epoch: compares the same on SQLite and PostgreSQL.
+    pub recorded_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,25 @@
+//! zonerank storage: sea-orm entities and migrations, and every query the services run, written
+//! once for SQLite (the embedded default) and PostgreSQL (production).
+
+pub mod entity;
+mod error;
+pub mod migration;
+mod observations;
+mod reference;
+mod store;
+pub mod test_support;
+
+pub use error::StorageError;
+pub use observations::{
+    ObservationInput, ObservationQuery, StoredObservation, WriteOutcome, WriteSummary,
+};
+pub use reference::{
+    ClusterRecord, EnterpriseRecord, Page, ProjectRecord, RegionRecord, TargetRecord, ZoneFilter,
+    ZoneRecord,
+};
+pub use store::{SchemaStatus, Store};
+
+/// Microseconds since the Unix epoch, the clock every revision is recorded with.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}

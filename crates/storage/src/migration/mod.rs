@@ -1,0 +1,15 @@
+//! Schema migrations (sea-orm-migration). Append new migrations; never edit an applied one.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_initial;
+
+/// Every migration zonerank knows, in order.
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,330 @@
+//! Observations with revision history: `observations` holds the value served now and
+//! `observation_revisions` every value ever written, so reads can be asked "as of" a moment.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    sea_query::OnConflict,
+};
+use zonerank_domain::{entity::EntityKind, period::Period};
+
+use crate::{
+    StorageError, Store,
+    entity::{observation, observation_revision},
+    reference::rows_per_statement,
+    store::{bump_version, current_version},
+};
+
+/// One observation to write, already validated and in canonical units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservationInput {
+    pub kind: EntityKind,
+    pub entity_id: String,
+    pub indicator: String,
+    pub period: Period,
+    pub value: f64,
+    pub source: String,
+}
+
+/// What writing one observation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// A key never seen before.
+    Accepted,
+    /// A new value for a known key: a new revision.
+    Updated,
+    /// The value already served: nothing written.
+    Unchanged,
+}
+
+/// What a batch write did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteSummary {
+    pub accepted: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    /// The data version after the write (unchanged when nothing was written).
+    pub data_version: i64,
+}
+
+/// A read of one entity's observations.
+#[derive(Clone, Debug)]
+pub struct ObservationQuery {
+    pub kind: EntityKind,
+    pub entity_id: String,
+    pub indicator: Option<String>,
+    /// Spans starting at or after this period's start.
+    pub from: Option<Period>,
+    /// Spans ending at or before this period's end.
+    pub to: Option<Period>,
+    /// Microseconds since the epoch: the values served at that moment.
+    pub as_of: Option<i64>,
+    /// Every revision instead of the one served.
+    pub include_revisions: bool,
+}
+
+/// An observation as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredObservation {
+    pub kind: EntityKind,
+    pub entity_id: String,
+    pub indicator: String,
+    /// Canonical period spelling.
+    pub period: String,
+    pub value: f64,
+    pub source: String,
+    /// Microseconds since the epoch.
+    pub recorded_at: i64,
+    pub revision: i32,
+}
+
+type Key = (String, String, String, String);
+
+fn key_of(o: &ObservationInput) -> Key {
+    (
+        o.kind.as_str().to_string(),
+        o.entity_id.clone(),
+        o.indicator.clone(),
+        o.period.canonical(),
+    )
+}
+
+impl Store {
+    /// Writes a batch in one transaction: new keys are accepted, changed values become new
+    /// revisions, equal values are left alone. With `dry_run` the outcome is computed and
+    /// nothing is written. Keys must be unique within the batch (the caller checks).
+    pub async fn write_observations(
+        &self,
+        rows: &[ObservationInput],
+        dry_run: bool,
+    ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
+        let txn = self.db.begin().await?;
+        let current = current_values(&txn, rows).await?;
+        let now = crate::now_micros();
+        let mut outcomes = Vec::with_capacity(rows.len());
+        let mut changed: Vec<(usize, i32)> = Vec::new();
+        let mut summary = WriteSummary::default();
+        for (i, row) in rows.iter().enumerate() {
+            let outcome = match current.get(&key_of(row)) {
+                None => {
+                    changed.push((i, 1));
+                    summary.accepted += 1;
+                    WriteOutcome::Accepted
+                }
+                // Bit-equal: the value is stored as given after unit conversion, so a re-import
+                // of the same file reproduces the same bits.
+                Some((value, _)) if value.to_bits() == row.value.to_bits() => {
+                    summary.unchanged += 1;
+                    WriteOutcome::Unchanged
+                }
+                Some((_, revision)) => {
+                    changed.push((i, revision + 1));
+                    summary.updated += 1;
+                    WriteOutcome::Updated
+                }
+            };
+            outcomes.push(outcome);
+        }
+        if dry_run || changed.is_empty() {
+            summary.data_version = current_version(&txn).await?;
+            txn.rollback().await?;
+            return Ok((summary, outcomes));
+        }
+        write_changed(&txn, rows, &changed, now).await?;
+        summary.data_version = bump_version(&txn).await?;
+        txn.commit().await?;
+        Ok((summary, outcomes))
+    }
+
+    /// Reads one entity's observations, as served now or at `as_of`.
+    pub async fn observations(
+        &self,
+        query: &ObservationQuery,
+    ) -> Result<Vec<StoredObservation>, StorageError> {
+        let kind = query.kind;
+        if query.as_of.is_none() && !query.include_revisions {
+            let mut select = observation::Entity::find()
+                .filter(observation::Column::EntityKind.eq(kind.as_str()))
+                .filter(observation::Column::EntityId.eq(query.entity_id.as_str()));
+            if let Some(indicator) = &query.indicator {
+                select = select.filter(observation::Column::Indicator.eq(indicator.as_str()));
+            }
+            if let Some(from) = &query.from {
+                select = select
+                    .filter(observation::Column::PeriodStart.gte(from.start_ordinal() as i32));
+            }
+            if let Some(to) = &query.to {
+                select = select.filter(observation::Column::PeriodEnd.lte(to.end_ordinal() as i32));
+            }
+            let rows = select
+                .order_by_asc(observation::Column::Indicator)
+                .order_by_asc(observation::Column::PeriodStart)
+                .order_by_asc(observation::Column::PeriodEnd)
+                .all(&self.db)
+                .await?;
+            return Ok(rows
+                .into_iter()
+                .map(|r| StoredObservation {
+                    kind,
+                    entity_id: r.entity_id,
+                    indicator: r.indicator,
+                    period: r.period,
+                    value: r.value,
+                    source: r.source,
+                    recorded_at: r.recorded_at,
+                    revision: r.revision,
+                })
+                .collect());
+        }
+        let mut select = observation_revision::Entity::find()
+            .filter(observation_revision::Column::EntityKind.eq(kind.as_str()))
+            .filter(observation_revision::Column::EntityId.eq(query.entity_id.as_str()));
+        if let Some(indicator) = &query.indicator {
+            select = select.filter(observation_revision::Column::Indicator.eq(indicator.as_str()));
+        }
+        if let Some(from) = &query.from {
+            select = select
+                .filter(observation_revision::Column::PeriodStart.gte(from.start_ordinal() as i32));
+        }
+        if let Some(to) = &query.to {
+            select =
+                select.filter(observation_revision::Column::PeriodEnd.lte(to.end_ordinal() as i32));
+        }
+        if let Some(as_of) = query.as_of {
+            select = select.filter(observation_revision::Column::RecordedAt.lte(as_of));
+        }
+        let rows = select
+            .order_by_asc(observation_revision::Column::Indicator)
+            .order_by_asc(observation_revision::Column::PeriodStart)
+            .order_by_asc(observation_revision::Column::PeriodEnd)
+            .order_by_asc(observation_revision::Column::Revision)
+            .all(&self.db)
+            .await?;
+        let mut out: Vec<StoredObservation> = Vec::with_capacity(rows.len());
+        for r in rows {
+            let row = StoredObservation {
+                kind,
+                entity_id: r.entity_id,
+                indicator: r.indicator,
+                period: r.period,
+                value: r.value,
+                source: r.source,
+                recorded_at: r.recorded_at,
+                revision: r.revision,
+            };
+            // Rows come ordered by revision within a key: the last one at as_of is served.
+            if !query.include_revisions
+                && let Some(last) = out.last_mut()
+                && last.indicator == row.indicator
+                && last.period == row.period
+            {
+                *last = row;
+                continue;
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// The served value and revision of every key of `rows` that exists.
+async fn current_values(
+    txn: &DatabaseTransaction,
+    rows: &[ObservationInput],
+) -> Result<HashMap<Key, (f64, i32)>, StorageError> {
+    let mut found = HashMap::new();
+    // Rows are looked up by (entity, indicator) pairs of the batch; grouping by indicator and
+    // period keeps the IN lists short for the usual batch (many entities, few indicators).
+    let mut groups: HashMap<(&str, &str, String), Vec<&str>> = HashMap::new();
+    for row in rows {
+        groups
+            .entry((
+                row.kind.as_str(),
+                row.indicator.as_str(),
+                row.period.canonical(),
+            ))
+            .or_default()
+            .push(row.entity_id.as_str());
+    }
+    for ((kind, indicator, period), ids) in groups {
+        for chunk in ids.chunks(rows_per_statement(1) - 8) {
+            let existing = observation::Entity::find()
+                .filter(observation::Column::EntityKind.eq(kind))
+                .filter(observation::Column::Indicator.eq(indicator))
+                .filter(observation::Column::Period.eq(period.as_str()))
+                .filter(observation::Column::EntityId.is_in(chunk.iter().copied()))
+                .all(txn)
+                .await?;
+            for r in existing {
+                found.insert(
+                    (r.entity_kind, r.entity_id, r.indicator, r.period),
+                    (r.value, r.revision),
+                );
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn write_changed(
+    txn: &DatabaseTransaction,
+    rows: &[ObservationInput],
+    changed: &[(usize, i32)],
+    now: i64,
+) -> Result<(), StorageError> {
+    for chunk in changed.chunks(rows_per_statement(11)) {
+        let revisions = chunk.iter().map(|&(i, revision)| {
+            let o = &rows[i];
+            observation_revision::ActiveModel {
+                entity_kind: sea_orm::Set(o.kind.as_str().to_string()),
+                entity_id: sea_orm::Set(o.entity_id.clone()),
+                indicator: sea_orm::Set(o.indicator.clone()),
+                period: sea_orm::Set(o.period.canonical()),
+                revision: sea_orm::Set(revision),
+                period_start: sea_orm::Set(o.period.start_ordinal() as i32),
+                period_end: sea_orm::Set(o.period.end_ordinal() as i32),
+                value: sea_orm::Set(o.value),
+                source: sea_orm::Set(o.source.clone()),
+                recorded_at: sea_orm::Set(now),
+            }
+        });
+        observation_revision::Entity::insert_many(revisions)
+            .exec_without_returning(txn)
+            .await?;
+        let current = chunk.iter().map(|&(i, revision)| {
+            let o = &rows[i];
+            observation::ActiveModel {
+                entity_kind: sea_orm::Set(o.kind.as_str().to_string()),
+                entity_id: sea_orm::Set(o.entity_id.clone()),
+                indicator: sea_orm::Set(o.indicator.clone()),
+                period: sea_orm::Set(o.period.canonical()),
+                revision: sea_orm::Set(revision),
+                period_start: sea_orm::Set(o.period.start_ordinal() as i32),
+                period_end: sea_orm::Set(o.period.end_ordinal() as i32),
+                value: sea_orm::Set(o.value),
+                source: sea_orm::Set(o.source.clone()),
+                recorded_at: sea_orm::Set(now),
+            }
+        });
+        observation::Entity::insert_many(current)
+            .on_conflict(
+                OnConflict::columns([
+                    observation::Column::EntityKind,
+                    observation::Column::EntityId,
+                    observation::Column::Indicator,
+                    observation::Column::Period,
+                ])
+                .update_columns([
+                    observation::Column::Revision,
+                    observation::Column::Value,
+                    observation::Column::Source,
+                    observation::Column::RecordedAt,
+                ])
+                .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}

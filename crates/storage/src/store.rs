@@ -1,0 +1,190 @@
+//! The connection, migrations, the schema check and the data version.
+
+use sea_orm::{
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::{
+    StorageError,
+    entity::{data_version, indicator},
+    migration::Migrator,
+};
+
+/// The zonerank database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: DatabaseConnection,
+}
+
+/// Where the database schema stands against this binary's migrations.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SchemaStatus {
+    /// Every migration applied, none unknown.
+    Current,
+    /// These migrations have not been applied yet.
+    Behind(Vec<String>),
+}
+
+impl Store {
+    /// Connects to `url`: `sqlite://path?mode=rwc`, a bare file path (SQLite, created if missing)
+    /// or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Store, StorageError> {
+        let url = normalize_url(url);
+        let mut options = ConnectOptions::new(url.clone());
+        options.sqlx_logging(false);
+        if url.starts_with("sqlite:") {
+            // One writer at a time is all SQLite allows; more connections only contend.
+            options.max_connections(4).min_connections(1);
+        } else {
+            options.max_connections(16).min_connections(1);
+        }
+        let db = Database::connect(options).await?;
+        if db.get_database_backend() == DbBackend::Sqlite {
+            // WAL lets readers go on while an import writes; busy_timeout queues writers.
+            db.execute_unprepared(
+                "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
+            )
+            .await?;
+        }
+        Ok(Store { db })
+    }
+
+    /// The underlying sea-orm connection.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Applies every pending migration and brings the built-in indicator catalog up to date.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        Migrator::up(&self.db, None).await?;
+        self.seed_builtin_indicators().await
+    }
+
+    /// Compares the database's applied migrations with this binary's.
+    pub async fn schema_status(&self) -> Result<SchemaStatus, StorageError> {
+        let pending = Migrator::get_pending_migrations(&self.db)
+            .await
+            .map_err(|e| {
+                // sea-orm-migration refuses a database with applied migrations it has no file for.
+                let text = e.to_string();
+                if text.contains("missing") {
+                    StorageError::SchemaUnknown(text)
+                } else {
+                    StorageError::Database(e)
+                }
+            })?;
+        if pending.is_empty() {
+            Ok(SchemaStatus::Current)
+        } else {
+            Ok(SchemaStatus::Behind(
+                pending.iter().map(|m| m.name().to_string()).collect(),
+            ))
+        }
+    }
+
+    /// Fails unless the schema is exactly the one this binary knows: services refuse to start
+    /// on anything else.
+    pub async fn require_current_schema(&self) -> Result<(), StorageError> {
+        match self.schema_status().await? {
+            SchemaStatus::Current => Ok(()),
+            SchemaStatus::Behind(pending) => Err(StorageError::SchemaBehind(pending)),
+        }
+    }
+
+    /// Answers when the database does (readiness).
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.db.ping().await.map_err(StorageError::from)
+    }
+
+    /// The current data version.
+    pub async fn data_version(&self) -> Result<i64, StorageError> {
+        current_version(&self.db).await
+    }
+
+    async fn seed_builtin_indicators(&self) -> Result<(), StorageError> {
+        let existing = indicator::Entity::find()
+            .select_only()
+            .column(indicator::Column::Code)
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await?;
+        let builtins = zonerank_domain::catalog::builtin_indicators();
+        let missing: Vec<_> = builtins
+            .iter()
+            .filter(|i| !existing.contains(&i.code))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin().await?;
+        crate::reference::insert_indicators(&txn, missing.into_iter(), true).await?;
+        bump_version(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
+
+fn normalize_url(url: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return url.to_string();
+    }
+    let url = if url.starts_with("sqlite:") {
+        url.to_string()
+    } else {
+        format!("sqlite://{url}")
+    };
+    if url.contains("mode=") || url.contains(":memory:") {
+        url
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+pub(crate) async fn current_version<C: ConnectionTrait>(db: &C) -> Result<i64, StorageError> {
+    let row = data_version::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .ok_or_else(|| StorageError::Corrupt("data_version row missing".into()))?;
+    Ok(row.version)
+}
+
+/// Bumps the data version inside the caller's transaction and returns the new value.
+pub(crate) async fn bump_version(txn: &DatabaseTransaction) -> Result<i64, StorageError> {
+    data_version::Entity::update_many()
+        .col_expr(
+            data_version::Column::Version,
+            Expr::col(data_version::Column::Version).add(Expr::val(1i64)),
+        )
+        .col_expr(
+            data_version::Column::UpdatedAt,
+            Expr::value(crate::now_micros()),
+        )
+        .filter(data_version::Column::Id.eq(1))
+        .exec(txn)
+        .await?;
+    current_version(txn).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_url;
+
+    #[test]
+    fn bare_paths_become_sqlite_urls_created_on_first_use() {
+        assert_eq!(
+            normalize_url("zonerank.db"),
+            "sqlite://zonerank.db?mode=rwc"
+        );
+        assert_eq!(normalize_url("sqlite://a.db"), "sqlite://a.db?mode=rwc");
+        assert_eq!(
+            normalize_url("sqlite://a.db?mode=ro"),
+            "sqlite://a.db?mode=ro"
+        );
+        assert_eq!(normalize_url("postgres://h/db"), "postgres://h/db");
+    }
+}
