@@ -1,10 +1,11 @@
 //! The zonerank gRPC services and the server that runs any set of them on one listener.
 
 pub mod config;
-mod convert;
+pub mod convert;
 mod error;
 pub mod ingestion;
 mod metrics;
+pub mod process;
 mod ranking;
 mod server;
 

@@ -1,0 +1,5 @@
+//! zonerank-ranking: the ranking service alone, for its own pod.
+
+fn main() -> std::process::ExitCode {
+    zonerank_server::process::service_main(zonerank_server::Services::RANKING)
+}

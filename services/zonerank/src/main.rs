@@ -1,0 +1,58 @@
+//! zonerank: the all-in-one server (`serve`), migrations (`migrate`) and CSV import (`import`).
+
+mod import;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use zonerank_server::{DatabaseArgs, ServerArgs, Services};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "zonerank: metrics and rankings of industrial zones, over gRPC"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run ingestion, metrics and ranking in one process (SQLite and an in-process cache by
+    /// default; the database is created and migrated on first start).
+    Serve(ServerArgs),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Load a CSV file of observations through the API.
+    Import(import::ImportArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve(args) => zonerank_server::process::serve(&args, Services::ALL_IN_ONE).await,
+        Command::Migrate(args) => migrate(&args).await,
+        Command::Import(args) => import::run(args).await,
+    }
+}
+
+async fn migrate(args: &DatabaseArgs) -> ExitCode {
+    zonerank_telemetry::init(zonerank_telemetry::LogFormat::Text);
+    let result = async {
+        let store = zonerank_storage::Store::connect(&args.database_url).await?;
+        store.migrate().await?;
+        store.data_version().await
+    }
+    .await;
+    match result {
+        Ok(version) => {
+            tracing::info!(data_version = version, "database migrated");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "migration failed");
+            ExitCode::FAILURE
+        }
+    }
+}
