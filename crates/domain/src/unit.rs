@@ -218,30 +218,45 @@ impl Unit {
 
     /// Converts a value in this unit to the dimension's canonical unit.
     pub fn to_canonical(&self, value: f64) -> f64 {
-        match self.exact_divisor() {
-            Some(divisor) => value / divisor,
-            None => value * self.factor,
-        }
+        scale(value, self.factor, false)
     }
 
     /// Converts a value in the dimension's canonical unit to this unit.
     pub fn from_canonical(&self, value: f64) -> f64 {
-        match self.exact_divisor() {
-            Some(divisor) => value * divisor,
-            None => value / self.factor,
-        }
+        scale(value, self.factor, true)
     }
+}
 
-    /// For sub-units (元 = 1/10000 万元), the integer to divide by instead of multiplying:
-    /// 0.0001 has no exact binary form, so 12345 × 0.0001 gives 1.2345000000000002 where
-    /// 12345 ÷ 10000 gives the correctly rounded 1.2345.
-    fn exact_divisor(&self) -> Option<f64> {
-        if self.factor >= 1.0 {
-            return None;
-        }
-        let divisor = (1.0 / self.factor).round();
-        ((divisor * self.factor - 1.0).abs() < 1e-12).then_some(divisor)
+/// Multiplies (or divides) by a unit factor as decimal arithmetic would: users type decimals,
+/// and 1.14亿元 must be 11400万元, not the 11399.999999999998 that `1.14 * 10000.0` gives.
+/// A power-of-ten factor shifts the shortest decimal spelling of the value, which parses to the
+/// correctly rounded result; other factors (公顷 ×15, 平方公里 ×1500) multiply exactly enough.
+fn scale(value: f64, factor: f64, inverse: bool) -> f64 {
+    let Some(exponent) = power_of_ten(factor) else {
+        return if inverse { value / factor } else { value * factor };
+    };
+    if !value.is_finite() || value == 0.0 {
+        return value;
     }
+    let shift = if inverse { -exponent } else { exponent };
+    let text = format!("{value:e}");
+    let Some((mantissa, exp)) = text.split_once('e') else {
+        return value * 10f64.powi(shift);
+    };
+    match exp.parse::<i32>() {
+        Ok(exp) => format!("{mantissa}e{}", exp + shift)
+            .parse()
+            .unwrap_or(value * 10f64.powi(shift)),
+        Err(_) => value * 10f64.powi(shift),
+    }
+}
+
+/// `k` when `factor` is 10^k for a small k.
+fn power_of_ten(factor: f64) -> Option<i32> {
+    (-12..=12).find(|&k| {
+        let p = 10f64.powi(k);
+        ((factor - p) / p).abs() < 1e-12
+    })
 }
 
 impl fmt::Display for Unit {
@@ -478,5 +493,20 @@ mod tests {
                 assert!(std::ptr::eq(Unit::parse(spelling).unwrap(), *unit));
             }
         }
+    }
+
+    #[test]
+    fn decimal_figures_convert_without_binary_noise() {
+        let yi = Unit::parse("亿元").unwrap();
+        assert_eq!(yi.to_canonical(1.14), 11400.0);
+        assert_eq!(yi.to_canonical(53.2), 532000.0);
+        assert_eq!(yi.to_canonical(82.94), 829400.0);
+        assert_eq!(yi.from_canonical(11400.0), 1.14);
+        let yuan = Unit::parse("元").unwrap();
+        assert_eq!(yuan.to_canonical(12345.0), 1.2345);
+        assert_eq!(yuan.to_canonical(-0.5), -0.00005);
+        let km2 = Unit::parse("平方公里").unwrap();
+        assert_eq!(km2.to_canonical(2.0), 3000.0);
+        assert!(yi.to_canonical(f64::NAN).is_nan());
     }
 }

@@ -1,0 +1,171 @@
+//! Starting zonerank services for tests: each as its own gRPC server on an ephemeral port, over
+//! a fresh database and its own Redis key prefix, all removed again by `Deployment::stop`.
+
+use std::time::Duration;
+
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use zonerank_api::v1::{
+    ingestion_service_client::IngestionServiceClient, metrics_service_client::MetricsServiceClient,
+    ranking_service_client::RankingServiceClient,
+};
+use zonerank_server::{DatabaseArgs, ServerArgs, Services};
+use zonerank_storage::test_support::TestDatabase;
+use zonerank_server::LogFormat;
+
+/// The Redis the tests use (env `REDIS_URL`).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string())
+}
+
+/// One running server process (as a task).
+pub struct RunningServer {
+    /// `http://127.0.0.1:port`
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), zonerank_server::RunError>>,
+}
+
+impl RunningServer {
+    /// Starts `services` on an ephemeral port.
+    pub async fn start(args: ServerArgs, services: Services) -> RunningServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            zonerank_server::run(&args, services, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let server = RunningServer {
+            url,
+            stop: Some(stop),
+            task,
+        };
+        server.wait_until_serving().await;
+        server
+    }
+
+    /// A channel to this server.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    async fn wait_until_serving(&self) {
+        for _ in 0..200 {
+            if let Ok(channel) = Channel::from_shared(self.url.clone()).expect("url").connect().await {
+                let status = HealthClient::new(channel)
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await;
+                if let Ok(status) = status
+                    && status.into_inner().status == ServingStatus::Serving as i32
+                {
+                    return;
+                }
+            }
+            if self.task.is_finished() {
+                panic!("server {} stopped while starting", self.url);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server {} never became ready", self.url);
+    }
+
+    /// Stops the server as SIGTERM would and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task
+            .await
+            .expect("server task")
+            .expect("server stopped cleanly");
+    }
+}
+
+/// Settings for a server over `database_url`.
+pub fn server_args(database_url: &str, redis_prefix: Option<&str>) -> ServerArgs {
+    ServerArgs {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        database: DatabaseArgs {
+            database_url: database_url.to_string(),
+        },
+        redis_url: redis_prefix.map(|_| redis_url()),
+        redis_prefix: redis_prefix.unwrap_or("zonerank:").to_string(),
+        metrics_addr: None,
+        log_format: LogFormat::Text,
+        shutdown_grace_secs: 5,
+    }
+}
+
+/// The three services as separate servers over one fresh PostgreSQL database and one Redis
+/// prefix, as they run in production.
+pub struct Deployment {
+    pub ingestion: RunningServer,
+    pub metrics: RunningServer,
+    pub ranking: RunningServer,
+    pub database: TestDatabase,
+    pub redis_prefix: String,
+}
+
+impl Deployment {
+    /// Migrates a fresh PostgreSQL database (as the migration Job does) and starts the services.
+    pub async fn postgres_and_redis() -> Deployment {
+        let database = TestDatabase::postgres().await.expect("test database");
+        database.migrated_store().await.expect("migrate");
+        let redis_prefix = format!("zonerank-test-{:016x}:", rand::random::<u64>());
+        let args = server_args(&database.url, Some(&redis_prefix));
+        let (ingestion, metrics, ranking) = tokio::join!(
+            RunningServer::start(args.clone(), Services::INGESTION),
+            RunningServer::start(args.clone(), Services::METRICS),
+            RunningServer::start(args.clone(), Services::RANKING),
+        );
+        Deployment {
+            ingestion,
+            metrics,
+            ranking,
+            database,
+            redis_prefix,
+        }
+    }
+
+    /// A client of the ingestion service.
+    pub async fn ingestion_client(&self) -> IngestionServiceClient<Channel> {
+        IngestionServiceClient::new(self.ingestion.channel().await)
+    }
+
+    /// A client of the metrics service.
+    pub async fn metrics_client(&self) -> MetricsServiceClient<Channel> {
+        MetricsServiceClient::new(self.metrics.channel().await)
+    }
+
+    /// A client of the ranking service.
+    pub async fn ranking_client(&self) -> RankingServiceClient<Channel> {
+        RankingServiceClient::new(self.ranking.channel().await)
+    }
+
+    /// Stops the services, drops the database and deletes the Redis keys.
+    pub async fn stop(self) {
+        tokio::join!(self.ingestion.stop(), self.metrics.stop(), self.ranking.stop());
+        self.database.drop().await.expect("drop test database");
+        let cache = zonerank_cache::Cache::redis(&redis_url(), &self.redis_prefix)
+            .await
+            .expect("redis");
+        cache.clear().await.expect("clear redis prefix");
+    }
+}
+
+/// The shared fixtures directory (`../shared/fixtures` beside the repository).
+pub fn fixtures_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+}
