@@ -318,7 +318,7 @@ async fn queshan_seed_facts_round_trip_through_the_all_in_one_server_on_sqlite()
 }
 
 #[tokio::test]
-async fn listings_page_and_filter_and_unknown_services_answer_unimplemented() {
+async fn listings_page_and_filter_and_bad_references_are_named() {
     let deployment = Deployment::postgres_and_redis().await;
     let mut client = deployment.ingestion_client().await;
     reference_data(&mut client).await;
@@ -390,5 +390,55 @@ async fn listings_page_and_filter_and_unknown_services_answer_unimplemented() {
     let fields = status.get_details_bad_request().unwrap().field_violations;
     assert_eq!(fields[0].field, "zones[0].region_code");
 
+    deployment.stop().await;
+}
+
+#[tokio::test]
+async fn every_service_answers_health_and_reflection_and_pending_rpcs_say_unimplemented() {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+
+    let deployment = Deployment::postgres_and_redis().await;
+    for (server, service) in [
+        (&deployment.ingestion, "zonerank.v1.IngestionService"),
+        (&deployment.metrics, "zonerank.v1.MetricsService"),
+        (&deployment.ranking, "zonerank.v1.RankingService"),
+    ] {
+        let health = HealthClient::new(server.channel().await)
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health")
+            .into_inner();
+        assert_eq!(health.status, 1, "{service} SERVING");
+
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers = ServerReflectionClient::new(server.channel().await)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .expect("reflection")
+            .into_inner();
+        let answer = answers.message().await.expect("answer").expect("one answer");
+        let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+            panic!("not a service list");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        assert!(names.contains(&service.to_string()), "{names:?}");
+        assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+    }
+    let status = deployment
+        .metrics_client()
+        .await
+        .list_metrics(v1::ListMetricsRequest::default())
+        .await
+        .expect_err("metrics RPCs are not implemented yet");
+    assert_eq!(status.code(), Code::Unimplemented);
     deployment.stop().await;
 }

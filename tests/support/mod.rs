@@ -115,7 +115,46 @@ pub struct Deployment {
     pub metrics: RunningServer,
     pub ranking: RunningServer,
     pub database: TestDatabase,
-    pub redis_prefix: String,
+    pub redis: RedisPrefix,
+}
+
+/// A Redis key prefix of one test; its keys are deleted when it goes, even after a panic.
+pub struct RedisPrefix {
+    pub prefix: String,
+}
+
+impl RedisPrefix {
+    /// A new random prefix.
+    pub fn new() -> RedisPrefix {
+        RedisPrefix {
+            prefix: format!("zonerank-test-{:016x}:", rand::random::<u64>()),
+        }
+    }
+}
+
+impl Default for RedisPrefix {
+    fn default() -> Self {
+        RedisPrefix::new()
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let prefix = self.prefix.clone();
+        // The test's runtime may be unwinding: clear on a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if let Ok(cache) = zonerank_cache::Cache::redis(&redis_url(), &prefix).await {
+                    let _ = cache.clear().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 impl Deployment {
@@ -123,8 +162,8 @@ impl Deployment {
     pub async fn postgres_and_redis() -> Deployment {
         let database = TestDatabase::postgres().await.expect("test database");
         database.migrated_store().await.expect("migrate");
-        let redis_prefix = format!("zonerank-test-{:016x}:", rand::random::<u64>());
-        let args = server_args(&database.url, Some(&redis_prefix));
+        let redis = RedisPrefix::new();
+        let args = server_args(&database.url, Some(&redis.prefix));
         let (ingestion, metrics, ranking) = tokio::join!(
             RunningServer::start(args.clone(), Services::INGESTION),
             RunningServer::start(args.clone(), Services::METRICS),
@@ -135,7 +174,7 @@ impl Deployment {
             metrics,
             ranking,
             database,
-            redis_prefix,
+            redis,
         }
     }
 
@@ -158,10 +197,7 @@ impl Deployment {
     pub async fn stop(self) {
         tokio::join!(self.ingestion.stop(), self.metrics.stop(), self.ranking.stop());
         self.database.drop().await.expect("drop test database");
-        let cache = zonerank_cache::Cache::redis(&redis_url(), &self.redis_prefix)
-            .await
-            .expect("redis");
-        cache.clear().await.expect("clear redis prefix");
+        drop(self.redis);
     }
 }
 

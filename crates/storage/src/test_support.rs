@@ -58,13 +58,36 @@ impl TestDatabase {
     }
 
     /// Drops the PostgreSQL database (SQLite files go with their directory).
-    pub async fn drop(self) -> Result<(), StorageError> {
-        if let Some(name) = &self.name {
-            let conn = Database::connect(&postgres_admin_url()).await?;
-            conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .await?;
-            conn.close().await?;
+    pub async fn drop(mut self) -> Result<(), StorageError> {
+        match self.name.take() {
+            Some(name) => drop_database(&name).await,
+            None => Ok(()),
         }
-        Ok(())
+    }
+}
+
+async fn drop_database(name: &str) -> Result<(), StorageError> {
+    let conn = Database::connect(&postgres_admin_url()).await?;
+    conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+impl Drop for TestDatabase {
+    /// A test that panicked before `drop().await` still leaves nothing behind: the database is
+    /// dropped on a thread of its own, since an async runtime may be unwinding around us.
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    let _ = runtime.block_on(drop_database(&name));
+                }
+            })
+            .join();
+        }
     }
 }

@@ -1,0 +1,1432 @@
+//! `Store` against real databases: every case runs once on SQLite and once on PostgreSQL
+//! (a fresh database per test, dropped at the end even when the case fails).
+
+use std::{collections::BTreeSet, time::Duration};
+
+use sea_orm::{ConnectionTrait, Statement};
+use zonerank_domain::{
+    catalog::{Direction, Indicator, IndicatorKind, builtin_indicator, builtin_indicators},
+    entity::{EntityKind, RegionLevel},
+    period::Period,
+};
+use zonerank_storage::{
+    ClusterRecord, EnterpriseRecord, ObservationInput, ObservationQuery, ProjectRecord,
+    RegionRecord, SchemaStatus, StorageError, Store, StoredObservation, TargetRecord, WriteOutcome,
+    WriteSummary, ZoneFilter, ZoneRecord, now_micros, test_support::TestDatabase,
+};
+
+/// Runs a case on a migrated store of one backend and drops the database afterwards, then
+/// re-raises the case's panic if it had one.
+async fn run_case<F, Fut>(db: TestDatabase, case: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let store = db.migrated_store().await.expect("connect and migrate");
+    let outcome = tokio::spawn(case(store)).await;
+    db.drop().await.expect("drop the test database");
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// Runs a case that gets the bare database URL (nothing migrated), dropping it afterwards.
+async fn run_raw_case<F, Fut>(db: TestDatabase, case: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let outcome = tokio::spawn(case(db.url.clone())).await;
+    db.drop().await.expect("drop the test database");
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// `backends!(case_x)` makes `mod case_x { sqlite(); postgres() }` running `case_x(&store)`;
+/// `backends!(raw case_x)` hands the case the URL of an empty, unmigrated database instead.
+macro_rules! backends {
+    ($case:ident) => {
+        mod $case {
+            use zonerank_storage::test_support::TestDatabase;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::run_case(TestDatabase::sqlite(), |store| async move {
+                    super::$case(&store).await
+                })
+                .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = TestDatabase::postgres()
+                    .await
+                    .expect("create a PostgreSQL test database");
+                super::run_case(db, |store| async move { super::$case(&store).await }).await;
+            }
+        }
+    };
+    (raw $case:ident) => {
+        mod $case {
+            use zonerank_storage::test_support::TestDatabase;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::run_raw_case(TestDatabase::sqlite(), |url| async move {
+                    super::$case(url).await
+                })
+                .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = TestDatabase::postgres()
+                    .await
+                    .expect("create a PostgreSQL test database");
+                super::run_raw_case(db, |url| async move { super::$case(url).await }).await;
+            }
+        }
+    };
+}
+
+backends!(case_migrations);
+backends!(raw case_unmigrated_schema);
+backends!(case_regions_and_subtree);
+backends!(case_zones);
+backends!(case_observations);
+backends!(case_period_range_filter);
+backends!(case_dry_run);
+backends!(case_bulk_write);
+backends!(case_targets);
+backends!(case_indicators);
+backends!(case_existing_entities);
+backends!(case_concurrent_writers);
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+fn period(s: &str) -> Period {
+    Period::parse(s).unwrap_or_else(|e| panic!("period {s}: {e}"))
+}
+
+fn obs(kind: EntityKind, id: &str, indicator: &str, p: &str, value: f64) -> ObservationInput {
+    ObservationInput {
+        kind,
+        entity_id: id.to_string(),
+        indicator: indicator.to_string(),
+        period: period(p),
+        value,
+        source: format!("test:{id}:{indicator}:{p}"),
+    }
+}
+
+fn zone_obs(id: &str, indicator: &str, p: &str, value: f64) -> ObservationInput {
+    obs(EntityKind::Zone, id, indicator, p, value)
+}
+
+fn query(kind: EntityKind, id: &str) -> ObservationQuery {
+    ObservationQuery {
+        kind,
+        entity_id: id.to_string(),
+        indicator: None,
+        from: None,
+        to: None,
+        as_of: None,
+        include_revisions: false,
+    }
+}
+
+fn zone_query(id: &str) -> ObservationQuery {
+    query(EntityKind::Zone, id)
+}
+
+/// (indicator, period, value, revision) of each row, in the order read.
+fn brief(rows: &[StoredObservation]) -> Vec<(String, String, f64, i32)> {
+    rows.iter()
+        .map(|r| (r.indicator.clone(), r.period.clone(), r.value, r.revision))
+        .collect()
+}
+
+fn region(code: &str, name: &str, level: RegionLevel, parent: Option<&str>) -> RegionRecord {
+    RegionRecord {
+        code: code.to_string(),
+        name: name.to_string(),
+        name_en: format!("{name} (en)"),
+        level,
+        parent_code: parent.map(str::to_string),
+    }
+}
+
+/// Henan, Luoyang with Xin'an county, Zhumadian with Queshan county.
+fn henan() -> Vec<RegionRecord> {
+    vec![
+        region("410000", "河南省", RegionLevel::Province, None),
+        region("410300", "洛阳市", RegionLevel::City, Some("410000")),
+        region("411700", "驻马店市", RegionLevel::City, Some("410000")),
+        region("410323", "新安县", RegionLevel::County, Some("410300")),
+        region("411725", "确山县", RegionLevel::County, Some("411700")),
+    ]
+}
+
+fn zone(id: &str, region_code: &str, kind: &str, tags: &[&str]) -> ZoneRecord {
+    ZoneRecord {
+        id: id.to_string(),
+        name: format!("{id} 产业集聚区"),
+        region_code: region_code.to_string(),
+        kind: kind.to_string(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        leading_industries: vec!["装备制造".to_string(), "新材料".to_string()],
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+async fn zone_ids(store: &Store, filter: &ZoneFilter) -> Vec<String> {
+    let page = store
+        .list_zones(filter, None, 1000)
+        .await
+        .expect("list zones");
+    assert_eq!(page.next_after, None, "a page of 1000 holds every zone");
+    page.items.into_iter().map(|z| z.id).collect()
+}
+
+async fn count_rows(store: &Store, table: &str) -> i64 {
+    let db = store.connection();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .expect("count query")
+        .expect("a count row");
+    row.try_get::<i64>("", "n").expect("count as i64")
+}
+
+/// Lets the microsecond clock move on, so timestamps taken around a write are strictly ordered.
+async fn tick() {
+    tokio::time::sleep(Duration::from_millis(2)).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. migrations
+
+async fn case_migrations(store: &Store) {
+    assert_eq!(store.schema_status().await.unwrap(), SchemaStatus::Current);
+    store.require_current_schema().await.unwrap();
+    store.ping().await.unwrap();
+    let version = store.data_version().await.unwrap();
+    assert!(version >= 0, "data version {version}");
+
+    let catalog = store.indicators().await.unwrap();
+    assert!(catalog.len() >= 27, "{} indicators", catalog.len());
+    assert_eq!(catalog.len(), builtin_indicators().len());
+    for builtin in builtin_indicators() {
+        let (stored, is_builtin) = catalog
+            .iter()
+            .find(|(i, _)| i.code == builtin.code)
+            .unwrap_or_else(|| panic!("built-in {} missing", builtin.code));
+        assert!(is_builtin, "{} is flagged user-defined", builtin.code);
+        assert_eq!(stored, &builtin);
+    }
+    let unit_of = |code: &str| {
+        catalog
+            .iter()
+            .find(|(i, _)| i.code == code)
+            .map(|(i, _)| i.unit.symbol)
+    };
+    assert_eq!(unit_of("tax"), Some("万元"));
+    assert_eq!(unit_of("land_area"), Some("亩"));
+    assert_eq!(unit_of("fdi_actual"), Some("万美元"));
+    assert_eq!(unit_of("sewage_treatment_rate"), Some("%"));
+    let codes: Vec<&str> = catalog.iter().map(|(i, _)| i.code.as_str()).collect();
+    let mut sorted = codes.clone();
+    sorted.sort_unstable();
+    assert_eq!(codes, sorted, "the catalog is ordered by code");
+
+    // Migrating again (twice) is harmless: same schema, same catalog, no new data version.
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.schema_status().await.unwrap(), SchemaStatus::Current);
+    assert_eq!(store.indicators().await.unwrap(), catalog);
+    assert_eq!(store.data_version().await.unwrap(), version);
+}
+
+async fn case_unmigrated_schema(url: String) {
+    let store = Store::connect(&url).await.unwrap();
+    store.ping().await.unwrap();
+    match store.schema_status().await.unwrap() {
+        SchemaStatus::Behind(pending) => assert_eq!(pending.len(), 1, "{pending:?}"),
+        SchemaStatus::Current => panic!("an empty database reports a current schema"),
+    }
+    assert!(matches!(
+        store.require_current_schema().await,
+        Err(StorageError::SchemaBehind(_))
+    ));
+    store.migrate().await.unwrap();
+    assert_eq!(store.schema_status().await.unwrap(), SchemaStatus::Current);
+    store.require_current_schema().await.unwrap();
+
+    // A second connection to the same database sees the migrated schema.
+    let again = Store::connect(&url).await.unwrap();
+    assert_eq!(again.schema_status().await.unwrap(), SchemaStatus::Current);
+    assert!(again.indicators().await.unwrap().len() >= 27);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. regions
+
+async fn case_regions_and_subtree(store: &Store) {
+    let v0 = store.data_version().await.unwrap();
+    assert_eq!(store.upsert_regions(&henan()).await.unwrap(), 5);
+    let v1 = store.data_version().await.unwrap();
+    assert!(v1 > v0, "an upsert bumps the data version ({v0} → {v1})");
+
+    let mut expected = henan();
+    expected.sort_by(|a, b| a.code.cmp(&b.code));
+    assert_eq!(store.regions().await.unwrap(), expected);
+
+    assert_eq!(
+        store.region_subtree("410000").await.unwrap(),
+        set(&["410000", "410300", "410323", "411700", "411725"])
+    );
+    assert_eq!(
+        store.region_subtree("411700").await.unwrap(),
+        set(&["411700", "411725"])
+    );
+    assert_eq!(
+        store.region_subtree("410300").await.unwrap(),
+        set(&["410300", "410323"])
+    );
+    assert_eq!(
+        store.region_subtree("410323").await.unwrap(),
+        set(&["410323"])
+    );
+
+    // Upserting again replaces by code: a new name, and a county moved under the other city.
+    store
+        .upsert_regions(&[
+            region("411700", "驻马店", RegionLevel::City, Some("410000")),
+            region("410323", "新安县", RegionLevel::County, Some("411700")),
+        ])
+        .await
+        .unwrap();
+    let regions = store.regions().await.unwrap();
+    assert_eq!(regions.len(), 5);
+    let zhumadian = regions.iter().find(|r| r.code == "411700").unwrap();
+    assert_eq!(zhumadian.name, "驻马店");
+    assert_eq!(zhumadian.name_en, "驻马店 (en)");
+    assert_eq!(zhumadian.level, RegionLevel::City);
+    assert_eq!(
+        store.region_subtree("411700").await.unwrap(),
+        set(&["410323", "411700", "411725"])
+    );
+    assert_eq!(
+        store.region_subtree("410300").await.unwrap(),
+        set(&["410300"])
+    );
+    assert!(store.data_version().await.unwrap() > v1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. zones
+
+const CENTER: &str = "一中心五组团";
+const SUPPORT: &str = "四支撑";
+
+async fn case_zones(store: &Store) {
+    store.upsert_regions(&henan()).await.unwrap();
+    let zones = vec![
+        zone("ly-a", "410300", "AGGLOMERATION_ZONE", &[CENTER]),
+        zone("ly-b", "410323", "AGGLOMERATION_ZONE", &[SUPPORT]),
+        zone("ly-c", "410300", "HIGH_TECH_ZONE", &[CENTER, SUPPORT]),
+        zone("zmd-d", "411725", "AGGLOMERATION_ZONE", &[]),
+        // A tag given twice is stored once.
+        zone(
+            "zmd-e",
+            "411700",
+            "ECONOMIC_DEVELOPMENT_ZONE",
+            &[SUPPORT, SUPPORT],
+        ),
+    ];
+    let v0 = store.data_version().await.unwrap();
+    assert_eq!(store.upsert_zones(&zones).await.unwrap(), 5);
+    assert!(store.data_version().await.unwrap() > v0);
+
+    // Everything round-trips, tags sorted and de-duplicated.
+    let all = store
+        .list_zones(&ZoneFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.next_after, None);
+    assert_eq!(all.items.len(), 5);
+    for (stored, given) in all.items.iter().zip(&zones) {
+        assert_eq!(stored.id, given.id);
+        assert_eq!(stored.name, given.name);
+        assert_eq!(stored.region_code, given.region_code);
+        assert_eq!(stored.kind, given.kind);
+        assert_eq!(stored.leading_industries, given.leading_industries);
+        let stored_tags: BTreeSet<&String> = stored.tags.iter().collect();
+        let given_tags: BTreeSet<&String> = given.tags.iter().collect();
+        assert_eq!(stored_tags, given_tags, "tags of {}", stored.id);
+        assert_eq!(stored.tags.len(), given_tags.len(), "tags of {}", stored.id);
+    }
+
+    // Region filter: a city's subtree catches its counties' zones.
+    let by_region = |code: &str| ZoneFilter {
+        region_code: Some(code.to_string()),
+        ..ZoneFilter::default()
+    };
+    assert_eq!(
+        zone_ids(store, &by_region("410300")).await,
+        strings(&["ly-a", "ly-b", "ly-c"])
+    );
+    assert_eq!(
+        zone_ids(store, &by_region("411700")).await,
+        strings(&["zmd-d", "zmd-e"])
+    );
+    assert_eq!(zone_ids(store, &by_region("410000")).await.len(), 5);
+    assert_eq!(
+        zone_ids(store, &by_region("410323")).await,
+        strings(&["ly-b"])
+    );
+    assert!(zone_ids(store, &by_region("210700")).await.is_empty());
+
+    // Kind filter.
+    let by_kind = |kind: &str| ZoneFilter {
+        kind: Some(kind.to_string()),
+        ..ZoneFilter::default()
+    };
+    assert_eq!(
+        zone_ids(store, &by_kind("AGGLOMERATION_ZONE")).await,
+        strings(&["ly-a", "ly-b", "zmd-d"])
+    );
+    assert_eq!(
+        zone_ids(store, &by_kind("HIGH_TECH_ZONE")).await,
+        strings(&["ly-c"])
+    );
+    assert!(
+        zone_ids(store, &by_kind("INDUSTRIAL_PARK"))
+            .await
+            .is_empty()
+    );
+
+    // Tag filter: a zone must carry every tag asked for.
+    let by_tags = |tags: &[&str]| ZoneFilter {
+        tags: strings(tags),
+        ..ZoneFilter::default()
+    };
+    assert_eq!(
+        zone_ids(store, &by_tags(&[CENTER])).await,
+        strings(&["ly-a", "ly-c"])
+    );
+    assert_eq!(
+        zone_ids(store, &by_tags(&[SUPPORT])).await,
+        strings(&["ly-b", "ly-c", "zmd-e"])
+    );
+    assert_eq!(
+        zone_ids(store, &by_tags(&[CENTER, SUPPORT])).await,
+        strings(&["ly-c"])
+    );
+    assert_eq!(
+        zone_ids(store, &by_tags(&[SUPPORT, CENTER, SUPPORT])).await,
+        strings(&["ly-c"]),
+        "a tag asked for twice counts once"
+    );
+    assert!(
+        zone_ids(store, &by_tags(&[CENTER, "十强"]))
+            .await
+            .is_empty()
+    );
+
+    // Filters combine.
+    let combined = ZoneFilter {
+        region_code: Some("410300".to_string()),
+        kind: Some("AGGLOMERATION_ZONE".to_string()),
+        tags: strings(&[SUPPORT]),
+    };
+    assert_eq!(zone_ids(store, &combined).await, strings(&["ly-b"]));
+
+    // Keyset paging, 2 at a time, walks every zone exactly once in id order.
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_zones(&ZoneFilter::default(), after.as_deref(), 2)
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.items.len() <= 2);
+        walked.extend(page.items.iter().map(|z| z.id.clone()));
+        match page.next_after {
+            Some(next) => {
+                assert_eq!(Some(&next), page.items.last().map(|z| &z.id));
+                after = Some(next);
+            }
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(walked, strings(&["ly-a", "ly-b", "ly-c", "zmd-d", "zmd-e"]));
+
+    // A page that ends exactly at the last zone says no more follow.
+    let exact = store
+        .list_zones(&by_region("410300"), None, 3)
+        .await
+        .unwrap();
+    assert_eq!(exact.items.len(), 3);
+    assert_eq!(exact.next_after, None);
+    // Paging with a filter.
+    let first = store
+        .list_zones(&by_tags(&[SUPPORT]), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        first
+            .items
+            .iter()
+            .map(|z| z.id.as_str())
+            .collect::<Vec<_>>(),
+        ["ly-b", "ly-c"]
+    );
+    assert_eq!(first.next_after.as_deref(), Some("ly-c"));
+    let second = store
+        .list_zones(&by_tags(&[SUPPORT]), Some("ly-c"), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        second
+            .items
+            .iter()
+            .map(|z| z.id.as_str())
+            .collect::<Vec<_>>(),
+        ["zmd-e"]
+    );
+    assert_eq!(second.next_after, None);
+
+    // Re-upserting replaces the tags (and everything else).
+    let mut moved = zone("ly-c", "410323", "INDUSTRIAL_PARK", &[SUPPORT]);
+    moved.name = "洛阳高新区".to_string();
+    moved.leading_industries = vec![];
+    store.upsert_zones(&[moved.clone()]).await.unwrap();
+    let stored = store
+        .zones_by_id(&strings(&["ly-c", "no-such-zone"]))
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![moved]);
+    assert_eq!(
+        zone_ids(store, &by_tags(&[CENTER])).await,
+        strings(&["ly-a"])
+    );
+    assert!(
+        zone_ids(store, &by_tags(&[CENTER, SUPPORT]))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        zone_ids(store, &by_tags(&[SUPPORT])).await,
+        strings(&["ly-b", "ly-c", "zmd-e"])
+    );
+    // Tags can be cleared.
+    store
+        .upsert_zones(&[zone("ly-a", "410300", "AGGLOMERATION_ZONE", &[])])
+        .await
+        .unwrap();
+    assert!(zone_ids(store, &by_tags(&[CENTER])).await.is_empty());
+    let ly_a = store.zones_by_id(&strings(&["ly-a"])).await.unwrap();
+    assert_eq!(ly_a.len(), 1);
+    assert!(ly_a[0].tags.is_empty());
+
+    let by_id = store
+        .zones_by_id(&strings(&["zmd-e", "ly-a"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        by_id.iter().map(|z| z.id.as_str()).collect::<Vec<_>>(),
+        ["ly-a", "zmd-e"]
+    );
+    assert!(store.zones_by_id(&[]).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. observations
+
+async fn case_observations(store: &Store) {
+    let v0 = store.data_version().await.unwrap();
+    let before_first = now_micros();
+    tick().await;
+
+    let first = vec![
+        zone_obs("z1", "revenue", "2023", 100.0),
+        zone_obs("z1", "revenue", "2024", 120.0),
+        zone_obs("z1", "tax", "2024-H1", 5.5),
+        zone_obs("z2", "revenue", "2024", 50.0),
+        obs(EntityKind::Region, "410300", "revenue", "2024", 9000.0),
+    ];
+    let (summary, outcomes) = store.write_observations(&first, false).await.unwrap();
+    assert_eq!(outcomes, vec![WriteOutcome::Accepted; 5]);
+    let v1 = store.data_version().await.unwrap();
+    assert_eq!(
+        summary,
+        WriteSummary {
+            accepted: 5,
+            updated: 0,
+            unchanged: 0,
+            data_version: v1
+        }
+    );
+    assert_eq!(v1, v0 + 1);
+
+    let latest = store.observations(&zone_query("z1")).await.unwrap();
+    assert_eq!(
+        brief(&latest),
+        vec![
+            ("revenue".into(), "2023".into(), 100.0, 1),
+            ("revenue".into(), "2024".into(), 120.0, 1),
+            ("tax".into(), "2024-H1".into(), 5.5, 1),
+        ]
+    );
+    for row in &latest {
+        assert_eq!(row.kind, EntityKind::Zone);
+        assert_eq!(row.entity_id, "z1");
+        assert_eq!(
+            row.source,
+            format!("test:z1:{}:{}", row.indicator, row.period)
+        );
+        assert!(
+            row.recorded_at > before_first,
+            "recorded_at {}",
+            row.recorded_at
+        );
+    }
+    // The entity kind is part of the key.
+    assert!(
+        store
+            .observations(&query(EntityKind::Region, "z1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let region_rows = store
+        .observations(&query(EntityKind::Region, "410300"))
+        .await
+        .unwrap();
+    assert_eq!(
+        brief(&region_rows),
+        vec![("revenue".into(), "2024".into(), 9000.0, 1)]
+    );
+
+    // The same batch again: nothing changes, not even the data version.
+    let (summary, outcomes) = store.write_observations(&first, false).await.unwrap();
+    assert_eq!(outcomes, vec![WriteOutcome::Unchanged; 5]);
+    assert_eq!(
+        summary,
+        WriteSummary {
+            accepted: 0,
+            updated: 0,
+            unchanged: 5,
+            data_version: v1
+        }
+    );
+    assert_eq!(store.data_version().await.unwrap(), v1);
+    assert_eq!(store.observations(&zone_query("z1")).await.unwrap(), latest);
+
+    tick().await;
+    let between = now_micros();
+    tick().await;
+
+    // One changed value among unchanged ones: a new revision.
+    let second = vec![
+        zone_obs("z1", "revenue", "2023", 100.0),
+        zone_obs("z1", "revenue", "2024", 130.0),
+        zone_obs("z2", "revenue", "2024", 50.0),
+    ];
+    let (summary, outcomes) = store.write_observations(&second, false).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            WriteOutcome::Unchanged,
+            WriteOutcome::Updated,
+            WriteOutcome::Unchanged
+        ]
+    );
+    let v2 = store.data_version().await.unwrap();
+    assert_eq!(v2, v1 + 1);
+    assert_eq!(
+        summary,
+        WriteSummary {
+            accepted: 0,
+            updated: 1,
+            unchanged: 2,
+            data_version: v2
+        }
+    );
+
+    let revenue = |as_of: Option<i64>, include_revisions: bool| ObservationQuery {
+        indicator: Some("revenue".to_string()),
+        as_of,
+        include_revisions,
+        ..zone_query("z1")
+    };
+    // Latest.
+    let now = store.observations(&revenue(None, false)).await.unwrap();
+    assert_eq!(
+        brief(&now),
+        vec![
+            ("revenue".into(), "2023".into(), 100.0, 1),
+            ("revenue".into(), "2024".into(), 130.0, 2),
+        ]
+    );
+    assert!(now[1].recorded_at > between);
+    assert!(now[0].recorded_at < between);
+    // As of now (through the revision table) agrees with the latest read.
+    let as_of_now = store
+        .observations(&revenue(Some(now_micros()), false))
+        .await
+        .unwrap();
+    assert_eq!(as_of_now, now);
+    // As of a moment between the writes: the old value.
+    let then = store
+        .observations(&revenue(Some(between), false))
+        .await
+        .unwrap();
+    assert_eq!(
+        brief(&then),
+        vec![
+            ("revenue".into(), "2023".into(), 100.0, 1),
+            ("revenue".into(), "2024".into(), 120.0, 1),
+        ]
+    );
+    // As of a moment before anything was written: nothing.
+    assert!(
+        store
+            .observations(&revenue(Some(before_first), false))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Every revision, in order.
+    let history = store.observations(&revenue(None, true)).await.unwrap();
+    assert_eq!(
+        brief(&history),
+        vec![
+            ("revenue".into(), "2023".into(), 100.0, 1),
+            ("revenue".into(), "2024".into(), 120.0, 1),
+            ("revenue".into(), "2024".into(), 130.0, 2),
+        ]
+    );
+    assert!(history[1].recorded_at <= between && between < history[2].recorded_at);
+    // Every revision up to a moment.
+    let history_then = store
+        .observations(&revenue(Some(between), true))
+        .await
+        .unwrap();
+    assert_eq!(brief(&history_then), brief(&history[..2]));
+    // The other entity is untouched.
+    let z2 = store.observations(&zone_query("z2")).await.unwrap();
+    assert_eq!(brief(&z2), vec![("revenue".into(), "2024".into(), 50.0, 1)]);
+
+    // A third revision, then back to an old value: still a new revision (only the served value
+    // counts as "unchanged").
+    let (_, outcomes) = store
+        .write_observations(&[zone_obs("z1", "revenue", "2024", 120.0)], false)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![WriteOutcome::Updated]);
+    let now = store.observations(&revenue(None, false)).await.unwrap();
+    assert_eq!(brief(&now)[1], ("revenue".into(), "2024".into(), 120.0, 3));
+    assert_eq!(
+        store
+            .observations(&revenue(None, true))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // 2014-H1 and 2014-06-YTD are one span: the second spelling finds the first's value.
+    assert_eq!(period("2014-H1"), period("2014-06-YTD"));
+    assert_eq!(
+        period("2014-H1").canonical(),
+        period("2014-06-YTD").canonical()
+    );
+    let (_, outcomes) = store
+        .write_observations(&[zone_obs("z1", "tax", "2014-H1", 7.25)], false)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![WriteOutcome::Accepted]);
+    let v3 = store.data_version().await.unwrap();
+    let (summary, outcomes) = store
+        .write_observations(&[zone_obs("z1", "tax", "2014-06-YTD", 7.25)], false)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![WriteOutcome::Unchanged]);
+    assert_eq!(summary.data_version, v3);
+    assert_eq!(store.data_version().await.unwrap(), v3);
+    let (_, outcomes) = store
+        .write_observations(&[zone_obs("z1", "tax", "2014-06-YTD", 7.5)], false)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![WriteOutcome::Updated]);
+    let tax_2014 = store
+        .observations(&ObservationQuery {
+            indicator: Some("tax".to_string()),
+            from: Some(period("2014")),
+            to: Some(period("2014")),
+            ..zone_query("z1")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        brief(&tax_2014),
+        vec![("tax".into(), period("2014-H1").canonical(), 7.5, 2)]
+    );
+
+    // Bit-equality decides "unchanged": 0.1 + 0.2 is not 0.3.
+    store
+        .write_observations(&[zone_obs("z3", "tax", "2024", 0.3)], false)
+        .await
+        .unwrap();
+    let (_, outcomes) = store
+        .write_observations(&[zone_obs("z3", "tax", "2024", 0.1 + 0.2)], false)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![WriteOutcome::Updated]);
+    let z3 = store.observations(&zone_query("z3")).await.unwrap();
+    assert_eq!(z3[0].value.to_bits(), (0.1f64 + 0.2).to_bits());
+}
+
+async fn case_period_range_filter(store: &Store) {
+    let mut rows: Vec<ObservationInput> = (2019..=2024)
+        .map(|y| zone_obs("r1", "revenue", &y.to_string(), f64::from(y)))
+        .collect();
+    rows.push(zone_obs("r1", "revenue", "2022-03", 1.0));
+    rows.push(zone_obs("r1", "revenue", "2022-H1", 2.0));
+    rows.push(zone_obs("r1", "revenue", "2022-Q3", 3.0));
+    rows.push(zone_obs("r1", "tax", "2022", 4.0));
+    rows.push(zone_obs("r2", "revenue", "2022", 5.0));
+    store.write_observations(&rows, false).await.unwrap();
+
+    let periods = |rows: Vec<StoredObservation>| -> Vec<String> {
+        rows.into_iter()
+            .map(|r| format!("{}/{}", r.indicator, r.period))
+            .collect()
+    };
+    for as_of in [None, Some(now_micros())] {
+        let read = |indicator: Option<&str>, from: Option<&str>, to: Option<&str>| {
+            let q = ObservationQuery {
+                indicator: indicator.map(str::to_string),
+                from: from.map(period),
+                to: to.map(period),
+                as_of,
+                ..zone_query("r1")
+            };
+            async move { periods(store.observations(&q).await.unwrap()) }
+        };
+        let label = format!("as_of {as_of:?}");
+        assert_eq!(
+            read(Some("revenue"), Some("2021"), Some("2023")).await,
+            [
+                "revenue/2021",
+                "revenue/2022-H1",
+                "revenue/2022",
+                "revenue/2022-03",
+                "revenue/2022-Q3",
+                "revenue/2023"
+            ]
+            .map(String::from)
+            .to_vec(),
+            "{label}"
+        );
+        // `from` compares span starts, `to` span ends.
+        assert_eq!(
+            read(Some("revenue"), Some("2022-Q2"), Some("2022")).await,
+            ["revenue/2022-Q3"].map(String::from).to_vec(),
+            "{label}"
+        );
+        assert_eq!(
+            read(Some("revenue"), Some("2022"), Some("2022-06")).await,
+            ["revenue/2022-H1", "revenue/2022-03"]
+                .map(String::from)
+                .to_vec(),
+            "{label}"
+        );
+        assert_eq!(
+            read(Some("revenue"), Some("2024"), None).await,
+            ["revenue/2024"].map(String::from).to_vec(),
+            "{label}"
+        );
+        assert_eq!(
+            read(Some("revenue"), None, Some("2019")).await,
+            ["revenue/2019"].map(String::from).to_vec(),
+            "{label}"
+        );
+        assert!(
+            read(Some("revenue"), Some("2025"), None).await.is_empty(),
+            "{label}"
+        );
+        assert_eq!(
+            read(None, Some("2022"), Some("2022")).await,
+            [
+                "revenue/2022-H1",
+                "revenue/2022",
+                "revenue/2022-03",
+                "revenue/2022-Q3",
+                "tax/2022"
+            ]
+            .map(String::from)
+            .to_vec(),
+            "{label}"
+        );
+        assert_eq!(read(None, None, None).await.len(), 10, "{label}");
+    }
+}
+
+async fn case_dry_run(store: &Store) {
+    store
+        .write_observations(
+            &[
+                zone_obs("d1", "revenue", "2024", 10.0),
+                zone_obs("d1", "tax", "2024", 1.0),
+            ],
+            false,
+        )
+        .await
+        .unwrap();
+    let version = store.data_version().await.unwrap();
+    let before = store
+        .observations(&ObservationQuery {
+            include_revisions: true,
+            ..zone_query("d1")
+        })
+        .await
+        .unwrap();
+    let revisions = count_rows(store, "observation_revisions").await;
+
+    let batch = vec![
+        zone_obs("d1", "revenue", "2024", 11.0),
+        zone_obs("d1", "tax", "2024", 1.0),
+        zone_obs("d2", "revenue", "2024", 3.0),
+    ];
+    let (summary, outcomes) = store.write_observations(&batch, true).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            WriteOutcome::Updated,
+            WriteOutcome::Unchanged,
+            WriteOutcome::Accepted
+        ]
+    );
+    assert_eq!(
+        summary,
+        WriteSummary {
+            accepted: 1,
+            updated: 1,
+            unchanged: 1,
+            data_version: version
+        }
+    );
+    assert_eq!(store.data_version().await.unwrap(), version);
+    assert_eq!(
+        store
+            .observations(&ObservationQuery {
+                include_revisions: true,
+                ..zone_query("d1")
+            })
+            .await
+            .unwrap(),
+        before
+    );
+    assert!(
+        store
+            .observations(&zone_query("d2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(count_rows(store, "observation_revisions").await, revisions);
+    assert_eq!(count_rows(store, "observations").await, 2);
+
+    // The real write afterwards reports the same outcomes.
+    let (summary, outcomes) = store.write_observations(&batch, false).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            WriteOutcome::Updated,
+            WriteOutcome::Unchanged,
+            WriteOutcome::Accepted
+        ]
+    );
+    assert_eq!(summary.data_version, version + 1);
+    assert_eq!(count_rows(store, "observations").await, 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. bulk
+
+const BULK_ENTITIES: usize = 2_500;
+const BULK_INDICATORS: [&str; 4] = ["revenue", "tax", "output_value", "employees"];
+const BULK_PERIODS: [&str; 2] = ["2023", "2024"];
+
+fn bulk_rows(offset: f64) -> Vec<ObservationInput> {
+    let mut rows = Vec::with_capacity(BULK_ENTITIES * 8);
+    for e in 0..BULK_ENTITIES {
+        for (i, indicator) in BULK_INDICATORS.iter().enumerate() {
+            for (p, year) in BULK_PERIODS.iter().enumerate() {
+                let value = (e * 100 + i * 10 + p) as f64 + offset;
+                rows.push(zone_obs(&format!("bulk-{e:05}"), indicator, year, value));
+            }
+        }
+    }
+    rows
+}
+
+async fn case_bulk_write(store: &Store) {
+    let rows = bulk_rows(0.5);
+    assert_eq!(rows.len(), 20_000);
+    let v0 = store.data_version().await.unwrap();
+    let (summary, outcomes) = store.write_observations(&rows, false).await.unwrap();
+    assert_eq!(summary.accepted, 20_000);
+    assert_eq!(summary.updated + summary.unchanged, 0);
+    assert_eq!(
+        summary.data_version,
+        v0 + 1,
+        "one batch is one data version"
+    );
+    assert!(outcomes.iter().all(|o| *o == WriteOutcome::Accepted));
+    assert_eq!(count_rows(store, "observations").await, 20_000);
+    assert_eq!(count_rows(store, "observation_revisions").await, 20_000);
+
+    for e in [0, 1, 1_234, BULK_ENTITIES - 1] {
+        let id = format!("bulk-{e:05}");
+        let read = store.observations(&zone_query(&id)).await.unwrap();
+        assert_eq!(read.len(), 8, "{id}");
+        for r in &read {
+            let i = BULK_INDICATORS
+                .iter()
+                .position(|c| *c == r.indicator)
+                .unwrap();
+            let p = BULK_PERIODS.iter().position(|y| *y == r.period).unwrap();
+            assert_eq!(r.value, (e * 100 + i * 10 + p) as f64 + 0.5, "{id} {r:?}");
+            assert_eq!(r.revision, 1);
+        }
+    }
+
+    // The same 20,000 again are all recognised as unchanged.
+    let (summary, _) = store.write_observations(&rows, false).await.unwrap();
+    assert_eq!(summary.unchanged, 20_000);
+    assert_eq!(summary.data_version, v0 + 1);
+
+    // Half of them changed: 10,000 revisions in one call.
+    let mut changed = rows.clone();
+    for row in changed.iter_mut().filter(|r| r.period == period("2024")) {
+        row.value += 1.0;
+    }
+    let (summary, outcomes) = store.write_observations(&changed, false).await.unwrap();
+    assert_eq!((summary.updated, summary.unchanged), (10_000, 10_000));
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == WriteOutcome::Updated)
+            .count(),
+        10_000
+    );
+    assert_eq!(count_rows(store, "observations").await, 20_000);
+    assert_eq!(count_rows(store, "observation_revisions").await, 30_000);
+    let last = store
+        .observations(&ObservationQuery {
+            indicator: Some("tax".to_string()),
+            ..zone_query(&format!("bulk-{:05}", BULK_ENTITIES - 1))
+        })
+        .await
+        .unwrap();
+    let e = BULK_ENTITIES - 1;
+    assert_eq!(
+        brief(&last),
+        vec![
+            ("tax".into(), "2023".into(), (e * 100 + 10) as f64 + 0.5, 1),
+            ("tax".into(), "2024".into(), (e * 100 + 11) as f64 + 1.5, 2),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. targets
+
+fn target(kind: EntityKind, id: &str, metric: &str, p: &str, cmp: &str, v: f64) -> TargetRecord {
+    TargetRecord {
+        entity_kind: kind,
+        entity_id: id.to_string(),
+        metric: metric.to_string(),
+        period: p.to_string(),
+        comparator: cmp.to_string(),
+        value: v,
+        unit: "万元".to_string(),
+        note: format!("{metric} {cmp} {v}"),
+    }
+}
+
+async fn case_targets(store: &Store) {
+    let luoyang_fai = target(
+        EntityKind::Zone,
+        "ly-a",
+        "fixed_asset_investment",
+        "2012",
+        "AT_LEAST",
+        9_000_000.0,
+    );
+    let luoyang_rank = TargetRecord {
+        unit: String::new(),
+        ..target(EntityKind::Zone, "ly-a", "rank", "2012", "AT_MOST", 60.0)
+    };
+    let luoyang_2015 = target(
+        EntityKind::Zone,
+        "ly-a",
+        "per_mu(tax)",
+        "2015",
+        "AT_LEAST",
+        15.0,
+    );
+    let queshan = target(
+        EntityKind::Region,
+        "411725",
+        "fixed_asset_investment",
+        "2015",
+        "AT_LEAST",
+        1_200_000.0,
+    );
+    let v0 = store.data_version().await.unwrap();
+    let all = vec![
+        luoyang_2015.clone(),
+        luoyang_rank.clone(),
+        queshan.clone(),
+        luoyang_fai.clone(),
+    ];
+    assert_eq!(store.upsert_targets(&all).await.unwrap(), 4);
+    assert!(store.data_version().await.unwrap() > v0);
+
+    // By entity: ordered by period, then metric.
+    assert_eq!(
+        store.targets(EntityKind::Zone, "ly-a", None).await.unwrap(),
+        vec![
+            luoyang_fai.clone(),
+            luoyang_rank.clone(),
+            luoyang_2015.clone()
+        ]
+    );
+    assert_eq!(
+        store
+            .targets(EntityKind::Zone, "ly-a", Some("2012"))
+            .await
+            .unwrap(),
+        vec![luoyang_fai.clone(), luoyang_rank.clone()]
+    );
+    assert_eq!(
+        store
+            .targets(EntityKind::Zone, "ly-a", Some("2015"))
+            .await
+            .unwrap(),
+        vec![luoyang_2015.clone()]
+    );
+    assert!(
+        store
+            .targets(EntityKind::Zone, "ly-a", Some("2013"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .targets(EntityKind::Region, "411725", None)
+            .await
+            .unwrap(),
+        vec![queshan.clone()]
+    );
+    // The kind is part of the key.
+    assert!(
+        store
+            .targets(EntityKind::Region, "ly-a", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Upserting the same key replaces comparator, value, unit and note.
+    let revised = TargetRecord {
+        comparator: "AT_MOST".to_string(),
+        value: 8_500_000.5,
+        unit: "亿元".to_string(),
+        note: "调整后".to_string(),
+        ..luoyang_fai.clone()
+    };
+    store.upsert_targets(&[revised.clone()]).await.unwrap();
+    assert_eq!(
+        store
+            .targets(EntityKind::Zone, "ly-a", Some("2012"))
+            .await
+            .unwrap(),
+        vec![revised, luoyang_rank]
+    );
+    assert_eq!(count_rows(store, "targets").await, 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. indicators
+
+async fn case_indicators(store: &Store) {
+    let builtin_count = builtin_indicators().len();
+    let patents = Indicator::define(
+        "patents_granted",
+        "专利授权数",
+        "Patents granted",
+        "项",
+        IndicatorKind::Flow,
+        Direction::HigherIsBetter,
+    )
+    .unwrap();
+    let per_mu = Indicator::define(
+        "tax_per_mu_reported",
+        "亩均税收（上报）",
+        "Tax per mu, as reported",
+        "元/亩",
+        IndicatorKind::Stock,
+        Direction::HigherIsBetter,
+    )
+    .unwrap();
+    assert_eq!(
+        per_mu.unit.symbol, "万元/亩",
+        "defined in the canonical unit"
+    );
+    let v0 = store.data_version().await.unwrap();
+    store
+        .upsert_indicators(&[patents.clone(), per_mu.clone()])
+        .await
+        .unwrap();
+    assert!(store.data_version().await.unwrap() > v0);
+    let catalog = store.indicators().await.unwrap();
+    assert_eq!(catalog.len(), builtin_count + 2);
+    assert!(catalog.contains(&(patents.clone(), false)));
+    assert!(catalog.contains(&(per_mu.clone(), false)));
+
+    // A user-defined indicator can be redefined.
+    let renamed = Indicator::define(
+        "patents_granted",
+        "发明专利授权数",
+        "Invention patents granted",
+        "个",
+        IndicatorKind::Stock,
+        Direction::HigherIsBetter,
+    )
+    .unwrap();
+    store.upsert_indicators(&[renamed.clone()]).await.unwrap();
+    let catalog = store.indicators().await.unwrap();
+    assert_eq!(catalog.len(), builtin_count + 2);
+    assert!(catalog.contains(&(renamed, false)));
+    assert!(!catalog.contains(&(patents, false)));
+
+    // A built-in cannot be overridden, alone or inside a batch with a new indicator.
+    let fake_tax = Indicator::define(
+        "tax",
+        "假税收",
+        "Fake tax",
+        "亩",
+        IndicatorKind::Stock,
+        Direction::LowerIsBetter,
+    )
+    .unwrap();
+    let fake_land = Indicator::define(
+        "land_area",
+        "假用地",
+        "Fake land",
+        "万元",
+        IndicatorKind::Flow,
+        Direction::LowerIsBetter,
+    )
+    .unwrap();
+    let fresh = Indicator::define(
+        "vacant_plants",
+        "闲置厂房",
+        "Vacant plants",
+        "个",
+        IndicatorKind::Stock,
+        Direction::LowerIsBetter,
+    )
+    .unwrap();
+    // Either refused or ignored; never applied.
+    let _ = store.upsert_indicators(&[fake_tax.clone()]).await;
+    let _ = store
+        .upsert_indicators(&[fake_land.clone(), fresh.clone()])
+        .await;
+    let catalog = store.indicators().await.unwrap();
+    for code in ["tax", "land_area"] {
+        let stored = catalog.iter().find(|(i, _)| i.code == code).unwrap();
+        assert_eq!(stored, &(builtin_indicator(code).unwrap(), true), "{code}");
+    }
+    let tax = catalog.iter().find(|(i, _)| i.code == "tax").unwrap();
+    assert_eq!(tax.0.unit.symbol, "万元");
+    let land = catalog.iter().find(|(i, _)| i.code == "land_area").unwrap();
+    assert_eq!(land.0.unit.symbol, "亩");
+    assert_eq!(
+        catalog.iter().filter(|(_, builtin)| *builtin).count(),
+        builtin_count
+    );
+
+    // Migrating again neither resets user indicators nor touches built-ins.
+    store.migrate().await.unwrap();
+    assert_eq!(store.indicators().await.unwrap(), catalog);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. existing entities
+
+async fn case_existing_entities(store: &Store) {
+    store.upsert_regions(&henan()).await.unwrap();
+    store
+        .upsert_zones(&[
+            zone("ly-a", "410300", "AGGLOMERATION_ZONE", &[CENTER]),
+            zone("zmd-d", "411725", "AGGLOMERATION_ZONE", &[]),
+        ])
+        .await
+        .unwrap();
+    store
+        .upsert_enterprises(&[
+            EnterpriseRecord {
+                credit_code: "91410300MA44L0XX1Y".to_string(),
+                name: "洛阳某装备有限公司".to_string(),
+                zone_id: Some("ly-a".to_string()),
+                industry_code: "3311".to_string(),
+                above_scale: true,
+            },
+            EnterpriseRecord {
+                credit_code: "91411725MA9F1ABC2D".to_string(),
+                name: "确山某材料有限公司".to_string(),
+                zone_id: None,
+                industry_code: "2614".to_string(),
+                above_scale: false,
+            },
+        ])
+        .await
+        .unwrap();
+    store
+        .upsert_clusters(&[ClusterRecord {
+            id: "jz-pv".to_string(),
+            name: "锦州光伏产业集群".to_string(),
+            region_code: "210700".to_string(),
+            zone_id: None,
+            industry: "photovoltaics".to_string(),
+        }])
+        .await
+        .unwrap();
+    store
+        .upsert_projects(&[
+            ProjectRecord {
+                id: "p-1".to_string(),
+                name: "轴承产业园".to_string(),
+                zone_id: "ly-a".to_string(),
+                status: "SIGNED".to_string(),
+                planned_investment: 105_600.0,
+            },
+            ProjectRecord {
+                id: "p-2".to_string(),
+                name: "新材料基地".to_string(),
+                zone_id: "zmd-d".to_string(),
+                status: "UNDER_CONSTRUCTION".to_string(),
+                planned_investment: 20_600.0,
+            },
+        ])
+        .await
+        .unwrap();
+
+    // Every kind is asked about the same mixed list: only its own known ids come back.
+    let asked = strings(&[
+        "410000",
+        "411725",
+        "999999",
+        "ly-a",
+        "zmd-d",
+        "no-such-zone",
+        "91410300MA44L0XX1Y",
+        "91411725MA9F1ABC2D",
+        "91000000000000000X",
+        "jz-pv",
+        "p-1",
+        "p-2",
+        "p-3",
+    ]);
+    let expected = [
+        (EntityKind::Region, set(&["410000", "411725"])),
+        (EntityKind::Zone, set(&["ly-a", "zmd-d"])),
+        (
+            EntityKind::Enterprise,
+            set(&["91410300MA44L0XX1Y", "91411725MA9F1ABC2D"]),
+        ),
+        (EntityKind::Cluster, set(&["jz-pv"])),
+        (EntityKind::Project, set(&["p-1", "p-2"])),
+    ];
+    for (kind, want) in expected {
+        let found: BTreeSet<String> = store
+            .existing_entities(kind, &asked)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(found, want, "{kind}");
+        assert!(
+            store.existing_entities(kind, &[]).await.unwrap().is_empty(),
+            "{kind}"
+        );
+    }
+    // All five regions when asked for all of them; ids are exact (no prefix or case folding).
+    let codes: Vec<String> = henan().into_iter().map(|r| r.code).collect();
+    assert_eq!(
+        store
+            .existing_entities(EntityKind::Region, &codes)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    assert!(
+        store
+            .existing_entities(EntityKind::Zone, &strings(&["LY-A", "ly-", "ly-a "]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// concurrency: several imports at once (the services run many requests on one store)
+
+async fn case_concurrent_writers(store: &Store) {
+    let v0 = store.data_version().await.unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let rows: Vec<ObservationInput> = (0..50)
+                    .map(|e| zone_obs(&format!("c{w}-{e}"), "revenue", "2024", f64::from(e)))
+                    .collect();
+                store.write_observations(&rows, false).await
+            })
+        })
+        .collect();
+    for (w, writer) in writers.into_iter().enumerate() {
+        let (summary, _) = writer
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("writer {w} failed: {e}"));
+        assert_eq!(summary.accepted, 50, "writer {w}");
+    }
+    assert_eq!(store.data_version().await.unwrap(), v0 + 8);
+    assert_eq!(count_rows(store, "observations").await, 400);
+}
