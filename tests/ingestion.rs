@@ -108,7 +108,15 @@ async fn csv_import_round_trip_revisions_and_rejection_over_postgres_and_redis()
 
     // Units are converted to the canonical unit on the way in.
     let report = import(&mut client, FIGURES).await.expect("import");
-    assert_eq!((report.accepted, report.updated, report.unchanged, report.rejected), (5, 0, 0, 0));
+    assert_eq!(
+        (
+            report.accepted,
+            report.updated,
+            report.unchanged,
+            report.rejected
+        ),
+        (5, 0, 0, 0)
+    );
     let output = read(&mut client, "411725-CJQ", "output_value", None).await;
     assert_eq!(output.len(), 1);
     assert_eq!(output[0].value, 532_000.0, "53.2亿元 is 532,000万元");
@@ -131,7 +139,10 @@ ZONE,411725-CJQ,fixed_asset_investment,2014-H1,401000,万元
     // A re-import is reported unchanged and does not bump the data version.
     let version = report.data_version;
     let report = import(&mut client, FIGURES).await.expect("re-import");
-    assert_eq!((report.accepted, report.updated, report.unchanged), (0, 0, 5));
+    assert_eq!(
+        (report.accepted, report.updated, report.unchanged),
+        (0, 0, 5)
+    );
     assert_eq!(report.data_version, version);
 
     // A changed value is served; the old one stays readable as of before the change.
@@ -139,11 +150,20 @@ ZONE,411725-CJQ,fixed_asset_investment,2014-H1,401000,万元
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let revised = FIGURES.replace("53.2,亿元", "53.9,亿元");
     let report = import(&mut client, &revised).await.expect("revision");
-    assert_eq!((report.accepted, report.updated, report.unchanged), (0, 1, 4));
+    assert_eq!(
+        (report.accepted, report.updated, report.unchanged),
+        (0, 1, 4)
+    );
     assert!(report.data_version > version);
     let latest = read(&mut client, "411725-CJQ", "output_value", None).await;
     assert_eq!((latest[0].value, latest[0].revision), (539_000.0, 2));
-    let then = read(&mut client, "411725-CJQ", "output_value", Some(before_change)).await;
+    let then = read(
+        &mut client,
+        "411725-CJQ",
+        "output_value",
+        Some(before_change),
+    )
+    .await;
     assert_eq!((then[0].value, then[0].revision), (532_000.0, 1));
 
     // A file with one bad row is rejected whole, the row named, nothing written.
@@ -153,7 +173,9 @@ ZONE,411725-CJQ,output_value,2014-H1,60,亿元
 ZONE,411725-CJQ,tax,2014-H1,1.5,亩
 ZONE,410323-XA,output_value,2012,900,亿元
 ";
-    let status = import(&mut client, bad).await.expect_err("a bad row rejects the file");
+    let status = import(&mut client, bad)
+        .await
+        .expect_err("a bad row rejects the file");
     assert_eq!(status.code(), Code::InvalidArgument);
     let violations = status
         .get_details_bad_request()
@@ -161,10 +183,18 @@ ZONE,410323-XA,output_value,2012,900,亿元
         .field_violations;
     assert_eq!(violations.len(), 1, "{violations:?}");
     assert_eq!(violations[0].field, "rows[3].unit");
-    assert!(violations[0].description.contains("亩"), "{}", violations[0].description);
+    assert!(
+        violations[0].description.contains("亩"),
+        "{}",
+        violations[0].description
+    );
     let latest = read(&mut client, "411725-CJQ", "output_value", None).await;
     assert_eq!(latest[0].value, 539_000.0, "nothing written");
-    assert!(read(&mut client, "410323-XA", "output_value", None).await.is_empty());
+    assert!(
+        read(&mut client, "410323-XA", "output_value", None)
+            .await
+            .is_empty()
+    );
     let after = client
         .get_observations(v1::GetObservationsRequest {
             entity: zone_ref("410323-XA"),
@@ -178,7 +208,13 @@ ZONE,410323-XA,output_value,2012,900,亿元
     deployment.stop().await;
 }
 
-fn observation(zone: &str, indicator: &str, period: &str, value: f64, unit: &str) -> v1::Observation {
+fn observation(
+    zone: &str,
+    indicator: &str,
+    period: &str,
+    value: f64,
+    unit: &str,
+) -> v1::Observation {
     v1::Observation {
         entity: zone_ref(zone),
         indicator: indicator.into(),
@@ -195,7 +231,7 @@ async fn every_kind_of_bad_observation_is_named_and_partial_acceptance_writes_on
     let mut client = deployment.ingestion_client().await;
     reference_data(&mut client).await;
 
-    let batch = vec![
+    let batch = [
         observation("411725-CJQ", "tax", "2014-H1", 1.14, "亿元"), // 1 good
         observation("no-such-zone", "tax", "2014-H1", 1.0, "亿元"), // 2 unknown entity
         observation("411725-CJQ", "no_such_indicator", "2014", 1.0, ""), // 3 unknown indicator
@@ -246,7 +282,11 @@ async fn every_kind_of_bad_observation_is_named_and_partial_acceptance_writes_on
             "rows[8].period",
         ]
     );
-    assert!(read(&mut client, "411725-CJQ", "tax", None).await.is_empty());
+    assert!(
+        read(&mut client, "411725-CJQ", "tax", None)
+            .await
+            .is_empty()
+    );
 
     // With partial acceptance: the good row is written and the bad ones listed.
     let report = client
@@ -273,7 +313,8 @@ async fn every_kind_of_bad_observation_is_named_and_partial_acceptance_writes_on
 
 /// The observation rows of seed-facts.csv for one entity, as an import CSV.
 fn seed_observations(entity: &str) -> (String, Vec<(String, String, f64, String)>) {
-    let mut reader = csv::Reader::from_path(fixtures_dir().join("seed-facts.csv")).expect("fixture");
+    let mut reader =
+        csv::Reader::from_path(fixtures_dir().join("seed-facts.csv")).expect("fixture");
     let headers = reader.headers().expect("header").clone();
     let col = |name: &str| headers.iter().position(|h| h == name).expect(name);
     let mut out = String::from("entity_kind,entity_id,indicator,period,value,unit\n");
@@ -283,10 +324,22 @@ fn seed_observations(entity: &str) -> (String, Vec<(String, String, f64, String)
         if &r[col("kind")] != "observation" || &r[col("entity_id")] != entity {
             continue;
         }
-        let (indicator, period, unit) = (&r[col("indicator_or_metric")], &r[col("period")], &r[col("unit")]);
+        let (indicator, period, unit) = (
+            &r[col("indicator_or_metric")],
+            &r[col("period")],
+            &r[col("unit")],
+        );
         let value: f64 = r[col("value")].parse().expect("value");
-        out.push_str(&format!("{},{entity},{indicator},{period},{value},{unit}\n", &r[col("entity_kind")]));
-        rows.push((indicator.to_string(), period.to_string(), value, unit.to_string()));
+        out.push_str(&format!(
+            "{},{entity},{indicator},{period},{value},{unit}\n",
+            &r[col("entity_kind")]
+        ));
+        rows.push((
+            indicator.to_string(),
+            period.to_string(),
+            value,
+            unit.to_string(),
+        ));
     }
     (out, rows)
 }
@@ -312,7 +365,11 @@ async fn queshan_seed_facts_round_trip_through_the_all_in_one_server_on_sqlite()
             "亿元" => value * 10_000.0,
             _ => value,
         };
-        assert!((got[0].value - expected).abs() < 1e-9, "{indicator}: {} vs {expected}", got[0].value);
+        assert!(
+            (got[0].value - expected).abs() < 1e-9,
+            "{indicator}: {} vs {expected}",
+            got[0].value
+        );
     }
     server.stop().await;
 }
@@ -331,7 +388,14 @@ async fn listings_page_and_filter_and_bad_references_are_named() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(zones.zones.iter().map(|z| z.id.as_str()).collect::<Vec<_>>(), ["410323-XA"]);
+    assert_eq!(
+        zones
+            .zones
+            .iter()
+            .map(|z| z.id.as_str())
+            .collect::<Vec<_>>(),
+        ["410323-XA"]
+    );
     let tagged = client
         .list_zones(v1::ListZonesRequest {
             tags: vec!["四支撑".into()],
@@ -425,13 +489,20 @@ async fn every_service_answers_health_and_reflection_and_pending_rpcs_say_unimpl
             .await
             .expect("reflection")
             .into_inner();
-        let answer = answers.message().await.expect("answer").expect("one answer");
+        let answer = answers
+            .message()
+            .await
+            .expect("answer")
+            .expect("one answer");
         let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
             panic!("not a service list");
         };
         let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
         assert!(names.contains(&service.to_string()), "{names:?}");
-        assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+        assert!(
+            names.contains(&"grpc.health.v1.Health".to_string()),
+            "{names:?}"
+        );
     }
     let status = deployment
         .metrics_client()

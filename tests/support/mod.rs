@@ -12,9 +12,9 @@ use zonerank_api::v1::{
     ingestion_service_client::IngestionServiceClient, metrics_service_client::MetricsServiceClient,
     ranking_service_client::RankingServiceClient,
 };
+use zonerank_server::LogFormat;
 use zonerank_server::{DatabaseArgs, ServerArgs, Services};
 use zonerank_storage::test_support::TestDatabase;
-use zonerank_server::LogFormat;
 
 /// The Redis the tests use (env `REDIS_URL`).
 pub fn redis_url() -> String {
@@ -61,7 +61,11 @@ impl RunningServer {
 
     async fn wait_until_serving(&self) {
         for _ in 0..200 {
-            if let Ok(channel) = Channel::from_shared(self.url.clone()).expect("url").connect().await {
+            if let Ok(channel) = Channel::from_shared(self.url.clone())
+                .expect("url")
+                .connect()
+                .await
+            {
                 let status = HealthClient::new(channel)
                     .check(HealthCheckRequest {
                         service: String::new(),
@@ -195,7 +199,11 @@ impl Deployment {
 
     /// Stops the services, drops the database and deletes the Redis keys.
     pub async fn stop(self) {
-        tokio::join!(self.ingestion.stop(), self.metrics.stop(), self.ranking.stop());
+        tokio::join!(
+            self.ingestion.stop(),
+            self.metrics.stop(),
+            self.ranking.stop()
+        );
         self.database.drop().await.expect("drop test database");
         drop(self.redis);
     }

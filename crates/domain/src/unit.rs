@@ -233,7 +233,11 @@ impl Unit {
 /// correctly rounded result; other factors (公顷 ×15, 平方公里 ×1500) multiply exactly enough.
 fn scale(value: f64, factor: f64, inverse: bool) -> f64 {
     let Some(exponent) = power_of_ten(factor) else {
-        return if inverse { value / factor } else { value * factor };
+        return if inverse {
+            value / factor
+        } else {
+            value * factor
+        };
     };
     if !value.is_finite() || value == 0.0 {
         return value;

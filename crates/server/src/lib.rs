@@ -10,6 +10,6 @@ mod ranking;
 mod server;
 
 pub use config::{DatabaseArgs, ServerArgs};
-pub use zonerank_telemetry::LogFormat;
 pub use error::ServiceError;
 pub use server::{RunError, Services, run, shutdown_signal};
+pub use zonerank_telemetry::LogFormat;

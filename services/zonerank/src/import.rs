@@ -1,8 +1,13 @@
-//! `zonerank import FILE.csv`: reads the file, streams it to IngestObservations in batches with a
-//! progress bar, and prints the report. The server checks everything; the client only splits
-//! lines and numbers, so a file it cannot read is reported before anything is sent.
+//! `zonerank import FILE.csv…`: loads CSV files through the API, each by its header: regions
+//! (`code,name,…,level,parent_code`), zones (`id,name,region_code,kind,…`) or observations in
+//! long format, streamed to IngestObservations in batches with a progress bar. The server checks
+//! everything; the client only splits lines and numbers, so a file it cannot read is reported
+//! before anything is sent.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::StreamExt;
@@ -13,8 +18,11 @@ use zonerank_server::ingestion::{csv, incoming_from_csv};
 /// Flags of `zonerank import`.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// The CSV file: entity_kind,entity_id,indicator,period,value,unit[,source].
-    file: PathBuf,
+    /// CSV files, loaded in order: regions (code,name,name_en,level,parent_code), zones
+    /// (id,name,region_code,kind,tags,leading_industries; lists separated by |) or observations
+    /// (entity_kind,entity_id,indicator,period,value,unit[,source]).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
     /// The ingestion service (or the all-in-one server).
     #[arg(
         long,
@@ -37,7 +45,154 @@ pub struct ImportArgs {
 }
 
 pub async fn run(args: ImportArgs) -> ExitCode {
-    match import(&args).await {
+    for file in &args.files {
+        let code = import_file(&args, file).await;
+        if code != ExitCode::SUCCESS {
+            return code;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn import_file(args: &ImportArgs, file: &Path) -> ExitCode {
+    let content = match std::fs::read(file) {
+        Ok(content) => content,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let header = header_of(&content);
+    let has = |c: &str| header.iter().any(|h| h == c);
+    let result = if has("entity_kind") && has("indicator") {
+        return import_observations(args, file, &content).await;
+    } else if has("code") && has("level") {
+        upsert_regions(args, &content).await
+    } else if has("id") && has("region_code") && has("kind") {
+        upsert_zones(args, &content).await
+    } else {
+        Err(format!(
+            "{}: header {header:?} is neither observations, regions nor zones",
+            file.display()
+        ))
+    };
+    match result {
+        Ok(count) => {
+            println!("{}: {count} upserted", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn header_of(content: &[u8]) -> Vec<String> {
+    let content = content
+        .strip_prefix("\u{feff}".as_bytes())
+        .unwrap_or(content);
+    ::csv::Reader::from_reader(content)
+        .headers()
+        .map(|h| h.iter().map(|c| c.trim().to_lowercase()).collect())
+        .unwrap_or_default()
+}
+
+/// The records of a reference-data file as header → cell maps.
+fn records(content: &[u8]) -> Result<Vec<std::collections::HashMap<String, String>>, String> {
+    let content = content
+        .strip_prefix("\u{feff}".as_bytes())
+        .unwrap_or(content);
+    let mut reader = ::csv::ReaderBuilder::new()
+        .trim(::csv::Trim::All)
+        .from_reader(content);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|h| h.to_lowercase())
+        .collect();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.map_err(|e| e.to_string())?;
+            Ok(header
+                .iter()
+                .cloned()
+                .zip(r.iter().map(str::to_string))
+                .collect())
+        })
+        .collect()
+}
+
+fn list(cell: Option<&String>) -> Vec<String> {
+    cell.map(|c| {
+        c.split(['|', ';'])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+async fn client(
+    args: &ImportArgs,
+) -> Result<IngestionServiceClient<tonic::transport::Channel>, String> {
+    IngestionServiceClient::connect(args.server.clone())
+        .await
+        .map_err(|e| format!("cannot reach {}: {e}", args.server))
+}
+
+async fn upsert_regions(args: &ImportArgs, content: &[u8]) -> Result<i64, String> {
+    let regions = records(content)?
+        .into_iter()
+        .map(|r| {
+            let cell = |k: &str| r.get(k).cloned().unwrap_or_default();
+            let level = format!("REGION_LEVEL_{}", cell("level").to_uppercase());
+            v1::Region {
+                code: cell("code"),
+                name: cell("name"),
+                name_en: cell("name_en"),
+                level: v1::RegionLevel::from_str_name(&level).unwrap_or_default() as i32,
+                parent_code: cell("parent_code"),
+            }
+        })
+        .collect();
+    client(args)
+        .await?
+        .upsert_regions(v1::UpsertRegionsRequest { regions })
+        .await
+        .map(|r| r.into_inner().upserted)
+        .map_err(|s| describe(&s))
+}
+
+async fn upsert_zones(args: &ImportArgs, content: &[u8]) -> Result<i64, String> {
+    let zones = records(content)?
+        .into_iter()
+        .map(|r| {
+            let cell = |k: &str| r.get(k).cloned().unwrap_or_default();
+            let kind = format!("ZONE_KIND_{}", cell("kind").to_uppercase());
+            v1::Zone {
+                id: cell("id"),
+                name: cell("name"),
+                region_code: cell("region_code"),
+                kind: v1::ZoneKind::from_str_name(&kind).unwrap_or_default() as i32,
+                tags: list(r.get("tags")),
+                leading_industries: list(r.get("leading_industries")),
+            }
+        })
+        .collect();
+    client(args)
+        .await?
+        .upsert_zones(v1::UpsertZonesRequest { zones })
+        .await
+        .map(|r| r.into_inner().upserted)
+        .map_err(|s| describe(&s))
+}
+
+async fn import_observations(args: &ImportArgs, file: &Path, content: &[u8]) -> ExitCode {
+    match import(args, file, content).await {
         Ok(report) => {
             print_report(&report);
             if report.rejected > 0 && !args.allow_partial {
@@ -53,11 +208,13 @@ pub async fn run(args: ImportArgs) -> ExitCode {
     }
 }
 
-async fn import(args: &ImportArgs) -> Result<v1::IngestReport, String> {
-    let content = std::fs::read(&args.file)
-        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+async fn import(
+    args: &ImportArgs,
+    file: &Path,
+    content: &[u8],
+) -> Result<v1::IngestReport, String> {
     let (rows, line_errors) =
-        csv::parse(&content).map_err(|e| format!("{}: {e}", args.file.display()))?;
+        csv::parse(content).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut local_errors: Vec<v1::RowError> = line_errors
         .into_iter()
         .map(|e| v1::RowError {
@@ -107,9 +264,7 @@ async fn import(args: &ImportArgs) -> Result<v1::IngestReport, String> {
         return Err(message);
     }
 
-    let mut client = IngestionServiceClient::connect(args.server.clone())
-        .await
-        .map_err(|e| format!("cannot reach {}: {e}", args.server))?;
+    let mut client = client(args).await?;
     let progress = ProgressBar::new(observations.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} observations sent ({per_sec}) {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -53,7 +53,7 @@ pub(crate) fn decode_page_token(token: &str) -> Result<Option<String>, ServiceEr
         return Ok(None);
     }
     let bad = || ServiceError::invalid("page_token", "not a token this service handed out");
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes = (0..token.len())

@@ -1,0 +1,131 @@
+//! The `zonerank` binary as a newcomer runs it: `serve` on a fresh SQLite file, `import` of the
+//! example files, and a clean stop on SIGTERM.
+
+use std::{
+    net::{TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    thread::sleep,
+    time::Duration,
+};
+
+fn data(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(file)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn import(server: &str, files: &[PathBuf], extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zonerank"))
+        .arg("import")
+        .args(files)
+        .args(["--server", server])
+        .args(extra)
+        .output()
+        .expect("run zonerank import")
+}
+
+#[test]
+fn serve_import_reimport_reject_and_stop_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = format!("http://127.0.0.1:{port}");
+    let mut child = Server(
+        Command::new(env!("CARGO_BIN_EXE_zonerank"))
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("ZONERANK_LISTEN", format!("127.0.0.1:{port}"))
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start zonerank serve"),
+    );
+    let mut up = false;
+    for _ in 0..200 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        sleep(Duration::from_millis(50));
+    }
+    assert!(up, "zonerank serve listens");
+    assert!(
+        dir.path().join("zonerank.db").exists(),
+        "the default SQLite file is created"
+    );
+
+    let files = [
+        data("regions.csv"),
+        data("zones.csv"),
+        data("queshan-2014.csv"),
+    ];
+    let first = import(&server, &files, &[]);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(stdout.contains("regions.csv: 5 upserted"), "{stdout}");
+    assert!(
+        stdout.contains("accepted 6, updated 0, unchanged 0, rejected 0"),
+        "{stdout}"
+    );
+
+    let again = import(&server, &files[2..], &[]);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains("accepted 0, updated 0, unchanged 6"),
+        "{stdout}"
+    );
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "entity_kind,entity_id,indicator,period,value,unit\nZONE,411725-CJQ,tax,2015,1,亩\n",
+    )
+    .unwrap();
+    let rejected = import(&server, &[bad], &[]);
+    let stderr = String::from_utf8_lossy(&rejected.stderr);
+    assert!(!rejected.status.success());
+    assert!(stderr.contains("InvalidArgument"), "{stderr}");
+    assert!(stderr.contains("rows[2].unit"), "{stderr}");
+
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut exited = None;
+    for _ in 0..200 {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        sleep(Duration::from_millis(50));
+    }
+    let status = exited.expect("zonerank serve stops on SIGTERM");
+    assert!(status.success(), "clean exit: {status:?}");
+}
