@@ -4,8 +4,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Iterable,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use zonerank_domain::{
@@ -117,34 +117,52 @@ pub struct Page<T> {
 }
 
 impl Store {
-    /// Creates or replaces regions by code.
-    pub async fn upsert_regions(&self, regions: &[RegionRecord]) -> Result<i64, StorageError> {
+    /// Upserts rows in one transaction of multi-row statements and bumps the data version.
+    async fn upsert_committed<A>(
+        &self,
+        models: Vec<A>,
+        on_conflict: OnConflict,
+    ) -> Result<i64, StorageError>
+    where
+        A: ActiveModelTrait + Clone + Send + Sync,
+    {
+        let columns = <A::Entity as EntityTrait>::Column::iter().count();
         let txn = self.db.begin().await?;
-        for chunk in regions.chunks(rows_per_statement(5)) {
-            let models = chunk.iter().map(|r| region::ActiveModel {
-                code: sea_orm::Set(r.code.clone()),
-                name: sea_orm::Set(r.name.clone()),
-                name_en: sea_orm::Set(r.name_en.clone()),
-                level: sea_orm::Set(r.level.as_str().to_string()),
-                parent_code: sea_orm::Set(r.parent_code.clone()),
-            });
-            region::Entity::insert_many(models)
-                .on_conflict(
-                    OnConflict::column(region::Column::Code)
-                        .update_columns([
-                            region::Column::Name,
-                            region::Column::NameEn,
-                            region::Column::Level,
-                            region::Column::ParentCode,
-                        ])
-                        .to_owned(),
-                )
+        for chunk in models.chunks(rows_per_statement(columns)) {
+            <A::Entity as EntityTrait>::insert_many(chunk.to_vec())
+                .on_conflict(on_conflict.clone())
                 .exec_without_returning(&txn)
                 .await?;
         }
         bump_version(&txn).await?;
         txn.commit().await?;
-        Ok(regions.len() as i64)
+        Ok(models.len() as i64)
+    }
+
+    /// Creates or replaces regions by code.
+    pub async fn upsert_regions(&self, regions: &[RegionRecord]) -> Result<i64, StorageError> {
+        let models = regions
+            .iter()
+            .map(|r| region::ActiveModel {
+                code: sea_orm::Set(r.code.clone()),
+                name: sea_orm::Set(r.name.clone()),
+                name_en: sea_orm::Set(r.name_en.clone()),
+                level: sea_orm::Set(r.level.as_str().to_string()),
+                parent_code: sea_orm::Set(r.parent_code.clone()),
+            })
+            .collect();
+        self.upsert_committed(
+            models,
+            OnConflict::column(region::Column::Code)
+                .update_columns([
+                    region::Column::Name,
+                    region::Column::NameEn,
+                    region::Column::Level,
+                    region::Column::ParentCode,
+                ])
+                .to_owned(),
+        )
+        .await
     }
 
     /// Every region, ordered by code.
@@ -330,92 +348,80 @@ impl Store {
 
     /// Creates or replaces enterprises by credit code.
     pub async fn upsert_enterprises(&self, rows: &[EnterpriseRecord]) -> Result<i64, StorageError> {
-        let txn = self.db.begin().await?;
-        for chunk in rows.chunks(rows_per_statement(5)) {
-            let models = chunk.iter().map(|e| enterprise::ActiveModel {
+        let models = rows
+            .iter()
+            .map(|e| enterprise::ActiveModel {
                 credit_code: sea_orm::Set(e.credit_code.clone()),
                 name: sea_orm::Set(e.name.clone()),
                 zone_id: sea_orm::Set(e.zone_id.clone()),
                 industry_code: sea_orm::Set(e.industry_code.clone()),
                 above_scale: sea_orm::Set(e.above_scale),
-            });
-            enterprise::Entity::insert_many(models)
-                .on_conflict(
-                    OnConflict::column(enterprise::Column::CreditCode)
-                        .update_columns([
-                            enterprise::Column::Name,
-                            enterprise::Column::ZoneId,
-                            enterprise::Column::IndustryCode,
-                            enterprise::Column::AboveScale,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        bump_version(&txn).await?;
-        txn.commit().await?;
-        Ok(rows.len() as i64)
+            })
+            .collect();
+        self.upsert_committed(
+            models,
+            OnConflict::column(enterprise::Column::CreditCode)
+                .update_columns([
+                    enterprise::Column::Name,
+                    enterprise::Column::ZoneId,
+                    enterprise::Column::IndustryCode,
+                    enterprise::Column::AboveScale,
+                ])
+                .to_owned(),
+        )
+        .await
     }
 
     /// Creates or replaces clusters by id.
     pub async fn upsert_clusters(&self, rows: &[ClusterRecord]) -> Result<i64, StorageError> {
-        let txn = self.db.begin().await?;
-        for chunk in rows.chunks(rows_per_statement(5)) {
-            let models = chunk.iter().map(|c| cluster::ActiveModel {
+        let models = rows
+            .iter()
+            .map(|c| cluster::ActiveModel {
                 id: sea_orm::Set(c.id.clone()),
                 name: sea_orm::Set(c.name.clone()),
                 region_code: sea_orm::Set(c.region_code.clone()),
                 zone_id: sea_orm::Set(c.zone_id.clone()),
                 industry: sea_orm::Set(c.industry.clone()),
-            });
-            cluster::Entity::insert_many(models)
-                .on_conflict(
-                    OnConflict::column(cluster::Column::Id)
-                        .update_columns([
-                            cluster::Column::Name,
-                            cluster::Column::RegionCode,
-                            cluster::Column::ZoneId,
-                            cluster::Column::Industry,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        bump_version(&txn).await?;
-        txn.commit().await?;
-        Ok(rows.len() as i64)
+            })
+            .collect();
+        self.upsert_committed(
+            models,
+            OnConflict::column(cluster::Column::Id)
+                .update_columns([
+                    cluster::Column::Name,
+                    cluster::Column::RegionCode,
+                    cluster::Column::ZoneId,
+                    cluster::Column::Industry,
+                ])
+                .to_owned(),
+        )
+        .await
     }
 
     /// Creates or replaces projects by id.
     pub async fn upsert_projects(&self, rows: &[ProjectRecord]) -> Result<i64, StorageError> {
-        let txn = self.db.begin().await?;
-        for chunk in rows.chunks(rows_per_statement(5)) {
-            let models = chunk.iter().map(|p| project::ActiveModel {
+        let models = rows
+            .iter()
+            .map(|p| project::ActiveModel {
                 id: sea_orm::Set(p.id.clone()),
                 name: sea_orm::Set(p.name.clone()),
                 zone_id: sea_orm::Set(p.zone_id.clone()),
                 status: sea_orm::Set(p.status.clone()),
                 planned_investment: sea_orm::Set(p.planned_investment),
-            });
-            project::Entity::insert_many(models)
-                .on_conflict(
-                    OnConflict::column(project::Column::Id)
-                        .update_columns([
-                            project::Column::Name,
-                            project::Column::ZoneId,
-                            project::Column::Status,
-                            project::Column::PlannedInvestment,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        bump_version(&txn).await?;
-        txn.commit().await?;
-        Ok(rows.len() as i64)
+            })
+            .collect();
+        self.upsert_committed(
+            models,
+            OnConflict::column(project::Column::Id)
+                .update_columns([
+                    project::Column::Name,
+                    project::Column::ZoneId,
+                    project::Column::Status,
+                    project::Column::PlannedInvestment,
+                ])
+                .to_owned(),
+        )
+        .await
     }
 
     /// Which of `ids` exist as entities of `kind`.
@@ -493,9 +499,9 @@ impl Store {
 
     /// Creates or replaces targets by (entity, metric, period).
     pub async fn upsert_targets(&self, targets: &[TargetRecord]) -> Result<i64, StorageError> {
-        let txn = self.db.begin().await?;
-        for chunk in targets.chunks(rows_per_statement(8)) {
-            let models = chunk.iter().map(|t| target::ActiveModel {
+        let models = targets
+            .iter()
+            .map(|t| target::ActiveModel {
                 entity_kind: sea_orm::Set(t.entity_kind.as_str().to_string()),
                 entity_id: sea_orm::Set(t.entity_id.clone()),
                 metric: sea_orm::Set(t.metric.clone()),
@@ -504,29 +510,25 @@ impl Store {
                 value: sea_orm::Set(t.value),
                 unit: sea_orm::Set(t.unit.clone()),
                 note: sea_orm::Set(t.note.clone()),
-            });
-            target::Entity::insert_many(models)
-                .on_conflict(
-                    OnConflict::columns([
-                        target::Column::EntityKind,
-                        target::Column::EntityId,
-                        target::Column::Metric,
-                        target::Column::Period,
-                    ])
-                    .update_columns([
-                        target::Column::Comparator,
-                        target::Column::Value,
-                        target::Column::Unit,
-                        target::Column::Note,
-                    ])
-                    .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        bump_version(&txn).await?;
-        txn.commit().await?;
-        Ok(targets.len() as i64)
+            })
+            .collect();
+        self.upsert_committed(
+            models,
+            OnConflict::columns([
+                target::Column::EntityKind,
+                target::Column::EntityId,
+                target::Column::Metric,
+                target::Column::Period,
+            ])
+            .update_columns([
+                target::Column::Comparator,
+                target::Column::Value,
+                target::Column::Unit,
+                target::Column::Note,
+            ])
+            .to_owned(),
+        )
+        .await
     }
 
     /// The targets of one entity, optionally of one period.

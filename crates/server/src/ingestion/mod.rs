@@ -240,7 +240,7 @@ impl IngestionService for Ingestion {
             }
         }
         let (allow_partial, dry_run) = flags.unwrap_or_default();
-        let report = rows::ingest(&self.store, rows, allow_partial, dry_run).await?;
+        let report = rows::ingest(&self.store, rows, Vec::new(), allow_partial, dry_run).await?;
         tracing::info!(
             accepted = report.accepted,
             updated = report.updated,
@@ -262,49 +262,22 @@ impl IngestionService for Ingestion {
             .into_iter()
             .map(|row| incoming_from_csv(row, &request.source))
             .collect();
-        let mut report = if line_errors.is_empty() || request.allow_partial {
-            rows::ingest(&self.store, rows, request.allow_partial, request.dry_run).await?
-        } else {
-            // A malformed line fails the file like any other bad row, with every fault listed.
-            let mut batch = rows::check(&self.store, rows).await?;
-            batch
-                .errors
-                .extend(line_errors.iter().map(|e| v1::RowError {
-                    row: e.line,
-                    field: "row".into(),
-                    reason: e.reason.clone(),
-                }));
-            batch.errors.sort_by_key(|e| e.row);
-            return Err(ServiceError::InvalidArgument {
-                message: format!(
-                    "{} rows rejected, nothing written; first: row {} field {}: {}",
-                    batch.rejected + line_errors.len() as i64,
-                    batch.errors[0].row,
-                    batch.errors[0].field,
-                    batch.errors[0].reason
-                ),
-                violations: batch
-                    .errors
-                    .iter()
-                    .map(|e| {
-                        crate::error::Violation::new(
-                            format!("rows[{}].{}", e.row, e.field),
-                            &e.reason,
-                        )
-                    })
-                    .collect(),
-            }
-            .into());
-        };
-        report.rejected += line_errors.len() as i64;
-        report
-            .errors
-            .extend(line_errors.into_iter().map(|e| v1::RowError {
+        let unreadable = line_errors
+            .into_iter()
+            .map(|e| v1::RowError {
                 row: e.line,
                 field: "row".into(),
                 reason: e.reason,
-            }));
-        report.errors.sort_by_key(|e| e.row);
+            })
+            .collect();
+        let report = rows::ingest(
+            &self.store,
+            rows,
+            unreadable,
+            request.allow_partial,
+            request.dry_run,
+        )
+        .await?;
         tracing::info!(
             accepted = report.accepted,
             updated = report.updated,

@@ -173,7 +173,6 @@ pub async fn check(
             ));
         }
     }
-    batch.errors.sort_by_key(|e| e.row);
     Ok(batch)
 }
 
@@ -187,15 +186,20 @@ fn title(kind: EntityKind) -> &'static str {
     }
 }
 
-/// Checks and writes a batch in one transaction and reports what happened.
+/// Checks and writes a batch in one transaction and reports what happened. `unreadable` are
+/// rows rejected before they could be parsed (a malformed CSV line); they count like any other.
 pub async fn ingest(
     store: &Store,
     rows: Vec<IncomingObservation>,
+    unreadable: Vec<v1::RowError>,
     allow_partial: bool,
     dry_run: bool,
 ) -> Result<v1::IngestReport, ServiceError> {
-    let total = rows.len();
-    let batch = check(store, rows).await?;
+    let total = rows.len() + unreadable.len();
+    let mut batch = check(store, rows).await?;
+    batch.rejected += unreadable.len() as i64;
+    batch.errors.extend(unreadable);
+    batch.errors.sort_by_key(|e| e.row);
     if !batch.errors.is_empty() && !allow_partial {
         let first = &batch.errors[0];
         return Err(ServiceError::InvalidArgument {
