@@ -88,13 +88,28 @@ pub fn parse(content: &[u8]) -> Result<(Vec<CsvRow>, Vec<CsvLineError>), Service
         .map(|c| position(c).unwrap_or_default())
         .collect();
     let source_col = position("source");
+    // csv counts neither blank lines in its line numbers nor in where a record starts (its
+    // offset points at the blank lines before it): skip them and count newlines ourselves,
+    // to name the line a user sees in an editor.
+    let newlines: Vec<usize> = content
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &b)| (b == b'\n').then_some(i))
+        .collect();
+    let line_at = |byte: u64| {
+        let mut start = byte as usize;
+        while matches!(content.get(start), Some(b'\n' | b'\r')) {
+            start += 1;
+        }
+        1 + newlines.partition_point(|&n| n < start) as i64
+    };
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for record in reader.records() {
         let record = match record {
             Ok(record) => record,
             Err(e) => {
-                let line = e.position().map(|p| p.line() as i64).unwrap_or(0);
+                let line = e.position().map(|p| line_at(p.byte())).unwrap_or(0);
                 errors.push(CsvLineError {
                     line,
                     reason: e.to_string(),
@@ -102,7 +117,7 @@ pub fn parse(content: &[u8]) -> Result<(Vec<CsvRow>, Vec<CsvLineError>), Service
                 continue;
             }
         };
-        let line = record.position().map(|p| p.line() as i64).unwrap_or(0);
+        let line = record.position().map(|p| line_at(p.byte())).unwrap_or(0);
         if record.iter().all(str::is_empty) {
             continue;
         }
