@@ -1,6 +1,7 @@
 //! zonerank storage: sea-orm entities and migrations, and every query the services run, written
 //! once for SQLite (the embedded default) and PostgreSQL (production).
 
+mod cohort;
 pub mod entity;
 mod error;
 pub mod migration;
@@ -9,9 +10,11 @@ mod reference;
 mod store;
 pub mod test_support;
 
+pub use cohort::{CohortMember, CohortQuery};
 pub use error::StorageError;
 pub use observations::{
-    ObservationInput, ObservationQuery, StoredObservation, WriteOutcome, WriteSummary,
+    ObservationInput, ObservationQuery, StoredObservation, ValueQuery, ValueRow, WriteOutcome,
+    WriteSummary,
 };
 pub use reference::{
     ClusterRecord, EnterpriseRecord, Page, ProjectRecord, RegionRecord, TargetRecord, ZoneFilter,

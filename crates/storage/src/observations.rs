@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-    sea_query::OnConflict,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, sea_query::OnConflict,
 };
 use zonerank_domain::{entity::EntityKind, period::Period};
 
@@ -13,7 +13,7 @@ use crate::{
     StorageError, Store,
     entity::{observation, observation_revision},
     reference::rows_per_statement,
-    store::{bump_version, current_version},
+    store::bump_version,
 };
 
 /// One observation to write, already validated and in canonical units.
@@ -100,6 +100,11 @@ impl Store {
         dry_run: bool,
     ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
         let txn = self.db.begin().await?;
+        // Writing the version row first takes the write lock before anything is read: writers
+        // queue (a PostgreSQL row lock; SQLite's one writer, which a read-then-write
+        // transaction could not upgrade to), so two imports of the same keys see each other's
+        // revisions instead of both writing revision 1.
+        let bumped = bump_version(&txn).await?;
         let current = current_values(&txn, rows).await?;
         let now = crate::now_micros();
         let mut outcomes = Vec::with_capacity(rows.len());
@@ -127,12 +132,12 @@ impl Store {
             outcomes.push(outcome);
         }
         if dry_run || changed.is_empty() {
-            summary.data_version = current_version(&txn).await?;
+            summary.data_version = bumped - 1;
             txn.rollback().await?;
             return Ok((summary, outcomes));
         }
         write_changed(&txn, rows, &changed, now).await?;
-        summary.data_version = bump_version(&txn).await?;
+        summary.data_version = bumped;
         txn.commit().await?;
         Ok((summary, outcomes))
     }
@@ -327,4 +332,145 @@ async fn write_changed(
             .await?;
     }
     Ok(())
+}
+
+/// One stored value, for bulk computations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValueRow {
+    pub entity_id: String,
+    pub indicator: String,
+    pub period: Period,
+    pub value: f64,
+}
+
+/// A bulk read of values for a computation.
+#[derive(Clone, Debug)]
+pub struct ValueQuery {
+    pub kind: EntityKind,
+    /// These entities only; None for every entity of the kind (cheaper than a huge IN list).
+    pub ids: Option<Vec<String>>,
+    pub indicators: Vec<String>,
+    /// Spans ending at or after this month ordinal.
+    pub from_ordinal: i64,
+    /// Spans ending at or before this month ordinal.
+    pub to_ordinal: i64,
+    /// Values as served at this moment (microseconds since the epoch).
+    pub as_of: Option<i64>,
+}
+
+/// The period of a stored span.
+fn period_of(start: i32, end: i32) -> Option<Period> {
+    let year = start.div_euclid(12);
+    Period::new(
+        year,
+        (start.rem_euclid(12) + 1) as u8,
+        (end - year * 12 + 1) as u8,
+    )
+    .ok()
+}
+
+type ValueTuple = (String, String, i32, i32, f64);
+
+impl Store {
+    /// The values a computation needs, in one query per chunk of ids (or one query for the
+    /// whole kind): never one per entity or per metric.
+    pub async fn values(&self, query: &ValueQuery) -> Result<Vec<ValueRow>, StorageError> {
+        if query.indicators.is_empty() {
+            return Ok(Vec::new());
+        }
+        let chunks: Vec<Option<&[String]>> = match &query.ids {
+            None => vec![None],
+            Some(ids) if ids.is_empty() => return Ok(Vec::new()),
+            Some(ids) => ids
+                .chunks(rows_per_statement(1) - query.indicators.len() - 8)
+                .map(Some)
+                .collect(),
+        };
+        let mut rows = Vec::new();
+        for chunk in chunks {
+            match query.as_of {
+                None => rows.extend(self.current_values(query, chunk).await?),
+                Some(as_of) => rows.extend(self.values_as_of(query, chunk, as_of).await?),
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .filter_map(|(entity_id, indicator, start, end, value)| {
+                Some(ValueRow {
+                    period: period_of(start, end)?,
+                    entity_id,
+                    indicator,
+                    value,
+                })
+            })
+            .collect())
+    }
+
+    async fn current_values(
+        &self,
+        query: &ValueQuery,
+        ids: Option<&[String]>,
+    ) -> Result<Vec<ValueTuple>, StorageError> {
+        use observation::Column as C;
+        let mut select = observation::Entity::find()
+            .select_only()
+            .columns([
+                C::EntityId,
+                C::Indicator,
+                C::PeriodStart,
+                C::PeriodEnd,
+                C::Value,
+            ])
+            .filter(C::EntityKind.eq(query.kind.as_str()))
+            .filter(C::Indicator.is_in(query.indicators.iter().cloned()))
+            .filter(C::PeriodEnd.gte(query.from_ordinal as i32))
+            .filter(C::PeriodEnd.lte(query.to_ordinal as i32));
+        if let Some(ids) = ids {
+            select = select.filter(C::EntityId.is_in(ids.iter().cloned()));
+        }
+        Ok(select.into_tuple().all(&self.db).await?)
+    }
+
+    async fn values_as_of(
+        &self,
+        query: &ValueQuery,
+        ids: Option<&[String]>,
+        as_of: i64,
+    ) -> Result<Vec<ValueTuple>, StorageError> {
+        use observation_revision::Column as C;
+        let mut select = observation_revision::Entity::find()
+            .select_only()
+            .columns([
+                C::EntityId,
+                C::Indicator,
+                C::PeriodStart,
+                C::PeriodEnd,
+                C::Value,
+                C::Revision,
+            ])
+            .filter(C::EntityKind.eq(query.kind.as_str()))
+            .filter(C::Indicator.is_in(query.indicators.iter().cloned()))
+            .filter(C::PeriodEnd.gte(query.from_ordinal as i32))
+            .filter(C::PeriodEnd.lte(query.to_ordinal as i32))
+            .filter(C::RecordedAt.lte(as_of));
+        if let Some(ids) = ids {
+            select = select.filter(C::EntityId.is_in(ids.iter().cloned()));
+        }
+        let rows: Vec<(String, String, i32, i32, f64, i32)> =
+            select.into_tuple().all(&self.db).await?;
+        // The latest revision recorded by then is the one that was served.
+        let mut latest: HashMap<(String, String, i32, i32), (i32, f64)> = HashMap::new();
+        for (entity, indicator, start, end, value, revision) in rows {
+            let slot = latest
+                .entry((entity, indicator, start, end))
+                .or_insert((revision, value));
+            if revision >= slot.0 {
+                *slot = (revision, value);
+            }
+        }
+        Ok(latest
+            .into_iter()
+            .map(|((e, i, s, end), (_, v))| (e, i, s, end, v))
+            .collect())
+    }
 }

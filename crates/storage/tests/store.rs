@@ -102,6 +102,7 @@ backends!(case_targets);
 backends!(case_indicators);
 backends!(case_existing_entities);
 backends!(case_concurrent_writers);
+backends!(case_concurrent_same_keys);
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -1026,22 +1027,25 @@ async fn case_bulk_write(store: &Store) {
     assert_eq!(summary.unchanged, 20_000);
     assert_eq!(summary.data_version, v0 + 1);
 
-    // Half of them changed: 10,000 revisions in one call.
+    // A quarter of them changed: 5,000 revisions (two statements' worth) in one call.
     let mut changed = rows.clone();
-    for row in changed.iter_mut().filter(|r| r.period == period("2024")) {
+    for row in changed.iter_mut().filter(|r| {
+        r.period == period("2024") && ["tax", "revenue"].contains(&r.indicator.as_str())
+    }) {
         row.value += 1.0;
     }
     let (summary, outcomes) = store.write_observations(&changed, false).await.unwrap();
-    assert_eq!((summary.updated, summary.unchanged), (10_000, 10_000));
+    assert_eq!((summary.updated, summary.unchanged), (5_000, 15_000));
+    assert_eq!(summary.data_version, v0 + 2);
     assert_eq!(
         outcomes
             .iter()
             .filter(|o| **o == WriteOutcome::Updated)
             .count(),
-        10_000
+        5_000
     );
     assert_eq!(count_rows(store, "observations").await, 20_000);
-    assert_eq!(count_rows(store, "observation_revisions").await, 30_000);
+    assert_eq!(count_rows(store, "observation_revisions").await, 25_000);
     let last = store
         .observations(&ObservationQuery {
             indicator: Some("tax".to_string()),
@@ -1168,7 +1172,10 @@ async fn case_targets(store: &Store) {
         note: "调整后".to_string(),
         ..luoyang_fai.clone()
     };
-    store.upsert_targets(&[revised.clone()]).await.unwrap();
+    store
+        .upsert_targets(std::slice::from_ref(&revised))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .targets(EntityKind::Zone, "ly-a", Some("2012"))
@@ -1227,7 +1234,10 @@ async fn case_indicators(store: &Store) {
         Direction::HigherIsBetter,
     )
     .unwrap();
-    store.upsert_indicators(&[renamed.clone()]).await.unwrap();
+    store
+        .upsert_indicators(std::slice::from_ref(&renamed))
+        .await
+        .unwrap();
     let catalog = store.indicators().await.unwrap();
     assert_eq!(catalog.len(), builtin_count + 2);
     assert!(catalog.contains(&(renamed, false)));
@@ -1262,11 +1272,19 @@ async fn case_indicators(store: &Store) {
     )
     .unwrap();
     // Either refused or ignored; never applied.
-    let _ = store.upsert_indicators(&[fake_tax.clone()]).await;
-    let _ = store
+    let _alone = store
+        .upsert_indicators(std::slice::from_ref(&fake_tax))
+        .await;
+    let batch = store
         .upsert_indicators(&[fake_land.clone(), fresh.clone()])
         .await;
     let catalog = store.indicators().await.unwrap();
+    // The new indicator of that batch is there exactly when the batch was accepted.
+    assert_eq!(
+        catalog.contains(&(fresh, false)),
+        batch.is_ok(),
+        "batch result {batch:?}"
+    );
     for code in ["tax", "land_area"] {
         let stored = catalog.iter().find(|(i, _)| i.code == code).unwrap();
         assert_eq!(stored, &(builtin_indicator(code).unwrap(), true), "{code}");
@@ -1429,4 +1447,33 @@ async fn case_concurrent_writers(store: &Store) {
     }
     assert_eq!(store.data_version().await.unwrap(), v0 + 8);
     assert_eq!(count_rows(store, "observations").await, 400);
+}
+
+/// Two imports of the same file at once (a client retrying while the first is still running,
+/// or two ingestion replicas): one accepts every row, the others find them unchanged.
+async fn case_concurrent_same_keys(store: &Store) {
+    let v0 = store.data_version().await.unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let rows: Vec<ObservationInput> = (0..200)
+                    .map(|e| zone_obs(&format!("s-{e}"), "revenue", "2024", f64::from(e)))
+                    .collect();
+                store.write_observations(&rows, false).await
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for (w, writer) in writers.into_iter().enumerate() {
+        let (summary, _) = writer
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("writer {w} failed: {e}"));
+        assert_eq!(summary.accepted + summary.unchanged, 200, "writer {w}");
+        accepted += summary.accepted;
+    }
+    assert_eq!(accepted, 200, "every row accepted exactly once");
+    assert_eq!(store.data_version().await.unwrap(), v0 + 1);
+    assert_eq!(count_rows(store, "observation_revisions").await, 200);
 }
