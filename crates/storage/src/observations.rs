@@ -1,11 +1,12 @@
 //! Observations with revision history: `observations` holds the value served now and
 //! `observation_revisions` every value ever written, so reads can be asked "as of" a moment.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, sea_query::OnConflict,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, TransactionTrait,
+    sea_query::{ArrayType, Value}, sea_query::OnConflict,
 };
 use zonerank_domain::{entity::EntityKind, period::Period};
 
@@ -233,43 +234,109 @@ impl Store {
     }
 }
 
-/// The served value and revision of every key of `rows` that exists.
+/// The served value and revision of every key of `rows` that exists: one query per kind and
+/// chunk of entity ids, narrowed by the batch's indicators and periods.
 async fn current_values(
     txn: &DatabaseTransaction,
     rows: &[ObservationInput],
 ) -> Result<HashMap<Key, (f64, i32)>, StorageError> {
     let mut found = HashMap::new();
-    // Rows are looked up by (entity, indicator) pairs of the batch; grouping by indicator and
-    // period keeps the IN lists short for the usual batch (many entities, few indicators).
-    let mut groups: HashMap<(&str, &str, String), Vec<&str>> = HashMap::new();
+    let mut by_kind: HashMap<EntityKind, (BTreeSet<&str>, BTreeSet<&str>, BTreeSet<String>)> =
+        HashMap::new();
     for row in rows {
-        groups
-            .entry((
-                row.kind.as_str(),
-                row.indicator.as_str(),
-                row.period.canonical(),
-            ))
-            .or_default()
-            .push(row.entity_id.as_str());
+        let (ids, indicators, periods) = by_kind.entry(row.kind).or_default();
+        ids.insert(row.entity_id.as_str());
+        indicators.insert(row.indicator.as_str());
+        periods.insert(row.period.canonical());
     }
-    for ((kind, indicator, period), ids) in groups {
-        for chunk in ids.chunks(rows_per_statement(1) - 8) {
-            let existing = observation::Entity::find()
-                .filter(observation::Column::EntityKind.eq(kind))
-                .filter(observation::Column::Indicator.eq(indicator))
-                .filter(observation::Column::Period.eq(period.as_str()))
-                .filter(observation::Column::EntityId.is_in(chunk.iter().copied()))
+    for (kind, (ids, indicators, periods)) in by_kind {
+        let ids: Vec<&str> = ids.into_iter().collect();
+        let chunk = rows_per_statement(1)
+            .saturating_sub(indicators.len() + periods.len() + 1)
+            .max(1);
+        for ids in ids.chunks(chunk) {
+            let existing: Vec<(String, String, String, f64, i32)> = observation::Entity::find()
+                .select_only()
+                .columns([
+                    observation::Column::EntityId,
+                    observation::Column::Indicator,
+                    observation::Column::Period,
+                    observation::Column::Value,
+                    observation::Column::Revision,
+                ])
+                .filter(observation::Column::EntityKind.eq(kind.as_str()))
+                .filter(observation::Column::EntityId.is_in(ids.iter().copied()))
+                .filter(observation::Column::Indicator.is_in(indicators.iter().copied()))
+                .filter(observation::Column::Period.is_in(periods.iter().map(String::as_str)))
+                .into_tuple()
                 .all(txn)
                 .await?;
-            for r in existing {
+            for (entity_id, indicator, period, value, revision) in existing {
                 found.insert(
-                    (r.entity_kind, r.entity_id, r.indicator, r.period),
-                    (r.value, r.revision),
+                    (kind.as_str().to_string(), entity_id, indicator, period),
+                    (value, revision),
                 );
             }
         }
     }
     Ok(found)
+}
+
+/// Rows per `unnest` statement on PostgreSQL: arrays are one bind each, so only memory bounds it.
+const UNNEST_ROWS: usize = 50_000;
+
+/// PostgreSQL: every column as one array, expanded by `unnest`; ten binds however many rows,
+/// where a multi-row VALUES list needs ten per row and a parse of each.
+async fn write_changed_unnest(
+    txn: &DatabaseTransaction,
+    rows: &[ObservationInput],
+    changed: &[(usize, i32)],
+    now: i64,
+) -> Result<(), StorageError> {
+    const COLUMNS: &str = "entity_kind, entity_id, indicator, period, revision, period_start, \
+                           period_end, value, source, recorded_at";
+    const UNNEST: &str = "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+                          $5::int4[], $6::int4[], $7::int4[], $8::float8[], $9::text[], $10::int8[])";
+    for chunk in changed.chunks(UNNEST_ROWS) {
+        let pick = |f: &dyn Fn(&ObservationInput, i32) -> Value| -> Value {
+            let values: Vec<Value> = chunk.iter().map(|&(i, r)| f(&rows[i], r)).collect();
+            Value::Array(ArrayType::String, Some(Box::new(values)))
+        };
+        let typed = |ty: ArrayType, v: Value| match v {
+            Value::Array(_, values) => Value::Array(ty, values),
+            other => other,
+        };
+        let binds = vec![
+            pick(&|o, _| o.kind.as_str().into()),
+            pick(&|o, _| o.entity_id.clone().into()),
+            pick(&|o, _| o.indicator.clone().into()),
+            pick(&|o, _| o.period.canonical().into()),
+            typed(ArrayType::Int, pick(&|_, r| r.into())),
+            typed(ArrayType::Int, pick(&|o, _| (o.period.start_ordinal() as i32).into())),
+            typed(ArrayType::Int, pick(&|o, _| (o.period.end_ordinal() as i32).into())),
+            typed(ArrayType::Double, pick(&|o, _| o.value.into())),
+            pick(&|o, _| o.source.clone().into()),
+            typed(ArrayType::BigInt, pick(&|_, _| now.into())),
+        ];
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("INSERT INTO observation_revisions ({COLUMNS}) {UNNEST}"),
+            binds.clone(),
+        ))
+        .await?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "INSERT INTO observations ({COLUMNS}) {UNNEST} \
+                 ON CONFLICT (entity_kind, entity_id, indicator, period) DO UPDATE SET \
+                 revision = EXCLUDED.revision, value = EXCLUDED.value, \
+                 source = EXCLUDED.source, recorded_at = EXCLUDED.recorded_at"
+            ),
+            binds,
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 async fn write_changed(
@@ -278,6 +345,9 @@ async fn write_changed(
     changed: &[(usize, i32)],
     now: i64,
 ) -> Result<(), StorageError> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        return write_changed_unnest(txn, rows, changed, now).await;
+    }
     for chunk in changed.chunks(rows_per_statement(11)) {
         let revisions = chunk.iter().map(|&(i, revision)| {
             let o = &rows[i];
