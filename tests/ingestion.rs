@@ -505,11 +505,11 @@ async fn every_service_answers_health_and_reflection_and_pending_rpcs_say_unimpl
         );
     }
     let status = deployment
-        .metrics_client()
+        .ranking_client()
         .await
-        .list_metrics(v1::ListMetricsRequest::default())
+        .list_schemes(v1::ListSchemesRequest::default())
         .await
-        .expect_err("metrics RPCs are not implemented yet");
+        .expect_err("ranking RPCs are not implemented yet");
     assert_eq!(status.code(), Code::Unimplemented);
     deployment.stop().await;
 }

@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod entity;
+pub mod metric;
 pub mod observation;
 pub mod period;
 pub mod unit;

@@ -124,7 +124,9 @@ pub async fn run(
         IngestionServiceServer::new(Ingestion::new(store.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
     });
-    let metrics = services.metrics.then(|| MetricsServiceServer::new(Metrics));
+    let metrics = services
+        .metrics
+        .then(|| MetricsServiceServer::new(Metrics::new(store.clone(), cache.clone())));
     let ranking = services.ranking.then(|| RankingServiceServer::new(Ranking));
 
     let local = listener.local_addr().ok();

@@ -9,7 +9,13 @@ use zonerank_domain::{entity::EntityKind, period::Period};
 use zonerank_storage::{ObservationInput, Store, test_support::TestDatabase};
 
 fn rows(count: usize, bump: f64) -> Vec<ObservationInput> {
-    let indicators = ["output_value", "revenue", "tax", "fixed_asset_investment", "energy_consumption"];
+    let indicators = [
+        "output_value",
+        "revenue",
+        "tax",
+        "fixed_asset_investment",
+        "energy_consumption",
+    ];
     let periods: Vec<Period> = (2015..2025)
         .flat_map(|y| (1..=12).map(move |m| Period::new(y, 1, m).expect("period")))
         .collect();
@@ -61,10 +67,20 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let sqlite = TestDatabase::sqlite();
-    bench("sqlite", &sqlite.migrated_store().await.expect("sqlite"), count).await;
+    bench(
+        "sqlite",
+        &sqlite.migrated_store().await.expect("sqlite"),
+        count,
+    )
+    .await;
     match TestDatabase::postgres().await {
         Ok(pg) => {
-            bench("postgres", &pg.migrated_store().await.expect("postgres"), count).await;
+            bench(
+                "postgres",
+                &pg.migrated_store().await.expect("postgres"),
+                count,
+            )
+            .await;
             pg.drop().await.expect("drop");
         }
         Err(e) => println!("postgres   skipped: {e}"),

@@ -6,7 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement, TransactionTrait,
-    sea_query::{ArrayType, Value}, sea_query::OnConflict,
+    sea_query::OnConflict,
+    sea_query::{ArrayType, Value},
 };
 use zonerank_domain::{entity::EntityKind, period::Period};
 
@@ -234,6 +235,9 @@ impl Store {
     }
 }
 
+/// The entity ids, indicators and periods of one kind in a batch.
+type BatchKeys<'a> = (BTreeSet<&'a str>, BTreeSet<&'a str>, BTreeSet<String>);
+
 /// The served value and revision of every key of `rows` that exists: one query per kind and
 /// chunk of entity ids, narrowed by the batch's indicators and periods.
 async fn current_values(
@@ -241,8 +245,7 @@ async fn current_values(
     rows: &[ObservationInput],
 ) -> Result<HashMap<Key, (f64, i32)>, StorageError> {
     let mut found = HashMap::new();
-    let mut by_kind: HashMap<EntityKind, (BTreeSet<&str>, BTreeSet<&str>, BTreeSet<String>)> =
-        HashMap::new();
+    let mut by_kind: HashMap<EntityKind, BatchKeys<'_>> = HashMap::new();
     for row in rows {
         let (ids, indicators, periods) = by_kind.entry(row.kind).or_default();
         ids.insert(row.entity_id.as_str());
@@ -312,8 +315,14 @@ async fn write_changed_unnest(
             pick(&|o, _| o.indicator.clone().into()),
             pick(&|o, _| o.period.canonical().into()),
             typed(ArrayType::Int, pick(&|_, r| r.into())),
-            typed(ArrayType::Int, pick(&|o, _| (o.period.start_ordinal() as i32).into())),
-            typed(ArrayType::Int, pick(&|o, _| (o.period.end_ordinal() as i32).into())),
+            typed(
+                ArrayType::Int,
+                pick(&|o, _| (o.period.start_ordinal() as i32).into()),
+            ),
+            typed(
+                ArrayType::Int,
+                pick(&|o, _| (o.period.end_ordinal() as i32).into()),
+            ),
             typed(ArrayType::Double, pick(&|o, _| o.value.into())),
             pick(&|o, _| o.source.clone().into()),
             typed(ArrayType::BigInt, pick(&|_, _| now.into())),

@@ -4,6 +4,8 @@ pub mod csv;
 mod reference;
 pub mod rows;
 
+pub use reference::target_to_wire;
+
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use zonerank_api::v1::{self, ingestion_service_server::IngestionService};

@@ -1,0 +1,20 @@
+//! Metrics: expressions over indicators, their evaluation with a reason for every missing
+//! value, the in-memory dataset they are evaluated over, target progress and scale tiers
+//! (DESIGN §3).
+
+mod dataset;
+mod eval;
+mod expr;
+mod target;
+mod tier;
+
+pub use dataset::Dataset;
+pub use eval::{
+    EntityIdx, MetricData, Missing, Requirements, evaluate, evaluate_expr, requirements,
+};
+pub use expr::{
+    Expr, Function, LAND_AREA, MAX_CAGR_YEARS, MAX_DEPTH, Metric, MetricDefinition, MetricError,
+    NamedMetric, metric_catalog, parse_metric,
+};
+pub use target::{Comparator, Progress, TargetStatus, evaluation_period, progress};
+pub use tier::{DEFAULT_TIERS_WAN_YUAN, tier_counts};

@@ -1,0 +1,220 @@
+//! One metrics computation: parse the expressions, select the cohort, read what the expressions
+//! need with a few set-based queries into an in-memory dataset, evaluate.
+
+use std::collections::{BTreeSet, HashMap};
+
+use zonerank_domain::{
+    catalog::{Indicator, IndicatorKind},
+    entity::EntityKind,
+    metric::{Dataset, Metric, Missing, evaluate, parse_metric, requirements},
+    period::Period,
+};
+use zonerank_storage::{CohortMember, CohortQuery, Store, ValueQuery};
+
+use crate::error::{ServiceError, Violation};
+
+/// Cohorts larger than this are read by kind rather than by an id list.
+const READ_WHOLE_KIND_ABOVE: usize = 5_000;
+
+/// The catalog as a lookup for the expression parser.
+pub struct Catalog(HashMap<String, Indicator>);
+
+impl Catalog {
+    /// The stored catalog.
+    pub async fn load(store: &Store) -> Result<Catalog, ServiceError> {
+        Ok(Catalog(
+            store
+                .indicators()
+                .await?
+                .into_iter()
+                .map(|(i, _)| (i.code.clone(), i))
+                .collect(),
+        ))
+    }
+
+    /// Parses one expression; `field` names it in the error.
+    pub fn parse(&self, field: &str, text: &str) -> Result<Metric, ServiceError> {
+        parse_metric(text, &|code: &str| self.0.get(code).cloned())
+            .map_err(|e| ServiceError::invalid(field, e))
+    }
+
+    /// Parses every expression, reporting all faults at once.
+    pub fn parse_all(&self, field: &str, texts: &[String]) -> Result<Vec<Metric>, ServiceError> {
+        if texts.is_empty() {
+            return Err(ServiceError::invalid(field, "name at least one metric"));
+        }
+        let mut metrics = Vec::with_capacity(texts.len());
+        let mut violations = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            match parse_metric(text, &|code: &str| self.0.get(code).cloned()) {
+                Ok(metric) => metrics.push(metric),
+                Err(e) => violations.push(Violation::new(format!("{field}[{i}]"), e)),
+            }
+        }
+        if violations.is_empty() {
+            Ok(metrics)
+        } else {
+            Err(ServiceError::InvalidArgument {
+                message: format!("{}: {}", violations[0].field, violations[0].reason),
+                violations,
+            })
+        }
+    }
+
+    fn stock_indicators(&self) -> impl Iterator<Item = String> + '_ {
+        self.0
+            .values()
+            .filter(|i| i.kind == IndicatorKind::Stock)
+            .map(|i| i.code.clone())
+    }
+}
+
+/// The values of a computation: one row per cohort member, one column per metric and period.
+pub struct Computed {
+    pub members: Vec<CohortMember>,
+    /// `values[row][period][metric]`
+    pub values: Vec<Vec<Vec<Result<f64, Missing>>>>,
+}
+
+/// Evaluates `metrics` for every member of `cohort` at every one of `periods`.
+pub async fn compute(
+    store: &Store,
+    catalog: &Catalog,
+    metrics: &[Metric],
+    periods: &[Period],
+    cohort: &CohortQuery,
+    as_of: Option<i64>,
+) -> Result<Computed, ServiceError> {
+    let members = store.cohort(cohort).await?;
+    let kind = cohort.kind.unwrap_or(EntityKind::Zone);
+    let mut indicators = BTreeSet::new();
+    let (mut years_back, mut parents, mut zones) = (0, false, false);
+    for metric in metrics {
+        let needs = requirements(metric);
+        indicators.extend(needs.indicators);
+        years_back = years_back.max(needs.years_back);
+        parents |= needs.parent;
+        zones |= needs.zones;
+    }
+
+    let mut data = Dataset::new();
+    data.set_stock_indicators(catalog.stock_indicators());
+    let rows: Vec<u32> = members
+        .iter()
+        .map(|m| data.add_entity(m.kind, &m.id))
+        .collect();
+    // Who else's figures are read: parents for shares, zones for regions' zone totals.
+    let mut extra: HashMap<EntityKind, BTreeSet<String>> = HashMap::new();
+    if parents {
+        for (m, &row) in members.iter().zip(&rows) {
+            if let Some((pk, pid)) = &m.parent {
+                let parent = data.add_entity(*pk, pid);
+                data.set_parent(row, parent);
+                extra.entry(*pk).or_default().insert(pid.clone());
+            }
+        }
+    }
+    if zones && kind == EntityKind::Region {
+        let zone_regions = store.zone_regions().await?;
+        let regions = store.regions().await?;
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for r in &regions {
+            if let Some(p) = &r.parent_code {
+                children
+                    .entry(p.as_str())
+                    .or_default()
+                    .push(r.code.as_str());
+            }
+        }
+        let mut zones_by_region: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (zone, region) in &zone_regions {
+            zones_by_region
+                .entry(region.as_str())
+                .or_default()
+                .push(zone.as_str());
+        }
+        // A region and, when shares are asked of zone totals, its parent too.
+        let mut regions_needing_zones: Vec<(String, u32)> = members
+            .iter()
+            .zip(&rows)
+            .map(|(m, &r)| (m.id.clone(), r))
+            .collect();
+        if parents {
+            for m in &members {
+                if let Some((EntityKind::Region, pid)) = &m.parent {
+                    let idx = data.add_entity(EntityKind::Region, pid);
+                    regions_needing_zones.push((pid.clone(), idx));
+                }
+            }
+        }
+        for (region, idx) in regions_needing_zones {
+            let mut within = Vec::new();
+            let mut stack = vec![region.as_str()];
+            while let Some(code) = stack.pop() {
+                for zone in zones_by_region.get(code).into_iter().flatten() {
+                    within.push(data.add_entity(EntityKind::Zone, zone));
+                    extra
+                        .entry(EntityKind::Zone)
+                        .or_default()
+                        .insert(zone.to_string());
+                }
+                stack.extend(children.get(code).into_iter().flatten().copied());
+            }
+            data.set_zones_within(idx, within);
+        }
+    }
+
+    let (Some(first), Some(last)) = (
+        periods.iter().map(|p| p.start_ordinal()).min(),
+        periods.iter().map(|p| p.end_ordinal()).max(),
+    ) else {
+        return Ok(Computed {
+            members,
+            values: Vec::new(),
+        });
+    };
+    // Stocks may be read up to a year before a span ends; YoY and CAGR bases years earlier.
+    let from_ordinal = first - 12 * i64::from(years_back) - 12;
+    let indicators: Vec<String> = indicators.into_iter().collect();
+    let mut reads: Vec<(EntityKind, Option<Vec<String>>)> = Vec::new();
+    let member_ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+    let mut by_kind: HashMap<EntityKind, BTreeSet<String>> = extra;
+    by_kind.entry(kind).or_default().extend(member_ids);
+    for (k, ids) in by_kind {
+        let ids = (ids.len() <= READ_WHOLE_KIND_ABOVE).then(|| ids.into_iter().collect());
+        reads.push((k, ids));
+    }
+    for (k, ids) in reads {
+        let values = store
+            .values(&ValueQuery {
+                kind: k,
+                ids,
+                indicators: indicators.clone(),
+                from_ordinal,
+                to_ordinal: last,
+                as_of,
+            })
+            .await?;
+        for v in values {
+            if let Some(idx) = data.index(k, &v.entity_id) {
+                data.insert(idx, &v.indicator, v.period, v.value);
+            }
+        }
+    }
+
+    let values = rows
+        .iter()
+        .map(|&row| {
+            periods
+                .iter()
+                .map(|period| {
+                    metrics
+                        .iter()
+                        .map(|metric| evaluate(metric, &data, row, period))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Computed { members, values })
+}
