@@ -452,3 +452,56 @@ async fn a_new_ingestion_changes_the_next_answer_and_as_of_keeps_the_old_one() {
     assert!((number(series.points[1].value.as_ref().unwrap()) - 80.0).abs() < 1e-9);
     deployment.stop().await;
 }
+
+#[tokio::test]
+async fn a_target_on_an_unknown_metric_is_refused_at_once() {
+    let database = TestDatabase::sqlite();
+    let server = RunningServer::start(server_args(&database.url, None), Services::ALL_IN_ONE).await;
+    let mut ingestion = IngestionServiceClient::new(server.channel().await);
+    setup(&mut ingestion, vec![]).await;
+    let status = ingestion
+        .upsert_targets(v1::UpsertTargetsRequest {
+            targets: vec![
+                target("yoy( zones_total(fixed_asset_investment) )", 40.0, "%"),
+                target("yoy(fixed_asset_investmnet)", 40.0, "%"),
+            ],
+        })
+        .await
+        .expect_err("misspelt indicator");
+    let violations = status.get_details_bad_request().unwrap().field_violations;
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].field, "targets[1].metric");
+    assert!(
+        violations[0].description.contains("position 4"),
+        "{}",
+        violations[0].description
+    );
+
+    ingestion
+        .upsert_targets(v1::UpsertTargetsRequest {
+            targets: vec![target(
+                "yoy( zones_total(fixed_asset_investment) )",
+                40.0,
+                "%",
+            )],
+        })
+        .await
+        .expect("a good target");
+    let stored = ingestion
+        .list_targets(v1::ListTargetsRequest {
+            entity: Some(v1::EntityRef {
+                kind: v1::EntityKind::Region as i32,
+                id: "410300".into(),
+            }),
+            period: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .targets;
+    assert_eq!(
+        stored[0].metric, "yoy(zones_total(fixed_asset_investment))",
+        "normalized"
+    );
+    server.stop().await;
+}

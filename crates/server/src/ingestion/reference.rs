@@ -7,6 +7,7 @@ use zonerank_api::v1;
 use zonerank_domain::{
     catalog::{Indicator, builtin_indicator},
     entity::{EntityKind, validate_id},
+    metric::parse_metric,
     period::Period,
     unit::{Dimension, convert_to},
 };
@@ -456,13 +457,14 @@ pub async fn upsert_targets(store: &Store, targets: Vec<v1::Target>) -> Result<i
             continue;
         };
         let id = faults.id(format!("targets[{i}].entity.id"), kind, &entity.id);
-        let metric = t.metric.trim().to_string();
-        if metric.is_empty() || metric.len() > 256 {
-            faults.add(
-                format!("targets[{i}].metric"),
-                "a metric expression of 1–256 bytes",
-            );
-        }
+        // Stored in its normalized spelling, so one target per metric however it was typed.
+        let metric = match parse_metric(&t.metric, &|code: &str| catalog.get(code).cloned()) {
+            Ok(metric) => metric.text,
+            Err(e) => {
+                faults.add(format!("targets[{i}].metric"), e);
+                t.metric.trim().to_string()
+            }
+        };
         let period = Period::parse(&t.period)
             .map(|p| p.canonical())
             .unwrap_or_else(|e| {
