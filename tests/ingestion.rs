@@ -513,3 +513,19 @@ async fn every_service_answers_health_and_reflection_and_pending_rpcs_say_unimpl
     assert_eq!(status.code(), Code::Unimplemented);
     deployment.stop().await;
 }
+
+#[tokio::test]
+async fn a_service_refuses_to_start_on_a_schema_it_does_not_know() {
+    let database = TestDatabase::postgres().await.expect("database");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let result = zonerank_server::run(
+        &server_args(&database.url, None),
+        Services::INGESTION,
+        listener,
+        std::future::pending(),
+    )
+    .await;
+    let error = result.expect_err("an unmigrated database is refused");
+    assert!(error.to_string().contains("zonerank migrate"), "{error}");
+    database.drop().await.unwrap();
+}

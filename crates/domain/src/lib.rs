@@ -6,3 +6,4 @@ pub mod metric;
 pub mod observation;
 pub mod period;
 pub mod unit;
+pub mod ranking;

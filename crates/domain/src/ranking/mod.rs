@@ -1,0 +1,63 @@
+//! Ranking: composite scores over a cohort (DESIGN §4). Columnar: every criterion is one
+//! column of values over the cohort, and the inner loops run over plain slices.
+
+pub mod aggregate;
+pub mod engine;
+pub mod explain;
+pub mod improved;
+pub mod normalize;
+pub mod robustness;
+pub mod scheme;
+pub mod weighting;
+
+/// How raw criterion values become comparable scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Normalization {
+    /// (x − min) ÷ (max − min); a constant column is 1.
+    MinMax,
+    /// (x − mean) ÷ standard deviation.
+    ZScore,
+    /// 功效系数: 60 + 40 × min-max.
+    Efficacy,
+    /// x ÷ ‖x‖ (lower is better: 1 − x ÷ ‖x‖).
+    Vector,
+    /// x ÷ benchmark, the benchmark a fixed value or the cohort mean.
+    BenchmarkRatio,
+    /// The share of the cohort at or below the value.
+    PercentileRank,
+}
+
+/// How criterion weights are set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Weighting {
+    /// As the scheme gives them (normalized to sum 1).
+    Fixed,
+    /// 1 ÷ criteria.
+    Equal,
+    /// Shannon entropy of the raw values as proportions.
+    Entropy,
+    /// CRITIC: contrast × conflict.
+    Critic,
+}
+
+/// How weighted, normalized values become one score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Aggregation {
+    /// Σ w × n.
+    WeightedSum,
+    /// Π n^w.
+    GeometricMean,
+    /// Relative closeness to the ideal solution.
+    Topsis,
+}
+
+/// What happens to an entity missing a criterion's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MissingPolicy {
+    /// The entity is left out of the ranking (and reported).
+    Exclude,
+    /// The criterion is scored as the cohort's worst.
+    Worst,
+    /// The criterion is scored as the cohort's mean score.
+    CohortMean,
+}
