@@ -168,11 +168,14 @@ impl Deployment {
         database.migrated_store().await.expect("migrate");
         let redis = RedisPrefix::new();
         let args = server_args(&database.url, Some(&redis.prefix));
-        let (ingestion, metrics, ranking) = tokio::join!(
+        let (ingestion, metrics) = tokio::join!(
             RunningServer::start(args.clone(), Services::INGESTION),
             RunningServer::start(args.clone(), Services::METRICS),
-            RunningServer::start(args.clone(), Services::RANKING),
         );
+        // The ranking service asks the metrics server over gRPC, as between pods.
+        let mut ranking_args = args.clone();
+        ranking_args.metrics_addr = Some(metrics.url.clone());
+        let ranking = RunningServer::start(ranking_args, Services::RANKING).await;
         Deployment {
             ingestion,
             metrics,

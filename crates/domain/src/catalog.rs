@@ -326,7 +326,7 @@ pub fn builtin_indicators() -> Vec<Indicator> {
     let cny = Dimension::Cny;
     // One line per indicator reads as the catalog table it is.
     #[rustfmt::skip]
-    let table: [(&str, &str, &str, Dimension, IndicatorKind, Direction); 27] = [
+    let table: [(&str, &str, &str, Dimension, IndicatorKind, Direction); 28] = [
         ("output_value", "总产值", "Gross output value", cny, Flow, Higher),
         ("value_added", "工业增加值", "Industrial value added", cny, Flow, Higher),
         ("revenue", "主营业务收入", "Main business revenue", cny, Flow, Higher),
@@ -354,6 +354,7 @@ pub fn builtin_indicators() -> Vec<Indicator> {
         ("projects_under_construction", "在建项目数", "Projects under construction", Dimension::Count, Stock, Higher),
         ("built_area_added", "新增建成区面积", "Built-up area added", Dimension::Area, Flow, Higher),
         ("planned_area", "规划面积", "Planned area", Dimension::Area, Stock, Higher),
+        ("major_safety_accidents", "重大安全事故", "Major safety accidents", Dimension::Count, Flow, Lower),
     ];
     table
         .into_iter()
@@ -546,6 +547,7 @@ mod tests {
             ("projects_under_construction", "个", IndicatorKind::Stock),
             ("built_area_added", "亩", IndicatorKind::Flow),
             ("planned_area", "亩", IndicatorKind::Stock),
+            ("major_safety_accidents", "个", IndicatorKind::Flow),
         ];
         for (code, unit, kind) in expected {
             let indicator = builtin(code);

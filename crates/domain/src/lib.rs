@@ -5,5 +5,5 @@ pub mod entity;
 pub mod metric;
 pub mod observation;
 pub mod period;
-pub mod unit;
 pub mod ranking;
+pub mod unit;

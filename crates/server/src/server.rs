@@ -13,7 +13,12 @@ use zonerank_api::v1::{
 use zonerank_cache::Cache;
 use zonerank_storage::Store;
 
-use crate::{ServerArgs, ingestion::Ingestion, metrics::Metrics, ranking::Ranking};
+use crate::{
+    ServerArgs,
+    ingestion::Ingestion,
+    metrics::Metrics,
+    ranking::{MetricsSource, Ranking, ensure_builtin_schemes},
+};
 
 /// Which services a process serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +84,8 @@ pub enum RunError {
     Cache(#[from] zonerank_cache::CacheError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Service(#[from] crate::ServiceError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -127,7 +134,19 @@ pub async fn run(
     let metrics = services
         .metrics
         .then(|| MetricsServiceServer::new(Metrics::new(store.clone(), cache.clone())));
-    let ranking = services.ranking.then(|| RankingServiceServer::new(Ranking));
+    let ranking = if services.ranking {
+        ensure_builtin_schemes(&store).await?;
+        let source = match &args.metrics_addr {
+            Some(address) => MetricsSource::remote(address)?,
+            None => MetricsSource::InProcess(Metrics::new(store.clone(), cache.clone())),
+        };
+        Some(
+            RankingServiceServer::new(Ranking::new(store.clone(), cache.clone(), source))
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+    } else {
+        None
+    };
 
     let local = listener.local_addr().ok();
     tracing::info!(

@@ -6,6 +6,7 @@ pub mod entity;
 mod error;
 pub mod migration;
 mod observations;
+mod ranking;
 mod reference;
 mod store;
 pub mod test_support;
@@ -16,6 +17,7 @@ pub use observations::{
     ObservationInput, ObservationQuery, StoredObservation, ValueQuery, ValueRow, WriteOutcome,
     WriteSummary,
 };
+pub use ranking::{RunRow, SchemeRow};
 pub use reference::{
     ClusterRecord, EnterpriseRecord, Page, ProjectRecord, RegionRecord, TargetRecord, ZoneFilter,
     ZoneRecord,

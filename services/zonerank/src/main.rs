@@ -1,5 +1,6 @@
 //! zonerank: the all-in-one server (`serve`), migrations (`migrate`) and CSV import (`import`).
 
+mod demo;
 mod import;
 
 use std::process::ExitCode;
@@ -24,8 +25,10 @@ enum Command {
     Serve(ServerArgs),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
-    /// Load a CSV file of observations through the API.
+    /// Load CSV files (regions, zones, observations) through the API.
     Import(import::ImportArgs),
+    /// Serve the embedded default with a generated Henan dataset, rank it and print the result.
+    Demo(demo::DemoArgs),
 }
 
 #[tokio::main]
@@ -34,6 +37,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => zonerank_server::process::serve(&args, Services::ALL_IN_ONE).await,
         Command::Migrate(args) => migrate(&args).await,
         Command::Import(args) => import::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
     }
 }
 

@@ -1,1 +1,189 @@
-//! (being written)
+//! Aggregation of normalized columns into one score per entity (DESIGN §4): weighted sum,
+//! weighted geometric mean and TOPSIS (as pymcdm's `WSM`, `WPM` and `TOPSIS` once the columns are
+//! normalized). Columnar: the outer loop runs over criteria, the inner over one column's slice, and
+//! the only allocations are the per-call accumulators.
+
+use super::Aggregation;
+
+/// One score per entity from normalized columns (higher is better) and weights summing to 1.
+///
+/// - `WeightedSum`: Σ_j w_j n_j.
+/// - `GeometricMean`: Π_j n_j^w_j, computed as exp(Σ w_j ln n_j) so that it is exactly the
+///   exponential of the sum of [`contributions`]; callers guarantee n > 0 (a 0 gives score 0), and a
+///   criterion with weight 0 is skipped (0^0 = 1).
+/// - `Topsis`: v = w·n; the ideal best and worst are the column-wise max and min of v (columns are
+///   already higher-is-better); D+ and D− are Euclidean distances to them and the score is
+///   D− ÷ (D+ + D−). When both are 0 (every entity identical) the score is 1, where pymcdm gives NaN.
+///
+/// The number of entities is the length of the first column; with no columns the result is empty.
+pub fn aggregate(method: Aggregation, normalized: &[Vec<f64>], weights: &[f64]) -> Vec<f64> {
+    debug_assert_eq!(normalized.len(), weights.len(), "one weight per criterion");
+    let entities = normalized.first().map_or(0, Vec::len);
+    match method {
+        Aggregation::WeightedSum => {
+            let mut scores = vec![0.0; entities];
+            for (column, &w) in normalized.iter().zip(weights) {
+                for (s, &n) in scores.iter_mut().zip(column) {
+                    *s += w * n;
+                }
+            }
+            scores
+        }
+        Aggregation::GeometricMean => {
+            let mut log_scores = vec![0.0; entities];
+            for (column, &w) in normalized.iter().zip(weights) {
+                if w == 0.0 {
+                    continue;
+                }
+                for (s, &n) in log_scores.iter_mut().zip(column) {
+                    *s += w * n.ln();
+                }
+            }
+            log_scores.iter_mut().for_each(|s| *s = s.exp());
+            log_scores
+        }
+        Aggregation::Topsis => topsis(normalized, weights, entities),
+    }
+}
+
+/// TOPSIS closeness D− ÷ (D+ + D−); see [`aggregate`].
+fn topsis(normalized: &[Vec<f64>], weights: &[f64], entities: usize) -> Vec<f64> {
+    // Squared distances to the best (D+²) and to the worst (D−²), accumulated column by column.
+    let mut to_best = vec![0.0; entities];
+    let mut to_worst = vec![0.0; entities];
+    for (column, &w) in normalized.iter().zip(weights) {
+        // Weight first, then take max/min of v, exactly as pymcdm does (w ≥ 0 makes it the same as
+        // weighting the max/min, but the rounding then matches too).
+        let (worst, best) =
+            column
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &n| {
+                    let v = w * n;
+                    (lo.min(v), hi.max(v))
+                });
+        for ((plus, minus), &n) in to_best.iter_mut().zip(to_worst.iter_mut()).zip(column) {
+            let v = w * n;
+            *plus += (v - best) * (v - best);
+            *minus += (v - worst) * (v - worst);
+        }
+    }
+    for (plus, &minus_squared) in to_best.iter_mut().zip(&to_worst) {
+        let (d_plus, d_minus) = (plus.sqrt(), minus_squared.sqrt());
+        let total = d_plus + d_minus;
+        *plus = if total == 0.0 { 1.0 } else { d_minus / total };
+    }
+    to_best
+}
+
+/// Each criterion's part of each entity's score: `[criterion][entity]`. Weighted sum: w·n; geometric mean: w·ln n (the log-score's parts); TOPSIS: w·n (indicative; TOPSIS is not additive).
+///
+/// For the geometric mean a criterion with weight 0 contributes 0 (0^0 = 1), so the parts always
+/// sum to ln of the score.
+pub fn contributions(
+    method: Aggregation,
+    normalized: &[Vec<f64>],
+    weights: &[f64],
+) -> Vec<Vec<f64>> {
+    debug_assert_eq!(normalized.len(), weights.len(), "one weight per criterion");
+    normalized
+        .iter()
+        .zip(weights)
+        .map(|(column, &w)| match method {
+            Aggregation::WeightedSum | Aggregation::Topsis => {
+                column.iter().map(|&n| w * n).collect()
+            }
+            Aggregation::GeometricMean if w == 0.0 => vec![0.0; column.len()],
+            Aggregation::GeometricMean => column.iter().map(|&n| w * n.ln()).collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-12, "{a:?} vs {b:?}");
+        }
+    }
+
+    // Three entities, two criteria.
+    fn matrix() -> Vec<Vec<f64>> {
+        vec![vec![1.0, 0.5, 0.0], vec![0.2, 0.4, 1.0]]
+    }
+
+    #[test]
+    fn weighted_sum_by_hand() {
+        // 0.6·1 + 0.4·0.2 = 0.68; 0.6·0.5 + 0.4·0.4 = 0.46; 0.6·0 + 0.4·1 = 0.4.
+        close(
+            &aggregate(Aggregation::WeightedSum, &matrix(), &[0.6, 0.4]),
+            &[0.68, 0.46, 0.4],
+        );
+        let parts = contributions(Aggregation::WeightedSum, &matrix(), &[0.6, 0.4]);
+        close(&parts[0], &[0.6, 0.3, 0.0]);
+        close(&parts[1], &[0.08, 0.16, 0.4]);
+    }
+
+    #[test]
+    fn geometric_mean_by_hand() {
+        let n = vec![vec![4.0, 1.0], vec![0.25, 1.0]];
+        // 4^0.5 · 0.25^0.5 = 1; 1 · 1 = 1. With weights 0.75 / 0.25: 4^0.75 · 0.25^0.25 = 2.
+        close(
+            &aggregate(Aggregation::GeometricMean, &n, &[0.5, 0.5]),
+            &[1.0, 1.0],
+        );
+        close(
+            &aggregate(Aggregation::GeometricMean, &n, &[0.75, 0.25]),
+            &[2.0, 1.0],
+        );
+        let parts = contributions(Aggregation::GeometricMean, &n, &[0.75, 0.25]);
+        close(&parts[0], &[0.75 * 4.0_f64.ln(), 0.0]);
+        close(&parts[1], &[0.25 * 0.25_f64.ln(), 0.0]);
+        // A zero weight ignores the criterion, even at 0.
+        close(
+            &aggregate(
+                Aggregation::GeometricMean,
+                &[vec![0.0, 9.0], vec![2.0, 3.0]],
+                &[0.0, 1.0],
+            ),
+            &[2.0, 3.0],
+        );
+    }
+
+    #[test]
+    fn topsis_by_hand() {
+        // v = (0.6, 0.08), (0.3, 0.16), (0, 0.4); best (0.6, 0.4), worst (0, 0.08).
+        let s = aggregate(Aggregation::Topsis, &matrix(), &[0.6, 0.4]);
+        let d = |a: f64, b: f64| (a * a + b * b).sqrt();
+        let expect = [
+            d(0.6, 0.0) / (d(0.0, 0.32) + d(0.6, 0.0)),
+            d(0.3, 0.08) / (d(0.3, 0.24) + d(0.3, 0.08)),
+            d(0.0, 0.32) / (d(0.6, 0.0) + d(0.0, 0.32)),
+        ];
+        close(&s, &expect);
+        close(
+            &contributions(Aggregation::Topsis, &matrix(), &[0.6, 0.4])[1],
+            &[0.08, 0.16, 0.4],
+        );
+    }
+
+    #[test]
+    fn topsis_of_identical_entities_is_one() {
+        close(
+            &aggregate(
+                Aggregation::Topsis,
+                &[vec![0.3, 0.3], vec![0.7, 0.7]],
+                &[0.5, 0.5],
+            ),
+            &[1.0, 1.0],
+        );
+    }
+
+    #[test]
+    fn no_criteria() {
+        assert!(aggregate(Aggregation::WeightedSum, &[], &[]).is_empty());
+        assert!(contributions(Aggregation::Topsis, &[], &[]).is_empty());
+    }
+}

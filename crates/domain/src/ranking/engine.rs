@@ -1,1 +1,1021 @@
-//! (being written)
+//! One ranking run (DESIGN §4): missing-data policy, normalisation, weights, aggregation,
+//! bonuses, ranks with ties, percentiles, group ranks, stars, classes and rank change.
+//!
+//! Columnar: each criterion is normalised as one column over the cohort, and the per-entity
+//! vectors of the outcome are built once at the end. The cohort is the set of included
+//! entities; it is addressed by position (`0..cohort.len()`), not by input index.
+
+use std::collections::HashMap;
+
+use super::MissingPolicy;
+use super::aggregate::{aggregate, contributions};
+use super::normalize::normalize;
+use super::scheme::{Scheme, SchemeFault, nearly_equal, validate};
+use super::weighting::{WeightingError, weights};
+
+/// What a ranking run reads: the scheme and the cohort's values, all indexed by entity.
+#[derive(Clone, Debug)]
+pub struct RankingInput<'a> {
+    /// The scheme run.
+    pub scheme: &'a Scheme,
+    /// Raw criterion values, `[criterion][entity]`; None (or a non-finite value) is missing.
+    pub criteria: Vec<Vec<Option<f64>>>,
+    /// Columns for `extra_metrics(scheme)`: metric text → `[entity]` values.
+    pub extras: HashMap<String, Vec<Option<f64>>>,
+    /// Group keys per entity, e.g. `region:410300`, `tag:四支撑` (empty: no groups).
+    pub groups: Vec<Vec<String>>,
+    /// The previous period's rank and score per entity (empty: no previous run).
+    pub previous: Vec<Option<(u32, f64)>>,
+}
+
+/// Why a ranking could not be run (an empty cohort is not an error).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RankingError {
+    /// The scheme does not validate.
+    #[error("the scheme is invalid: {}", faults_text(.0))]
+    Scheme(Vec<SchemeFault>),
+    /// The number of criterion columns differs from the scheme's criteria.
+    #[error("the scheme has {expected} criteria but {got} criterion columns were given")]
+    CriterionCount {
+        /// The scheme's criteria.
+        expected: usize,
+        /// The columns given.
+        got: usize,
+    },
+    /// A column's length differs from the number of entities.
+    #[error("{column} has {got} values but there are {expected} entities")]
+    ColumnLength {
+        /// Which column, e.g. `criteria[1]` or `extras[accidents]`.
+        column: String,
+        /// The number of entities (the first criterion column's length).
+        expected: usize,
+        /// The column's length.
+        got: usize,
+    },
+    /// A gate, adjustment or veto metric has no column in `extras` (nor among the criteria).
+    #[error("no values were given for metric `{metric}` (needed by {needed_by})")]
+    MissingExtra {
+        /// The metric text.
+        metric: String,
+        /// The scheme field that reads it, e.g. `vetoes[0]`.
+        needed_by: String,
+    },
+    /// The weighting method failed on this cohort.
+    #[error("weighting failed: {0}")]
+    Weighting(#[from] WeightingError),
+}
+
+fn faults_text(faults: &[SchemeFault]) -> String {
+    faults
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The result of a run: the weights used and one entry per input entity, in input order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RankingOutcome {
+    /// The weight of each criterion (sums to 1; empty when nothing was ranked).
+    pub weights: Vec<f64>,
+    /// One entry per input entity, in input order.
+    pub entries: Vec<EntryOutcome>,
+}
+
+/// One entity's result.
+///
+/// An excluded entity has score 0, rank 0, percentile 0, no stars, an empty class and empty
+/// `normalized`/`contributions`/`filled`; its raw values, bonus, vetoes and previous rank are
+/// still reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryOutcome {
+    /// Whether the entity was ranked.
+    pub included: bool,
+    /// Why it was not, e.g. which criterion is missing.
+    pub excluded_because: Option<String>,
+    /// The aggregate score plus bonuses and deductions.
+    pub score: f64,
+    /// Competition rank in the cohort (ties share: 1, 2, 2, 4).
+    pub rank: u32,
+    /// The share of the cohort ranked at or below this entity, in percent (best = 100).
+    pub percentile: f64,
+    /// Rank within each of the entity's group keys, in the order the keys were given.
+    pub group_ranks: Vec<(String, u32)>,
+    /// The star level, 0 when none.
+    pub stars: u8,
+    /// The class label, e.g. `A`.
+    pub class_label: String,
+    /// The previous period's rank.
+    pub previous_rank: Option<u32>,
+    /// The previous period's score (for ranking by score change).
+    pub previous_score: Option<f64>,
+    /// Previous rank − current rank: positive means the entity moved up.
+    pub rank_change: Option<i64>,
+    /// Raw value per criterion (None when missing).
+    pub raw: Vec<Option<f64>>,
+    /// Normalised value per criterion, after filling missing ones.
+    pub normalized: Vec<f64>,
+    /// Each criterion's part of the aggregate score.
+    pub contributions: Vec<f64>,
+    /// Per criterion, whether the value was filled by the missing-data policy.
+    pub filled: Vec<bool>,
+    /// The sum of bonus and deduction points.
+    pub bonus: f64,
+    /// Labels of the vetoes that apply (whether or not they bar anything).
+    pub vetoes: Vec<String>,
+}
+
+/// A present value: None and non-finite values both count as missing.
+fn present(value: Option<f64>) -> Option<f64> {
+    value.filter(|v| v.is_finite())
+}
+
+/// Looks up a gate, adjustment or veto metric: `extras` first, then a criterion with that text.
+fn metric_column<'i>(
+    input: &'i RankingInput<'_>,
+    metric: &str,
+    needed_by: String,
+    entities: usize,
+) -> Result<&'i [Option<f64>], RankingError> {
+    let metric = metric.trim();
+    let column = input
+        .extras
+        .get(metric)
+        .or_else(|| {
+            input
+                .scheme
+                .criteria
+                .iter()
+                .position(|c| c.metric.trim() == metric)
+                .map(|j| &input.criteria[j])
+        })
+        .ok_or_else(|| RankingError::MissingExtra {
+            metric: metric.to_owned(),
+            needed_by,
+        })?;
+    if column.len() != entities {
+        return Err(RankingError::ColumnLength {
+            column: format!("extras[{metric}]"),
+            expected: entities,
+            got: column.len(),
+        });
+    }
+    Ok(column)
+}
+
+/// Checks the input's shape and returns the number of entities.
+fn entity_count(input: &RankingInput<'_>) -> Result<usize, RankingError> {
+    let expected = input.scheme.criteria.len();
+    if input.criteria.len() != expected {
+        return Err(RankingError::CriterionCount {
+            expected,
+            got: input.criteria.len(),
+        });
+    }
+    let n = input.criteria.first().map_or(0, Vec::len);
+    for (j, column) in input.criteria.iter().enumerate() {
+        if column.len() != n {
+            return Err(RankingError::ColumnLength {
+                column: format!("criteria[{j}]"),
+                expected: n,
+                got: column.len(),
+            });
+        }
+    }
+    for (name, len) in [
+        ("groups", input.groups.len()),
+        ("previous", input.previous.len()),
+    ] {
+        if len != 0 && len != n {
+            return Err(RankingError::ColumnLength {
+                column: name.to_owned(),
+                expected: n,
+                got: len,
+            });
+        }
+    }
+    Ok(n)
+}
+
+/// Columns of the included cohort, `[criterion][cohort position]`.
+pub(crate) struct Columns {
+    /// Input index of each cohort position.
+    pub cohort: Vec<usize>,
+    /// Normalised values after filling.
+    pub normalized: Vec<Vec<f64>>,
+    /// Raw values with filled cells at the column's mean present raw value (for weighting).
+    pub raw_filled: Vec<Vec<f64>>,
+    /// Whether each cell was filled.
+    pub filled: Vec<Vec<bool>>,
+}
+
+/// Decides the cohort under the missing-data policy and builds its filled columns.
+/// Returns the columns and, per input entity, why it was excluded.
+fn build_columns(input: &RankingInput<'_>, n: usize) -> (Columns, Vec<Option<String>>) {
+    let scheme = input.scheme;
+    let mut excluded: Vec<Option<String>> = vec![None; n];
+    if scheme.missing_policy == MissingPolicy::Exclude {
+        for (e, reason) in excluded.iter_mut().enumerate() {
+            let missing: Vec<String> = input
+                .criteria
+                .iter()
+                .zip(&scheme.criteria)
+                .filter(|(column, _)| present(column[e]).is_none())
+                .map(|(_, c)| format!("`{}`", c.metric))
+                .collect();
+            if !missing.is_empty() {
+                *reason = Some(format!("missing value for {}", missing.join(", ")));
+            }
+        }
+    } else if let Some(j) = input
+        .criteria
+        .iter()
+        .position(|column| column.iter().all(|v| present(*v).is_none()))
+    {
+        // Worst or mean of nothing is undefined; ranking without the criterion would silently
+        // change the assessment, so the run reports the gap instead.
+        let reason = format!(
+            "no entity has a value for criterion `{}`",
+            scheme.criteria[j].metric
+        );
+        excluded.iter_mut().for_each(|r| *r = Some(reason.clone()));
+    }
+    let cohort: Vec<usize> = (0..n).filter(|&e| excluded[e].is_none()).collect();
+    let m = scheme.criteria.len();
+    let mut columns = Columns {
+        normalized: Vec::with_capacity(m),
+        raw_filled: Vec::with_capacity(m),
+        filled: Vec::with_capacity(m),
+        cohort,
+    };
+    if columns.cohort.is_empty() {
+        return (columns, excluded);
+    }
+    for (criterion, values) in scheme.criteria.iter().zip(&input.criteria) {
+        let present_values: Vec<f64> = columns
+            .cohort
+            .iter()
+            .filter_map(|&e| present(values[e]))
+            .collect();
+        let normalized_present = normalize(
+            &present_values,
+            criterion.direction,
+            scheme.normalization,
+            criterion.benchmark,
+        );
+        debug_assert_eq!(normalized_present.len(), present_values.len());
+        let count = normalized_present.len() as f64;
+        let fill = match scheme.missing_policy {
+            MissingPolicy::Worst => normalized_present
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min),
+            _ => normalized_present.iter().sum::<f64>() / count,
+        };
+        let raw_mean = present_values.iter().sum::<f64>() / count;
+        let k = columns.cohort.len();
+        let mut normalized = Vec::with_capacity(k);
+        let mut raw_filled = Vec::with_capacity(k);
+        let mut filled = Vec::with_capacity(k);
+        let mut next = normalized_present.iter();
+        for &e in &columns.cohort {
+            match present(values[e]) {
+                Some(raw) => {
+                    normalized.push(*next.next().unwrap_or(&fill));
+                    raw_filled.push(raw);
+                    filled.push(false);
+                }
+                None => {
+                    normalized.push(fill);
+                    raw_filled.push(raw_mean);
+                    filled.push(true);
+                }
+            }
+        }
+        columns.normalized.push(normalized);
+        columns.raw_filled.push(raw_filled);
+        columns.filled.push(filled);
+    }
+    (columns, excluded)
+}
+
+/// The present raw values of criterion `j` over the cohort, as they were normalised.
+pub(crate) fn present_raw(input: &RankingInput<'_>, cohort: &[usize], j: usize) -> Vec<f64> {
+    cohort
+        .iter()
+        .filter_map(|&e| present(input.criteria[j][e]))
+        .collect()
+}
+
+/// Competition ranks of `scores`, highest first: ties within 1e-12 relative share 1, 2, 2, 4.
+///
+/// NaN ranks last. `order` and `ranks` are reused buffers; afterwards `order` holds the
+/// positions best first and `ranks[i]` the rank of `scores[i]`.
+pub fn competition_ranks(scores: &[f64], order: &mut Vec<usize>, ranks: &mut Vec<u32>) {
+    order.clear();
+    order.extend(0..scores.len());
+    order.sort_by(|&a, &b| {
+        let key = |x: f64| if x.is_nan() { f64::NEG_INFINITY } else { x };
+        key(scores[b])
+            .total_cmp(&key(scores[a]))
+            .then(scores[a].is_nan().cmp(&scores[b].is_nan()))
+            .then(a.cmp(&b))
+    });
+    ranks.clear();
+    ranks.resize(scores.len(), 0);
+    // Ties are judged against the first score of the tie run, so a chain of tiny steps cannot
+    // drift into one long tie.
+    let mut leader = f64::NAN;
+    let mut leader_rank = 0u32;
+    for (at, &p) in order.iter().enumerate() {
+        let score = scores[p];
+        let tied = at > 0 && (nearly_equal(score, leader) || (score.is_nan() && leader.is_nan()));
+        if !tied {
+            leader = score;
+            leader_rank = at as u32 + 1;
+        }
+        ranks[p] = leader_rank;
+    }
+}
+
+/// Points from bonus and deduction items per entity (a missing count counts 0 events).
+fn bonuses(input: &RankingInput<'_>, n: usize, adjustments: &[&[Option<f64>]]) -> Vec<f64> {
+    let mut bonus = vec![0.0; n];
+    for (adjustment, column) in input.scheme.adjustments.iter().zip(adjustments) {
+        for (b, v) in bonus.iter_mut().zip(column.iter()) {
+            if let Some(events) = present(*v) {
+                *b += adjustment.points_per_event * events;
+            }
+        }
+    }
+    bonus
+}
+
+/// Runs the scheme over the cohort: scores, ranks, stars and classes for every entity.
+///
+/// Steps, in order:
+/// 1. the missing-data policy decides the cohort: EXCLUDE drops entities missing any criterion;
+///    WORST and COHORT_MEAN keep everyone (unless a criterion has no value at all);
+/// 2. each criterion column is normalised over the cohort's present values only, then missing
+///    cells get the column's worst (minimum) or mean normalised value;
+/// 3. weights come from `weights` over the filled normalised columns and the raw columns, whose
+///    filled cells take the mean present raw value so entropy/CRITIC see a neutral value;
+/// 4. aggregate, then add points × events for each adjustment;
+/// 5. competition ranks, percentiles, group ranks, stars, classes, vetoes and rank change.
+pub fn rank(input: &RankingInput<'_>) -> Result<RankingOutcome, RankingError> {
+    let scheme = input.scheme;
+    validate(scheme).map_err(RankingError::Scheme)?;
+    let n = entity_count(input)?;
+    let m = scheme.criteria.len();
+
+    let adjustment_columns = scheme
+        .adjustments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| metric_column(input, &a.metric, format!("adjustments[{i}]"), n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let veto_columns = scheme
+        .vetoes
+        .iter()
+        .enumerate()
+        .map(|(i, v)| metric_column(input, &v.metric, format!("vetoes[{i}]"), n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let gate_columns = scheme
+        .star_rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            rule.gates
+                .iter()
+                .enumerate()
+                .map(|(k, g)| {
+                    metric_column(input, &g.metric, format!("star_rules[{i}].gates[{k}]"), n)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let (columns, excluded) = build_columns(input, n);
+    let bonus = bonuses(input, n, &adjustment_columns);
+    let k = columns.cohort.len();
+
+    let (weights_used, scores, contribution_columns) = if k == 0 {
+        (Vec::new(), Vec::new(), Vec::new())
+    } else {
+        let fixed: Vec<f64> = scheme.criteria.iter().map(|c| c.weight).collect();
+        let w = weights(
+            scheme.weighting,
+            &fixed,
+            &columns.raw_filled,
+            &columns.normalized,
+        )?;
+        let mut scores = aggregate(scheme.aggregation, &columns.normalized, &w);
+        for (score, &e) in scores.iter_mut().zip(&columns.cohort) {
+            *score += bonus[e];
+        }
+        let parts = contributions(scheme.aggregation, &columns.normalized, &w);
+        (w, scores, parts)
+    };
+
+    let mut order = Vec::with_capacity(k);
+    let mut ranks = Vec::with_capacity(k);
+    competition_ranks(&scores, &mut order, &mut ranks);
+
+    // Vetoes apply to every entity with a positive event count, included or not.
+    let vetoed = |e: usize| {
+        scheme
+            .vetoes
+            .iter()
+            .zip(&veto_columns)
+            .filter(move |(_, column)| present(column[e]).is_some_and(|v| v > 0.0))
+            .map(|(veto, _)| veto)
+    };
+
+    let mut entries: Vec<EntryOutcome> = (0..n)
+        .map(|e| {
+            let previous = input.previous.get(e).copied().flatten();
+            EntryOutcome {
+                included: false,
+                excluded_because: excluded[e].clone(),
+                score: 0.0,
+                rank: 0,
+                percentile: 0.0,
+                group_ranks: Vec::new(),
+                stars: 0,
+                class_label: String::new(),
+                previous_rank: previous.map(|(r, _)| r),
+                previous_score: previous.map(|(_, s)| s),
+                rank_change: None,
+                raw: input
+                    .criteria
+                    .iter()
+                    .map(|column| present(column[e]))
+                    .collect(),
+                normalized: Vec::new(),
+                contributions: Vec::new(),
+                filled: Vec::new(),
+                bonus: bonus[e],
+                vetoes: vetoed(e).map(|v| v.label.clone()).collect(),
+            }
+        })
+        .collect();
+
+    for (p, &e) in columns.cohort.iter().enumerate() {
+        let score = scores[p];
+        let rank = ranks[p];
+        let entry = &mut entries[e];
+        entry.included = true;
+        entry.score = score;
+        entry.rank = rank;
+        // With competition ranks exactly rank − 1 entities are above, so the rest are at or below.
+        entry.percentile = (k - rank as usize + 1) as f64 / k as f64 * 100.0;
+        entry.normalized = (0..m).map(|j| columns.normalized[j][p]).collect();
+        entry.contributions = (0..m).map(|j| contribution_columns[j][p]).collect();
+        entry.filled = (0..m).map(|j| columns.filled[j][p]).collect();
+        entry.rank_change = entry.previous_rank.map(|r| i64::from(r) - i64::from(rank));
+
+        let bars_stars = vetoed(e).any(|v| v.bars_stars);
+        let bars_class_a = vetoed(e).any(|v| v.bars_class_a);
+        entry.stars = if bars_stars {
+            0
+        } else {
+            scheme
+                .star_rules
+                .iter()
+                .zip(&gate_columns)
+                .filter(|(rule, gates)| {
+                    at_least(score, rule.min_score)
+                        && rule
+                            .gates
+                            .iter()
+                            .zip(gates.iter())
+                            .all(|(g, column)| g.holds(column[e]))
+                })
+                .map(|(rule, _)| rule.level)
+                .max()
+                .unwrap_or(0)
+        };
+        entry.class_label = class_of(scheme, score, rank, k, bars_class_a).to_owned();
+    }
+
+    if !input.groups.is_empty() {
+        group_ranks(input, &columns.cohort, &order, &ranks, &mut entries);
+    }
+
+    Ok(RankingOutcome {
+        weights: weights_used,
+        entries,
+    })
+}
+
+/// `score >= min` with the tie tolerance, so a computed 0.6 meets a 0.6 threshold.
+fn at_least(score: f64, min: f64) -> bool {
+    score > min || nearly_equal(score, min)
+}
+
+/// The class for a score and rank: the first cut that holds (by score when it has a min_score,
+/// else rank ≤ ceil(k × top_percent ÷ 100), so ties share the better class); the last cut
+/// when none holds; the second cut instead of the first when a veto bars class A.
+fn class_of(scheme: &Scheme, score: f64, rank: u32, k: usize, bars_first: bool) -> &str {
+    let cuts = &scheme.class_cuts;
+    let mut index = cuts
+        .iter()
+        .position(|cut| match cut.min_score {
+            Some(min) => at_least(score, min),
+            None => {
+                // The small slack keeps 10 × 20 ÷ 100 from rounding up past 2.
+                let reach = (k as f64 * cut.top_percent / 100.0 - 1e-9).ceil();
+                f64::from(rank) <= reach
+            }
+        })
+        .unwrap_or(cuts.len() - 1);
+    if bars_first && index == 0 && cuts.len() > 1 {
+        index = 1;
+    }
+    &cuts[index].label
+}
+
+/// Ranks within each group key, walking the global order so ties stay ties.
+fn group_ranks(
+    input: &RankingInput<'_>,
+    cohort: &[usize],
+    order: &[usize],
+    ranks: &[u32],
+    entries: &mut [EntryOutcome],
+) {
+    // Per key: members seen so far, and the global and group rank of the last one.
+    let mut state: HashMap<&str, (u32, u32, u32)> = HashMap::new();
+    for &p in order {
+        let e = cohort[p];
+        let keys = &input.groups[e];
+        let mut out = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].contains(key) {
+                continue;
+            }
+            let (seen, last_global, last_group) = state.entry(key.as_str()).or_insert((0, 0, 0));
+            let group_rank = if *seen > 0 && *last_global == ranks[p] {
+                *last_group
+            } else {
+                *seen + 1
+            };
+            *seen += 1;
+            *last_global = ranks[p];
+            *last_group = group_rank;
+            out.push((key.clone(), group_rank));
+        }
+        entries[e].group_ranks = out;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::catalog::Direction;
+    use crate::ranking::scheme::{Adjustment, Criterion, Gate, StarRule, Veto, default_class_cuts};
+    use crate::ranking::{Aggregation, Normalization, Weighting};
+
+    const EPS: f64 = 1e-9;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < EPS
+    }
+
+    /// Two criteria, min-max, fixed 0.6/0.4, weighted sum, three star rules with a revenue
+    /// gate on level 3, a −1 deduction per accident and a veto on pollution incidents.
+    pub(crate) fn zone_scheme() -> Scheme {
+        Scheme {
+            criteria: vec![
+                Criterion {
+                    metric: "per_mu(tax)".to_owned(),
+                    weight: 0.6,
+                    direction: Direction::HigherIsBetter,
+                    benchmark: None,
+                },
+                Criterion {
+                    metric: "energy_intensity".to_owned(),
+                    weight: 0.4,
+                    direction: Direction::LowerIsBetter,
+                    benchmark: None,
+                },
+            ],
+            normalization: Normalization::MinMax,
+            weighting: Weighting::Fixed,
+            aggregation: Aggregation::WeightedSum,
+            missing_policy: MissingPolicy::Exclude,
+            star_rules: vec![
+                StarRule {
+                    level: 1,
+                    min_score: 0.3,
+                    gates: vec![],
+                },
+                StarRule {
+                    level: 3,
+                    min_score: 0.8,
+                    gates: vec![Gate::parse("revenue >= 1000000").unwrap()],
+                },
+                StarRule {
+                    level: 2,
+                    min_score: 0.5,
+                    gates: vec![],
+                },
+            ],
+            class_cuts: default_class_cuts(),
+            adjustments: vec![Adjustment {
+                metric: "accidents".to_owned(),
+                points_per_event: -1.0,
+                label: "major safety accident".to_owned(),
+            }],
+            vetoes: vec![Veto {
+                metric: "pollution".to_owned(),
+                label: "pollution incident".to_owned(),
+                bars_stars: true,
+                bars_class_a: true,
+            }],
+        }
+    }
+
+    /// Six zones. per_mu(tax) (higher better): 100, 80, 60, 60, 20, 0 → min-max 1, .8, .6, .6, .2, 0.
+    /// energy_intensity (lower better): 1, 3, 1, 1, 5, 5 → (5 − x) ÷ 4 = 1, .5, 1, 1, 0, 0.
+    /// Scores .6r + .4e: Z0 1.0, Z1 .68, Z2 .76, Z3 .76, Z4 .12, Z5 0.
+    pub(crate) fn zone_input(scheme: &Scheme) -> RankingInput<'_> {
+        let col = |v: &[f64]| v.iter().map(|&x| Some(x)).collect::<Vec<_>>();
+        let mut extras = HashMap::new();
+        // Gate metric `revenue`: Z0 fails the 3-star gate (900000 < 1000000).
+        extras.insert(
+            "revenue".to_owned(),
+            col(&[900_000.0, 2e6, 1_000_000.0, 3e6, 5e6, 1e6]),
+        );
+        extras.insert("accidents".to_owned(), vec![None; 6]);
+        extras.insert("pollution".to_owned(), vec![None; 6]);
+        RankingInput {
+            scheme,
+            criteria: vec![
+                col(&[100.0, 80.0, 60.0, 60.0, 20.0, 0.0]),
+                col(&[1.0, 3.0, 1.0, 1.0, 5.0, 5.0]),
+            ],
+            extras,
+            groups: vec![
+                vec!["region:410300".to_owned(), "tag:四支撑".to_owned()],
+                vec!["region:410300".to_owned()],
+                vec!["region:411700".to_owned(), "tag:四支撑".to_owned()],
+                vec!["region:410300".to_owned(), "tag:四支撑".to_owned()],
+                vec!["region:411700".to_owned()],
+                vec![],
+            ],
+            previous: vec![
+                Some((1, 0.9)),
+                Some((5, 0.3)),
+                Some((2, 0.7)),
+                None,
+                Some((6, 0.05)),
+                Some((3, 0.5)),
+            ],
+        }
+    }
+
+    #[test]
+    fn scores_ranks_and_percentiles_by_hand() {
+        let scheme = zone_scheme();
+        let input = zone_input(&scheme);
+        let out = rank(&input).unwrap();
+        assert!(close(out.weights[0], 0.6) && close(out.weights[1], 0.4));
+        let expected_scores = [1.0, 0.68, 0.76, 0.76, 0.12, 0.0];
+        for (entry, want) in out.entries.iter().zip(expected_scores) {
+            assert!(close(entry.score, want), "{} vs {want}", entry.score);
+            assert!(entry.included);
+        }
+        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        assert_eq!(ranks, [1, 4, 2, 2, 5, 6]);
+        // percentile = (6 − rank + 1) ÷ 6 × 100
+        let pct: Vec<f64> = out.entries.iter().map(|e| e.percentile).collect();
+        let want = [
+            100.0,
+            50.0,
+            250.0 / 3.0,
+            250.0 / 3.0,
+            200.0 / 6.0,
+            100.0 / 6.0,
+        ];
+        for (a, b) in pct.iter().zip(want) {
+            assert!(close(*a, b), "{a} vs {b}");
+        }
+        let z1 = &out.entries[1];
+        assert_eq!(z1.raw, [Some(80.0), Some(3.0)]);
+        assert!(close(z1.normalized[0], 0.8) && close(z1.normalized[1], 0.5));
+        assert!(close(z1.contributions[0], 0.48) && close(z1.contributions[1], 0.2));
+        assert_eq!(z1.filled, [false, false]);
+    }
+
+    #[test]
+    fn ties_share_a_rank_one_two_two_four() {
+        let mut order = Vec::new();
+        let mut ranks = Vec::new();
+        competition_ranks(&[0.9, 0.7, 0.8, 0.8], &mut order, &mut ranks);
+        assert_eq!(ranks, [1, 4, 2, 2]);
+        assert_eq!(order, [0, 2, 3, 1]);
+        // Within 1e-12 relative is a tie; 1e-9 apart is not.
+        competition_ranks(&[0.5, 0.5 + 1e-15, 0.5 - 1e-9], &mut order, &mut ranks);
+        assert_eq!(ranks, [1, 1, 3]);
+        competition_ranks(&[f64::NAN, 1.0, 0.0], &mut order, &mut ranks);
+        assert_eq!(ranks, [3, 1, 2]);
+        competition_ranks(&[], &mut order, &mut ranks);
+        assert!(ranks.is_empty());
+    }
+
+    #[test]
+    fn stars_need_score_and_gates() {
+        let scheme = zone_scheme();
+        let input = zone_input(&scheme);
+        let out = rank(&input).unwrap();
+        let stars: Vec<u8> = out.entries.iter().map(|e| e.stars).collect();
+        // Z0 scores 1.0 but revenue 900000 fails the 3-star gate → 2 stars.
+        // Z1 .68 → 2; Z2 .76 → 2 (gate holds, score below .8); Z3 .76 → 2; Z4 .12, Z5 0 → 0.
+        assert_eq!(stars, [2, 2, 2, 2, 0, 0]);
+
+        let mut scheme = zone_scheme();
+        scheme.star_rules[1].min_score = 0.7;
+        let input = zone_input(&scheme);
+        let out = rank(&input).unwrap();
+        let stars: Vec<u8> = out.entries.iter().map(|e| e.stars).collect();
+        // Z2 revenue exactly 1000000 passes `>=`; Z0 still fails; Z1 .68 < .7.
+        assert_eq!(stars, [2, 2, 3, 3, 0, 0]);
+
+        // A missing gate value fails the gate.
+        let mut input = zone_input(&scheme);
+        input.extras.get_mut("revenue").unwrap()[3] = None;
+        let out = rank(&input).unwrap();
+        assert_eq!(out.entries[3].stars, 2);
+    }
+
+    #[test]
+    fn deduction_per_accident_moves_the_score() {
+        let scheme = zone_scheme();
+        let mut input = zone_input(&scheme);
+        // Z0 had 1 major safety accident: 1.0 − 1 = 0.0, tying Z5 at the bottom.
+        input.extras.get_mut("accidents").unwrap()[0] = Some(1.0);
+        // Z4 had 0 (explicitly): unchanged.
+        input.extras.get_mut("accidents").unwrap()[4] = Some(0.0);
+        let out = rank(&input).unwrap();
+        let z0 = &out.entries[0];
+        assert!(close(z0.bonus, -1.0));
+        assert!(close(z0.score, 0.0));
+        assert!(close(z0.contributions.iter().sum::<f64>(), 1.0));
+        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        // .76 .76 .68 .12 then 0, 0 tie
+        assert_eq!(ranks, [5, 3, 1, 1, 4, 5]);
+        assert_eq!(out.entries[0].stars, 0);
+        assert_eq!(out.entries[0].rank_change, Some(1 - 5));
+    }
+
+    #[test]
+    fn veto_bars_stars_and_class_a() {
+        let scheme = zone_scheme();
+        let mut input = zone_input(&scheme);
+        input.extras.get_mut("pollution").unwrap()[2] = Some(1.0);
+        input.extras.get_mut("pollution").unwrap()[1] = Some(0.0);
+        let out = rank(&input).unwrap();
+        let z2 = &out.entries[2];
+        assert_eq!(z2.vetoes, ["pollution incident"]);
+        assert_eq!(z2.stars, 0);
+        // 6 entities: A is rank ≤ ceil(1.2) = 2, so Z2 (rank 2) would be A; the veto makes it B.
+        assert_eq!(z2.class_label, "B");
+        assert_eq!(out.entries[3].class_label, "A");
+        assert_eq!(out.entries[3].stars, 2);
+        assert!(out.entries[1].vetoes.is_empty());
+        // The veto does not change score or rank.
+        assert!(close(z2.score, 0.76));
+        assert_eq!(z2.rank, 2);
+    }
+
+    #[test]
+    fn classes_under_default_cuts_on_ten_entities() {
+        let mut scheme = zone_scheme();
+        scheme.criteria.truncate(1);
+        scheme.star_rules.clear();
+        scheme.adjustments.clear();
+        scheme.vetoes.clear();
+        // revenue 100, 90, …, 10 with a tie at ranks 6/7 (50, 50): min-max scores
+        // 1, 8/9, 7/9, 6/9, 5/9, 4/9, 4/9, 2/9, 1/9, 0 → ranks 1 2 3 4 5 6 6 8 9 10.
+        let values = [100.0, 90.0, 80.0, 70.0, 60.0, 50.0, 50.0, 30.0, 20.0, 10.0];
+        let input = RankingInput {
+            scheme: &scheme,
+            criteria: vec![values.iter().map(|&v| Some(v)).collect()],
+            extras: HashMap::new(),
+            groups: vec![],
+            previous: vec![],
+        };
+        let out = rank(&input).unwrap();
+        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        assert_eq!(ranks, [1, 2, 3, 4, 5, 6, 6, 8, 9, 10]);
+        let classes: Vec<&str> = out.entries.iter().map(|e| e.class_label.as_str()).collect();
+        // A: rank ≤ ceil(10 × .20) = 2; B: ≤ 6; C: ≤ ceil(9.5) = 10 → with 10 entities no D.
+        assert_eq!(classes, ["A", "A", "B", "B", "B", "B", "B", "C", "C", "C"]);
+
+        // A tie straddling the A cut takes the better class: ranks 1, 2, 2 are all A.
+        let values = [100.0, 90.0, 90.0, 70.0, 60.0, 50.0, 40.0, 30.0, 20.0, 10.0];
+        let input = RankingInput {
+            criteria: vec![values.iter().map(|&v| Some(v)).collect()],
+            ..input
+        };
+        let out = rank(&input).unwrap();
+        let classes: Vec<&str> = out.entries.iter().map(|e| e.class_label.as_str()).collect();
+        assert_eq!(classes, ["A", "A", "A", "B", "B", "B", "C", "C", "C", "C"]);
+
+        // 20 entities: D is the last rank (ceil(20 × .95) = 19).
+        let values: Vec<Option<f64>> = (0..20).map(|i| Some(f64::from(20 - i))).collect();
+        let input = RankingInput {
+            criteria: vec![values],
+            ..input
+        };
+        let out = rank(&input).unwrap();
+        let counts = ["A", "B", "C", "D"].map(|label| {
+            out.entries
+                .iter()
+                .filter(|e| e.class_label == label)
+                .count()
+        });
+        assert_eq!(counts, [4, 8, 7, 1]);
+        assert_eq!(out.entries[19].class_label, "D");
+    }
+
+    #[test]
+    fn classes_by_score() {
+        let mut scheme = zone_scheme();
+        for (cut, min) in scheme.class_cuts.iter_mut().zip([0.9, 0.7, 0.1]) {
+            cut.min_score = Some(min);
+        }
+        let input = zone_input(&scheme);
+        let out = rank(&input).unwrap();
+        let classes: Vec<&str> = out.entries.iter().map(|e| e.class_label.as_str()).collect();
+        // 1.0 ≥ .9 A; .68 < .7 → C (≥ .1); .76 B; .76 B; .12 C; 0 → D (100%).
+        assert_eq!(classes, ["A", "C", "B", "B", "C", "D"]);
+    }
+
+    /// Z1's energy_intensity is missing.
+    fn with_missing(scheme: &Scheme) -> RankingInput<'_> {
+        let mut input = zone_input(scheme);
+        input.criteria[1][1] = None;
+        input
+    }
+
+    #[test]
+    fn exclude_policy_drops_and_reports() {
+        let scheme = zone_scheme();
+        let out = rank(&with_missing(&scheme)).unwrap();
+        let z1 = &out.entries[1];
+        assert!(!z1.included);
+        assert_eq!(
+            z1.excluded_because.as_deref(),
+            Some("missing value for `energy_intensity`")
+        );
+        assert_eq!((z1.rank, z1.score, z1.stars), (0, 0.0, 0));
+        assert!(z1.normalized.is_empty() && z1.class_label.is_empty());
+        assert_eq!(z1.raw, [Some(80.0), None]);
+        assert_eq!(z1.rank_change, None);
+        assert_eq!(z1.previous_rank, Some(5));
+        // Cohort of 5: per_mu(tax) min-max over 100, 60, 60, 20, 0 is unchanged; energy too.
+        let scores: Vec<f64> = out.entries.iter().map(|e| e.score).collect();
+        for (a, b) in scores.iter().zip([1.0, 0.0, 0.76, 0.76, 0.12, 0.0]) {
+            assert!(close(*a, b), "{a} vs {b}");
+        }
+        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        assert_eq!(ranks, [1, 0, 2, 2, 4, 5]);
+        assert!(close(out.entries[4].percentile, 40.0));
+    }
+
+    #[test]
+    fn worst_policy_fills_the_worst_normalised_value() {
+        let mut scheme = zone_scheme();
+        scheme.missing_policy = MissingPolicy::Worst;
+        let out = rank(&with_missing(&scheme)).unwrap();
+        let z1 = &out.entries[1];
+        // Present energy 1, 1, 1, 5, 5 → normalised 1, 1, 1, 0, 0; worst 0.
+        // Z1: .6 × .8 + .4 × 0 = .48.
+        assert!(z1.included);
+        assert_eq!(z1.filled, [false, true]);
+        assert!(close(z1.normalized[1], 0.0));
+        assert!(close(z1.score, 0.48));
+        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        assert_eq!(ranks, [1, 4, 2, 2, 5, 6]);
+    }
+
+    #[test]
+    fn cohort_mean_policy_fills_the_mean_normalised_value() {
+        let mut scheme = zone_scheme();
+        scheme.missing_policy = MissingPolicy::CohortMean;
+        let out = rank(&with_missing(&scheme)).unwrap();
+        let z1 = &out.entries[1];
+        // Mean of 1, 1, 1, 0, 0 = .6; Z1: .6 × .8 + .4 × .6 = .72.
+        assert!(close(z1.normalized[1], 0.6));
+        assert!(close(z1.score, 0.72));
+        assert_eq!(z1.filled, [false, true]);
+        assert_eq!(z1.raw, [Some(80.0), None]);
+        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        assert_eq!(ranks, [1, 4, 2, 2, 5, 6]);
+    }
+
+    #[test]
+    fn entropy_sees_filled_cells_at_the_mean_raw_value() {
+        let mut scheme = zone_scheme();
+        scheme.missing_policy = MissingPolicy::CohortMean;
+        scheme.weighting = Weighting::Entropy;
+        let out = rank(&with_missing(&scheme)).unwrap();
+        // Z1's energy is filled with the mean of 1, 1, 1, 5, 5 = 2.6 for weighting.
+        let raw = vec![
+            vec![100.0, 80.0, 60.0, 60.0, 20.0, 0.0],
+            vec![1.0, 2.6, 1.0, 1.0, 5.0, 5.0],
+        ];
+        let want = crate::ranking::weighting::entropy_weights(&raw).unwrap();
+        assert!(close(out.weights[0], want[0]) && close(out.weights[1], want[1]));
+        assert!(!close(out.weights[0], 0.6));
+    }
+
+    #[test]
+    fn a_criterion_without_any_value_excludes_everyone_without_error() {
+        let mut scheme = zone_scheme();
+        scheme.missing_policy = MissingPolicy::Worst;
+        let mut input = zone_input(&scheme);
+        input.criteria[1] = vec![None; 6];
+        let out = rank(&input).unwrap();
+        assert!(out.weights.is_empty());
+        assert!(out.entries.iter().all(|e| !e.included));
+        assert_eq!(
+            out.entries[0].excluded_because.as_deref(),
+            Some("no entity has a value for criterion `energy_intensity`")
+        );
+        let scheme = zone_scheme();
+        let mut input = zone_input(&scheme);
+        input.criteria[0] = vec![None; 6];
+        let out = rank(&input).unwrap();
+        assert!(out.entries.iter().all(|e| !e.included && e.rank == 0));
+    }
+
+    #[test]
+    fn group_ranks_use_the_same_tie_rule() {
+        let scheme = zone_scheme();
+        let out = rank(&zone_input(&scheme)).unwrap();
+        let groups = |e: usize| out.entries[e].group_ranks.clone();
+        let pair = |k: &str, r: u32| (k.to_owned(), r);
+        // region:410300 = Z0 1.0, Z3 .76, Z1 .68 → 1, 2, 3.
+        // region:411700 = Z2 .76, Z4 .12 → 1, 2.
+        // tag:四支撑 = Z0 1.0, Z2 .76, Z3 .76 → 1, 2, 2.
+        assert_eq!(groups(0), [pair("region:410300", 1), pair("tag:四支撑", 1)]);
+        assert_eq!(groups(1), [pair("region:410300", 3)]);
+        assert_eq!(groups(2), [pair("region:411700", 1), pair("tag:四支撑", 2)]);
+        assert_eq!(groups(3), [pair("region:410300", 2), pair("tag:四支撑", 2)]);
+        assert_eq!(groups(4), [pair("region:411700", 2)]);
+        assert!(groups(5).is_empty());
+    }
+
+    #[test]
+    fn previous_rank_and_change() {
+        let scheme = zone_scheme();
+        let out = rank(&zone_input(&scheme)).unwrap();
+        let changes: Vec<Option<i64>> = out.entries.iter().map(|e| e.rank_change).collect();
+        // previous 1, 5, 2, —, 6, 3; current 1, 4, 2, 2, 5, 6.
+        assert_eq!(
+            changes,
+            [Some(0), Some(1), Some(0), None, Some(1), Some(-3)]
+        );
+        assert_eq!(out.entries[4].previous_score, Some(0.05));
+    }
+
+    #[test]
+    fn input_shape_errors() {
+        let scheme = zone_scheme();
+        let mut input = zone_input(&scheme);
+        input.criteria.pop();
+        assert_eq!(
+            rank(&input).unwrap_err(),
+            RankingError::CriterionCount {
+                expected: 2,
+                got: 1
+            }
+        );
+        let mut input = zone_input(&scheme);
+        input.criteria[1].pop();
+        assert!(matches!(
+            rank(&input).unwrap_err(),
+            RankingError::ColumnLength { .. }
+        ));
+        let mut input = zone_input(&scheme);
+        input.extras.remove("pollution");
+        let err = rank(&input).unwrap_err();
+        assert!(err.to_string().contains("`pollution`"), "{err}");
+        assert!(err.to_string().contains("vetoes[0]"), "{err}");
+        let mut bad = zone_scheme();
+        bad.criteria[0].weight = -1.0;
+        let err = rank(&zone_input(&bad)).unwrap_err();
+        assert!(err.to_string().contains("criteria[0].weight"), "{err}");
+    }
+
+    #[test]
+    fn gate_metric_may_be_a_criterion() {
+        let mut scheme = zone_scheme();
+        scheme.star_rules[1].gates = vec![Gate::parse("per_mu(tax) >= 100").unwrap()];
+        let input = zone_input(&scheme);
+        let out = rank(&input).unwrap();
+        assert_eq!(out.entries[0].stars, 3);
+    }
+}

@@ -1,1 +1,449 @@
-//! (being written)
+//! Normalization of one criterion column (DESIGN §4). After normalizing, higher is better for
+//! every criterion. Conventions follow pymcdm where it fixes one (min-max, vector); the rest are
+//! documented on [`normalize`] and checked against pymcdm / scipy in `tests/pymcdm_oracle.rs`.
+
+use super::Normalization;
+use crate::catalog::Direction;
+
+/// Normalizes one criterion column so that higher is better afterwards.
+///
+/// Per method (`n` values, lower-is-better mirrors in brackets):
+/// - `MinMax`: (x − min) ÷ (max − min) [(max − x) ÷ (max − min)]; a constant column is all 1 (pymcdm).
+/// - `Efficacy` (功效系数): 60 + 40 × min-max, so a constant column is all 100.
+/// - `ZScore`: (x − mean) ÷ σ [(mean − x) ÷ σ] with the *population* standard deviation
+///   (divisor n, as `scipy.stats.zscore`); a constant column is all 0.
+/// - `Vector`: x ÷ ‖x‖₂ [1 − x ÷ ‖x‖₂] (pymcdm); an all-zero column is all 1, like a constant
+///   min-max column, because 0 ÷ 0 has no better answer and 1 leaves a geometric mean untouched.
+/// - `BenchmarkRatio`: x ÷ b [b ÷ x], b the benchmark, or the cohort mean when it is `None` or 0.
+///   For lower-is-better a value of 0 (infinitely good) gets the column's best finite ratio, so one
+///   zero cannot swamp a weighted sum; if no value is non-zero, or b is 0 (a zero cohort mean), every
+///   ratio is 1. Meant for positive quantities (亩均税收 and the like).
+/// - `PercentileRank`: (number of values ≤ x) ÷ n [(number of values ≥ x) ÷ n], so ties share the
+///   highest share and the best value scores 1 (`scipy.stats.percentileofscore(kind="weak")`).
+///
+/// An empty column gives an empty vector.
+pub fn normalize(
+    values: &[f64],
+    direction: Direction,
+    method: Normalization,
+    benchmark: Option<f64>,
+) -> Vec<f64> {
+    if values.is_empty() {
+        return Vec::new();
+    }
+    let lower = direction == Direction::LowerIsBetter;
+    match method {
+        Normalization::MinMax => min_max(values, lower, 0.0, 1.0),
+        Normalization::Efficacy => min_max(values, lower, 60.0, 40.0),
+        Normalization::ZScore => {
+            let (mean, sd) = mean_and_population_sd(values);
+            if sd == 0.0 {
+                return vec![0.0; values.len()];
+            }
+            let sign = if lower { -1.0 } else { 1.0 };
+            values.iter().map(|&x| sign * (x - mean) / sd).collect()
+        }
+        Normalization::Vector => {
+            let norm = euclidean_norm(values);
+            if norm == 0.0 {
+                return vec![1.0; values.len()];
+            }
+            if lower {
+                values.iter().map(|&x| 1.0 - x / norm).collect()
+            } else {
+                values.iter().map(|&x| x / norm).collect()
+            }
+        }
+        Normalization::BenchmarkRatio => benchmark_ratio(values, lower, benchmark),
+        Normalization::PercentileRank => percentile_rank(values, lower),
+    }
+}
+
+/// The inverse for one value where the method is linear (min-max, efficacy, z-score, vector, benchmark ratio): the raw value that normalizes to `normalized`, given the column; None for percentile rank or a constant column.
+///
+/// "Constant" means the method's map is constant and so has no inverse: min-max, efficacy and
+/// z-score of a column without spread, vector of an all-zero column, and a benchmark ratio whose
+/// benchmark is 0. Vector and benchmark ratio of a non-zero constant column stay invertible (the
+/// target 1.0 of a fixed benchmark is meaningful even when the whole cohort sits at 80% of it).
+/// Lower-is-better benchmark ratio b ÷ x is inverted as b ÷ n (None for n = 0). Values outside the
+/// attainable range extrapolate linearly.
+pub fn denormalize(
+    normalized: f64,
+    values: &[f64],
+    direction: Direction,
+    method: Normalization,
+    benchmark: Option<f64>,
+) -> Option<f64> {
+    if values.is_empty() || !normalized.is_finite() {
+        return None;
+    }
+    let lower = direction == Direction::LowerIsBetter;
+    let raw = match method {
+        Normalization::MinMax | Normalization::Efficacy => {
+            let share = if method == Normalization::Efficacy {
+                (normalized - 60.0) / 40.0
+            } else {
+                normalized
+            };
+            let (min, max) = min_and_max(values);
+            if min == max {
+                return None;
+            }
+            if lower {
+                max - share * (max - min)
+            } else {
+                min + share * (max - min)
+            }
+        }
+        Normalization::ZScore => {
+            let (mean, sd) = mean_and_population_sd(values);
+            if sd == 0.0 {
+                return None;
+            }
+            if lower {
+                mean - normalized * sd
+            } else {
+                mean + normalized * sd
+            }
+        }
+        Normalization::Vector => {
+            let norm = euclidean_norm(values);
+            if norm == 0.0 {
+                return None;
+            }
+            if lower {
+                (1.0 - normalized) * norm
+            } else {
+                normalized * norm
+            }
+        }
+        Normalization::BenchmarkRatio => {
+            let b = effective_benchmark(values, benchmark);
+            if b == 0.0 {
+                return None;
+            }
+            if lower {
+                if normalized == 0.0 {
+                    return None;
+                }
+                b / normalized
+            } else {
+                normalized * b
+            }
+        }
+        Normalization::PercentileRank => return None,
+    };
+    raw.is_finite().then_some(raw)
+}
+
+/// `offset + scale × min-max`, the shared body of min-max and efficacy.
+fn min_max(values: &[f64], lower: bool, offset: f64, scale: f64) -> Vec<f64> {
+    let (min, max) = min_and_max(values);
+    if min == max {
+        return vec![offset + scale; values.len()];
+    }
+    let range = max - min;
+    if lower {
+        values
+            .iter()
+            .map(|&x| offset + scale * ((max - x) / range))
+            .collect()
+    } else {
+        values
+            .iter()
+            .map(|&x| offset + scale * ((x - min) / range))
+            .collect()
+    }
+}
+
+fn benchmark_ratio(values: &[f64], lower: bool, benchmark: Option<f64>) -> Vec<f64> {
+    let b = effective_benchmark(values, benchmark);
+    if b == 0.0 {
+        return vec![1.0; values.len()];
+    }
+    if !lower {
+        return values.iter().map(|&x| x / b).collect();
+    }
+    let best_finite = values
+        .iter()
+        .filter(|&&x| x != 0.0)
+        .map(|&x| b / x)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let at_zero = if best_finite.is_finite() {
+        best_finite
+    } else {
+        1.0
+    };
+    values
+        .iter()
+        .map(|&x| if x == 0.0 { at_zero } else { b / x })
+        .collect()
+}
+
+/// The benchmark in use: the given one unless it is missing or 0, else the cohort mean.
+fn effective_benchmark(values: &[f64], benchmark: Option<f64>) -> f64 {
+    match benchmark {
+        Some(b) if b != 0.0 => b,
+        _ => mean(values),
+    }
+}
+
+fn percentile_rank(values: &[f64], lower: bool) -> Vec<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = values.len() as f64;
+    values
+        .iter()
+        .map(|&x| {
+            let count = if lower {
+                sorted.len() - sorted.partition_point(|&v| v < x)
+            } else {
+                sorted.partition_point(|&v| v <= x)
+            };
+            count as f64 / n
+        })
+        .collect()
+}
+
+fn min_and_max(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+fn mean_and_population_sd(values: &[f64]) -> (f64, f64) {
+    let m = mean(values);
+    let var = values.iter().map(|&x| (x - m) * (x - m)).sum::<f64>() / values.len() as f64;
+    (m, var.sqrt())
+}
+
+fn euclidean_norm(values: &[f64]) -> f64 {
+    values.iter().map(|&x| x * x).sum::<f64>().sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Direction::{HigherIsBetter as Higher, LowerIsBetter as Lower};
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-12, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn min_max_and_its_mirror() {
+        let v = [2.0, 4.0, 10.0];
+        close(
+            &normalize(&v, Higher, Normalization::MinMax, None),
+            &[0.0, 0.25, 1.0],
+        );
+        close(
+            &normalize(&v, Lower, Normalization::MinMax, None),
+            &[1.0, 0.75, 0.0],
+        );
+        close(
+            &normalize(&[3.0, 3.0], Lower, Normalization::MinMax, None),
+            &[1.0, 1.0],
+        );
+    }
+
+    #[test]
+    fn efficacy_is_60_plus_40_min_max() {
+        let v = [2.0, 4.0, 10.0];
+        close(
+            &normalize(&v, Higher, Normalization::Efficacy, None),
+            &[60.0, 70.0, 100.0],
+        );
+        close(
+            &normalize(&v, Lower, Normalization::Efficacy, None),
+            &[100.0, 90.0, 60.0],
+        );
+        close(
+            &normalize(&[5.0, 5.0, 5.0], Higher, Normalization::Efficacy, None),
+            &[100.0; 3],
+        );
+        assert_eq!(
+            denormalize(90.0, &v, Lower, Normalization::Efficacy, None),
+            Some(4.0)
+        );
+    }
+
+    #[test]
+    fn z_score_uses_the_population_sd() {
+        // mean 5, population variance (9 + 1 + 1 + 9) / 4 = 5.
+        let v = [2.0, 4.0, 6.0, 8.0];
+        let sd = 5.0_f64.sqrt();
+        close(
+            &normalize(&v, Higher, Normalization::ZScore, None),
+            &[-3.0 / sd, -1.0 / sd, 1.0 / sd, 3.0 / sd],
+        );
+        close(
+            &normalize(&v, Lower, Normalization::ZScore, None),
+            &[3.0 / sd, 1.0 / sd, -1.0 / sd, -3.0 / sd],
+        );
+        close(
+            &normalize(&[7.0, 7.0], Higher, Normalization::ZScore, None),
+            &[0.0, 0.0],
+        );
+    }
+
+    #[test]
+    fn vector_and_its_mirror() {
+        let v = [3.0, 4.0];
+        close(
+            &normalize(&v, Higher, Normalization::Vector, None),
+            &[0.6, 0.8],
+        );
+        close(
+            &normalize(&v, Lower, Normalization::Vector, None),
+            &[0.4, 0.2],
+        );
+        close(
+            &normalize(&[0.0, 0.0], Higher, Normalization::Vector, None),
+            &[1.0, 1.0],
+        );
+    }
+
+    #[test]
+    fn benchmark_ratio_with_a_fixed_benchmark_and_the_cohort_mean() {
+        let v = [50.0, 100.0, 150.0];
+        close(
+            &normalize(&v, Higher, Normalization::BenchmarkRatio, Some(200.0)),
+            &[0.25, 0.5, 0.75],
+        );
+        close(
+            &normalize(&v, Lower, Normalization::BenchmarkRatio, Some(200.0)),
+            &[4.0, 2.0, 200.0 / 150.0],
+        );
+        // None and 0 both mean the cohort mean, 100.
+        for b in [None, Some(0.0)] {
+            close(
+                &normalize(&v, Higher, Normalization::BenchmarkRatio, b),
+                &[0.5, 1.0, 1.5],
+            );
+        }
+        close(
+            &normalize(&v, Lower, Normalization::BenchmarkRatio, None),
+            &[2.0, 1.0, 100.0 / 150.0],
+        );
+    }
+
+    #[test]
+    fn lower_is_better_benchmark_ratio_gives_zero_the_best_finite_ratio() {
+        let v = [0.0, 10.0, 40.0];
+        close(
+            &normalize(&v, Lower, Normalization::BenchmarkRatio, Some(20.0)),
+            &[2.0, 2.0, 0.5],
+        );
+        close(
+            &normalize(&[0.0, 0.0], Lower, Normalization::BenchmarkRatio, Some(5.0)),
+            &[1.0, 1.0],
+        );
+        close(
+            &normalize(&[0.0, 0.0], Higher, Normalization::BenchmarkRatio, None),
+            &[1.0, 1.0],
+        );
+    }
+
+    #[test]
+    fn percentile_rank_ties_share_the_highest() {
+        let v = [10.0, 20.0, 20.0, 30.0, 5.0];
+        close(
+            &normalize(&v, Higher, Normalization::PercentileRank, None),
+            &[0.4, 0.8, 0.8, 1.0, 0.2],
+        );
+        close(
+            &normalize(&v, Lower, Normalization::PercentileRank, None),
+            &[0.8, 0.6, 0.6, 0.2, 1.0],
+        );
+        close(
+            &normalize(&[1.0, 1.0], Lower, Normalization::PercentileRank, None),
+            &[1.0, 1.0],
+        );
+    }
+
+    #[test]
+    fn denormalize_inverts_the_linear_methods() {
+        let v = [2.0, 4.0, 10.0, 7.5];
+        let linear = [
+            Normalization::MinMax,
+            Normalization::Efficacy,
+            Normalization::ZScore,
+            Normalization::Vector,
+            Normalization::BenchmarkRatio,
+        ];
+        for method in linear {
+            for direction in [Higher, Lower] {
+                for benchmark in [None, Some(6.0)] {
+                    let n = normalize(&v, direction, method, benchmark);
+                    for (&x, &y) in v.iter().zip(&n) {
+                        let back = denormalize(y, &v, direction, method, benchmark).unwrap();
+                        assert!(
+                            (back - x).abs() < 1e-9,
+                            "{method:?} {direction:?}: {back} vs {x}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn denormalize_has_no_answer_for_percentiles_or_flat_columns() {
+        let v = [1.0, 2.0];
+        assert_eq!(
+            denormalize(0.5, &v, Higher, Normalization::PercentileRank, None),
+            None
+        );
+        for method in [
+            Normalization::MinMax,
+            Normalization::Efficacy,
+            Normalization::ZScore,
+        ] {
+            assert_eq!(denormalize(0.5, &[3.0, 3.0], Higher, method, None), None);
+        }
+        assert_eq!(
+            denormalize(0.5, &[0.0, 0.0], Higher, Normalization::Vector, None),
+            None
+        );
+        assert_eq!(
+            denormalize(
+                0.5,
+                &[0.0, 0.0],
+                Higher,
+                Normalization::BenchmarkRatio,
+                None
+            ),
+            None
+        );
+        // A fixed benchmark keeps the ratio invertible even over a constant column.
+        assert_eq!(
+            denormalize(
+                1.0,
+                &[80.0, 80.0],
+                Higher,
+                Normalization::BenchmarkRatio,
+                Some(100.0)
+            ),
+            Some(100.0)
+        );
+    }
+
+    #[test]
+    fn empty_column() {
+        assert!(normalize(&[], Higher, Normalization::MinMax, None).is_empty());
+        assert_eq!(
+            denormalize(0.5, &[], Higher, Normalization::MinMax, None),
+            None
+        );
+    }
+}

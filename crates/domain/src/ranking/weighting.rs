@@ -1,1 +1,348 @@
-//! (being written)
+//! Criterion weights (DESIGN §4): fixed, equal, entropy and CRITIC. Entropy and CRITIC follow
+//! pymcdm's `entropy_weights` and `critic_weights`; `tests/pymcdm_oracle.rs` checks them.
+
+use super::Weighting;
+
+/// Why weights could not be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WeightingError {
+    /// There are no criteria to weight.
+    #[error("no criteria to weight")]
+    NoCriteria,
+    /// A fixed weight is negative or not finite.
+    #[error("weight {value} of criterion {criterion} is negative or not finite")]
+    InvalidWeight {
+        /// The criterion's position.
+        criterion: usize,
+        /// The weight given.
+        value: f64,
+    },
+    /// Every fixed weight is zero.
+    #[error("all weights are zero")]
+    AllZero,
+    /// Entropy takes values as proportions, so they must be finite and ≥ 0.
+    #[error(
+        "entropy weighting needs values ≥ 0: criterion {criterion}, entity {entity} has {value}"
+    )]
+    InvalidEntropyValue {
+        /// The criterion's position.
+        criterion: usize,
+        /// The entity's position in the column.
+        entity: usize,
+        /// The value found.
+        value: f64,
+    },
+}
+
+/// Criterion weights summing to 1. `fixed` are the scheme's weights (used by Fixed; ignored otherwise); `raw` and `normalized` are the columns.
+///
+/// Equal counts the columns given (`normalized`, or `raw` if that is longer); Entropy reads `raw`
+/// and CRITIC reads `normalized`, so its correlations measure conflict between "goodness" values
+/// (a lower-is-better column is already mirrored) as in Diakoulaki's CRITIC.
+pub fn weights(
+    method: Weighting,
+    fixed: &[f64],
+    raw: &[Vec<f64>],
+    normalized: &[Vec<f64>],
+) -> Result<Vec<f64>, WeightingError> {
+    match method {
+        Weighting::Fixed => fixed_weights(fixed),
+        Weighting::Equal => {
+            let k = normalized.len().max(raw.len());
+            if k == 0 {
+                return Err(WeightingError::NoCriteria);
+            }
+            Ok(vec![1.0 / k as f64; k])
+        }
+        Weighting::Entropy => entropy_weights(raw),
+        Weighting::Critic => {
+            if normalized.is_empty() {
+                return Err(WeightingError::NoCriteria);
+            }
+            Ok(critic_weights(normalized))
+        }
+    }
+}
+
+/// The scheme's weights divided by their sum; negative, non-finite or all-zero weights are errors.
+fn fixed_weights(fixed: &[f64]) -> Result<Vec<f64>, WeightingError> {
+    if fixed.is_empty() {
+        return Err(WeightingError::NoCriteria);
+    }
+    if let Some((criterion, &value)) = fixed
+        .iter()
+        .enumerate()
+        .find(|&(_, &w)| !(w.is_finite() && w >= 0.0))
+    {
+        return Err(WeightingError::InvalidWeight { criterion, value });
+    }
+    let sum: f64 = fixed.iter().sum();
+    if sum == 0.0 {
+        return Err(WeightingError::AllZero);
+    }
+    Ok(fixed.iter().map(|&w| w / sum).collect())
+}
+
+/// Shannon-entropy weights of the raw columns (pymcdm `entropy_weights`).
+///
+/// Per column p = x ÷ Σx, E = −Σ p ln p ÷ ln n (n entities, 0 · ln 0 counted as 0), d = 1 − E,
+/// w = d ÷ Σd. A column summing to 0 or without spread carries no information (d = 0 exactly;
+/// rounding could otherwise leave ±1e-16 and a sign), d is clamped at 0, and when every d is 0
+/// (or there is at most one entity, where ln n = 0) the weights are equal.
+/// pymcdm rejects zeros outright (its sum normalization needs values > 0); DESIGN §4 allows them.
+pub fn entropy_weights(raw: &[Vec<f64>]) -> Result<Vec<f64>, WeightingError> {
+    if raw.is_empty() {
+        return Err(WeightingError::NoCriteria);
+    }
+    for (criterion, column) in raw.iter().enumerate() {
+        if let Some((entity, &value)) = column
+            .iter()
+            .enumerate()
+            .find(|&(_, &x)| !(x.is_finite() && x >= 0.0))
+        {
+            return Err(WeightingError::InvalidEntropyValue {
+                criterion,
+                entity,
+                value,
+            });
+        }
+    }
+    let divergence: Vec<f64> = raw
+        .iter()
+        .map(|column| entropy_divergence(column))
+        .collect();
+    Ok(normalize_or_equal(divergence))
+}
+
+/// d = 1 − E for one column of values ≥ 0; 0 where the column carries no information.
+fn entropy_divergence(column: &[f64]) -> f64 {
+    let n = column.len();
+    let sum: f64 = column.iter().sum();
+    let constant = column.iter().all(|&x| x == column[0]);
+    if n < 2 || sum == 0.0 || constant {
+        return 0.0;
+    }
+    let h: f64 = column
+        .iter()
+        .filter(|&&x| x > 0.0)
+        .map(|&x| {
+            let p = x / sum;
+            p * p.ln()
+        })
+        .sum();
+    let e = -h / (n as f64).ln();
+    (1.0 - e).max(0.0)
+}
+
+/// CRITIC weights (pymcdm `critic_weights`): contrast × conflict.
+///
+/// As pymcdm does, each column is first min-max normalized (higher-is-better form, a constant
+/// column all 1) — so any affine normalization upstream gives the same weights — then
+/// C_j = s_j · Σ_k (1 − r_jk), with s_j the *sample* standard deviation (divisor n − 1, numpy
+/// `ddof=1`) and r the Pearson correlation; w = C ÷ ΣC.
+/// A constant column has s = 0 and an undefined correlation (pymcdm returns NaN for the whole
+/// matrix); here it gets weight 0 and is left out of the others' conflict sums, so they are
+/// weighted as if it were absent. With fewer than two entities, or when every C is 0 (a single
+/// criterion, say), the weights are equal. No criteria gives an empty vector.
+pub fn critic_weights(normalized: &[Vec<f64>]) -> Vec<f64> {
+    let k = normalized.len();
+    if k == 0 {
+        return Vec::new();
+    }
+    let n = normalized[0].len();
+    if n < 2 {
+        return vec![1.0 / k as f64; k];
+    }
+    // Min-max, then centre: the Pearson correlation and the sample sd need only the centred
+    // columns and their sums of squares.
+    let centred: Vec<Vec<f64>> = normalized
+        .iter()
+        .map(|column| {
+            let (min, max) = column
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                    (lo.min(x), hi.max(x))
+                });
+            if min == max {
+                return vec![0.0; column.len()];
+            }
+            let scaled: Vec<f64> = column.iter().map(|&x| (x - min) / (max - min)).collect();
+            let mean = scaled.iter().sum::<f64>() / n as f64;
+            scaled.into_iter().map(|x| x - mean).collect()
+        })
+        .collect();
+    let sum_squares: Vec<f64> = centred
+        .iter()
+        .map(|c| c.iter().map(|&x| x * x).sum())
+        .collect();
+    let contrast: Vec<f64> = sum_squares
+        .iter()
+        .map(|&ss| (ss / (n - 1) as f64).sqrt())
+        .collect();
+    let mut information = vec![0.0; k];
+    for j in 0..k {
+        if sum_squares[j] == 0.0 {
+            continue;
+        }
+        let mut conflict = 0.0;
+        for l in 0..k {
+            if l == j || sum_squares[l] == 0.0 {
+                continue;
+            }
+            let cov: f64 = centred[j]
+                .iter()
+                .zip(&centred[l])
+                .map(|(&a, &b)| a * b)
+                .sum();
+            let r = cov / (sum_squares[j] * sum_squares[l]).sqrt();
+            conflict += 1.0 - r;
+        }
+        information[j] = contrast[j] * conflict;
+    }
+    normalize_or_equal(information)
+}
+
+/// Divides by the sum, or gives equal weights when the sum is 0.
+fn normalize_or_equal(mut values: Vec<f64>) -> Vec<f64> {
+    let sum: f64 = values.iter().sum();
+    if sum > 0.0 {
+        values.iter_mut().for_each(|v| *v /= sum);
+    } else {
+        let equal = 1.0 / values.len() as f64;
+        values.iter_mut().for_each(|v| *v = equal);
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-12, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn fixed_weights_are_divided_by_their_sum() {
+        close(
+            &weights(Weighting::Fixed, &[2.0, 6.0, 0.0], &[], &[]).unwrap(),
+            &[0.25, 0.75, 0.0],
+        );
+    }
+
+    #[test]
+    fn fixed_weights_errors() {
+        assert_eq!(
+            weights(Weighting::Fixed, &[1.0, -0.5], &[], &[]),
+            Err(WeightingError::InvalidWeight {
+                criterion: 1,
+                value: -0.5
+            })
+        );
+        assert!(matches!(
+            weights(Weighting::Fixed, &[f64::NAN], &[], &[]),
+            Err(WeightingError::InvalidWeight { criterion: 0, .. })
+        ));
+        assert_eq!(
+            weights(Weighting::Fixed, &[0.0, 0.0], &[], &[]),
+            Err(WeightingError::AllZero)
+        );
+        assert_eq!(
+            weights(Weighting::Fixed, &[], &[], &[]),
+            Err(WeightingError::NoCriteria)
+        );
+    }
+
+    #[test]
+    fn equal_weights() {
+        let cols = vec![vec![1.0, 2.0]; 4];
+        close(
+            &weights(Weighting::Equal, &[9.0], &cols, &cols).unwrap(),
+            &[0.25; 4],
+        );
+        assert_eq!(
+            weights(Weighting::Equal, &[], &[], &[]),
+            Err(WeightingError::NoCriteria)
+        );
+    }
+
+    #[test]
+    fn entropy_by_hand() {
+        // Column 0: p = (1/4, 3/4); E = −(¼ ln ¼ + ¾ ln ¾) / ln 2. Column 1 is constant: d = 0.
+        let e0 = -(0.25 * 0.25_f64.ln() + 0.75 * 0.75_f64.ln()) / 2.0_f64.ln();
+        let raw = vec![vec![1.0, 3.0], vec![5.0, 5.0], vec![0.0, 2.0]];
+        // Column 2: p = (0, 1), 0 ln 0 = 0, so E = 0 and d = 1.
+        let d = [1.0 - e0, 0.0, 1.0];
+        let sum: f64 = d.iter().sum();
+        close(
+            &entropy_weights(&raw).unwrap(),
+            &[d[0] / sum, 0.0, 1.0 / sum],
+        );
+    }
+
+    #[test]
+    fn entropy_with_a_zero_sum_column() {
+        let raw = vec![vec![0.0, 0.0, 0.0], vec![1.0, 2.0, 3.0]];
+        close(&entropy_weights(&raw).unwrap(), &[0.0, 1.0]);
+        // Nothing informative at all: equal weights.
+        let flat = vec![vec![0.0, 0.0], vec![4.0, 4.0]];
+        close(&entropy_weights(&flat).unwrap(), &[0.5, 0.5]);
+        close(
+            &entropy_weights(&[vec![3.0], vec![1.0]]).unwrap(),
+            &[0.5, 0.5],
+        );
+    }
+
+    #[test]
+    fn entropy_rejects_negative_values_and_no_criteria() {
+        assert_eq!(
+            entropy_weights(&[vec![1.0, 2.0], vec![3.0, -1.0]]),
+            Err(WeightingError::InvalidEntropyValue {
+                criterion: 1,
+                entity: 1,
+                value: -1.0
+            })
+        );
+        assert_eq!(entropy_weights(&[]), Err(WeightingError::NoCriteria));
+    }
+
+    #[test]
+    fn critic_by_hand() {
+        // Two perfectly opposed columns with equal spread: r = −1, conflict 2 each, equal weights.
+        close(
+            &critic_weights(&[vec![0.0, 0.5, 1.0], vec![1.0, 0.5, 0.0]]),
+            &[0.5, 0.5],
+        );
+        // Identical columns: no conflict anywhere, equal weights.
+        close(
+            &critic_weights(&[vec![1.0, 2.0, 4.0], vec![1.0, 2.0, 4.0]]),
+            &[0.5, 0.5],
+        );
+        // A single criterion.
+        close(&critic_weights(&[vec![1.0, 2.0, 4.0]]), &[1.0]);
+    }
+
+    #[test]
+    fn critic_constant_column_gets_zero_and_is_otherwise_ignored() {
+        let a = vec![0.1, 0.9, 0.4, 0.7];
+        let b = vec![0.3, 0.2, 0.8, 0.6];
+        let without = critic_weights(&[a.clone(), b.clone()]);
+        let with = critic_weights(&[a, vec![2.0; 4], b]);
+        close(&with, &[without[0], 0.0, without[1]]);
+    }
+
+    #[test]
+    fn critic_is_invariant_to_affine_rescaling() {
+        let a = vec![1.0, 5.0, 2.0, 8.0, 3.0];
+        let b = vec![4.0, 1.0, 6.0, 2.0, 2.5];
+        let c = vec![7.0, 7.5, 1.0, 3.0, 9.0];
+        let scaled: Vec<Vec<f64>> = [&a, &b, &c]
+            .iter()
+            .map(|col| col.iter().map(|x| 3.0 * x + 10.0).collect())
+            .collect();
+        close(&critic_weights(&[a, b, c]), &critic_weights(&scaled));
+    }
+}

@@ -133,6 +133,7 @@ fn rows_to_wire(computed: &Computed, period_index: usize) -> Vec<v1::MetricRow> 
                 .unwrap_or_default(),
             name: m.name.clone(),
             region_code: m.region_code.clone().unwrap_or_default(),
+            tags: m.tags.clone(),
         })
         .collect()
 }

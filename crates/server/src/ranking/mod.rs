@@ -1,0 +1,584 @@
+//! RankingService: versioned schemes, stored and reproducible runs, explanations, most
+//! improved, what-if simulation and rank robustness.
+
+mod run;
+pub mod scheme;
+mod source;
+
+use std::time::Duration;
+
+use prost::Message;
+use tonic::{Request, Response, Status};
+use zonerank_api::v1::{self, ranking_service_server::RankingService};
+use zonerank_cache::{Cache, CacheKey};
+use zonerank_domain::{
+    entity::{EntityKind, validate_id},
+    period::Period,
+    ranking::{
+        engine::rank, explain::explain, improved::most_improved, robustness::rank_robustness,
+    },
+};
+use zonerank_storage::{RunRow, Store};
+
+pub use source::MetricsSource;
+
+use crate::{
+    convert::{self, micros_timestamp},
+    error::ServiceError,
+    ingestion::{decode_page_token, encode_page_token, page_size},
+    metrics::Catalog,
+};
+use scheme::CheckedScheme;
+
+/// Pages of finished runs stay cached this long; runs never change, so no version is needed.
+const PAGE_TTL: Duration = Duration::from_secs(3600);
+
+/// Entries in ComputeRanking's answer.
+const TOP_ENTRIES: usize = 20;
+
+/// The ranking service.
+#[derive(Clone, Debug)]
+pub struct Ranking {
+    store: Store,
+    cache: Cache,
+    metrics: MetricsSource,
+}
+
+impl Ranking {
+    /// The service over `store`, asking `metrics` for tables and caching in `cache`.
+    pub fn new(store: Store, cache: Cache, metrics: MetricsSource) -> Ranking {
+        Ranking {
+            store,
+            cache,
+            metrics,
+        }
+    }
+}
+
+/// Stores the built-in example schemes as version 1 where their ids are free.
+pub async fn ensure_builtin_schemes(store: &Store) -> Result<(), ServiceError> {
+    let catalog = Catalog::load(store).await?;
+    for wire in scheme::builtin_schemes() {
+        if store.scheme(&wire.id, None).await?.is_none() {
+            scheme::check("scheme", &wire, &catalog)?;
+            store_scheme(store, wire).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn store_scheme(store: &Store, wire: v1::Scheme) -> Result<v1::Scheme, ServiceError> {
+    let kind = convert::entity_kind(wire.entity_kind).unwrap_or(EntityKind::Zone);
+    let row = store
+        .insert_scheme(
+            &wire.id,
+            &wire.name,
+            kind.as_str(),
+            |version, created_at| {
+                let mut stored = wire.clone();
+                stored.version = version;
+                stored.created_at = Some(micros_timestamp(created_at));
+                stored.encode_to_vec()
+            },
+        )
+        .await?;
+    decode_scheme(&row.definition)
+}
+
+fn decode_scheme(bytes: &[u8]) -> Result<v1::Scheme, ServiceError> {
+    v1::Scheme::decode(bytes).map_err(|e| {
+        ServiceError::Storage(zonerank_storage::StorageError::Corrupt(format!(
+            "scheme: {e}"
+        )))
+    })
+}
+
+fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M, ServiceError> {
+    M::decode(bytes).map_err(|e| {
+        ServiceError::Storage(zonerank_storage::StorageError::Corrupt(format!(
+            "{what}: {e}"
+        )))
+    })
+}
+
+fn period(field: &str, text: &str) -> Result<Period, ServiceError> {
+    if text.trim().is_empty() {
+        return Err(ServiceError::invalid(field, "must be set, e.g. 2024"));
+    }
+    Period::parse(text).map_err(|e| ServiceError::invalid(field, e))
+}
+
+impl Ranking {
+    async fn scheme(
+        &self,
+        id: &str,
+        version: i32,
+    ) -> Result<(v1::Scheme, CheckedScheme), ServiceError> {
+        if id.trim().is_empty() {
+            return Err(ServiceError::invalid("scheme_id", "must be set"));
+        }
+        let row = self
+            .store
+            .scheme(id.trim(), (version > 0).then_some(version))
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("scheme {id:?} version {version} is not known"))
+            })?;
+        let wire = decode_scheme(&row.definition)?;
+        let catalog = Catalog::load(&self.store).await?;
+        let checked = scheme::check("scheme", &wire, &catalog)?;
+        Ok((wire, checked))
+    }
+
+    async fn region_parents(&self) -> Result<run::RegionParents, ServiceError> {
+        Ok(self
+            .store
+            .regions()
+            .await?
+            .into_iter()
+            .map(|r| (r.code, r.parent_code))
+            .collect())
+    }
+
+    async fn resolve_run(
+        &self,
+        run_id: &str,
+        scheme_id: &str,
+        period_text: &str,
+    ) -> Result<RunRow, ServiceError> {
+        let found = if !run_id.trim().is_empty() {
+            self.store.run(run_id.trim()).await?
+        } else {
+            let period = period("period", period_text)?;
+            if scheme_id.trim().is_empty() {
+                return Err(ServiceError::invalid(
+                    "run_id",
+                    "give a run_id, or scheme_id and period",
+                ));
+            }
+            self.store
+                .latest_run(scheme_id.trim(), &period.canonical())
+                .await?
+        };
+        found.ok_or_else(|| ServiceError::NotFound("no such ranking run".to_string()))
+    }
+
+    async fn all_entries(&self, run_id: &str) -> Result<Vec<v1::RankingEntry>, ServiceError> {
+        self.store
+            .run_entries(run_id, 0, u64::MAX >> 1)
+            .await?
+            .into_iter()
+            .map(|(_, bytes)| decode("entry", &bytes))
+            .collect()
+    }
+
+    async fn page(
+        &self,
+        request: &v1::GetRankingRequest,
+        run: &RunRow,
+    ) -> Result<v1::GetRankingResponse, ServiceError> {
+        let limit = page_size(request.page_size, 50, 1000)?;
+        let after = decode_page_token(&request.page_token)?;
+        let from: i32 = match after {
+            None => 0,
+            Some(p) => p.parse().map_err(|_| {
+                ServiceError::invalid("page_token", "not a token this service handed out")
+            })?,
+        };
+        let (entries, next) = if request.group.trim().is_empty() {
+            let mut rows = self.store.run_entries(&run.run_id, from, limit + 1).await?;
+            let next = (rows.len() as u64 > limit).then(|| rows[limit as usize].0);
+            rows.truncate(limit as usize);
+            let entries = rows
+                .into_iter()
+                .map(|(_, b)| decode("entry", &b))
+                .collect::<Result<Vec<v1::RankingEntry>, _>>()?;
+            (entries, next)
+        } else {
+            // Group pages filter the run; positions still page them.
+            let group = request.group.trim();
+            let mut selected = Vec::new();
+            let mut next = None;
+            for (position, e) in self.all_entries(&run.run_id).await?.into_iter().enumerate() {
+                if (position as i32) < from || !e.group_ranks.iter().any(|g| g.group == group) {
+                    continue;
+                }
+                if selected.len() as u64 == limit {
+                    next = Some(position as i32);
+                    break;
+                }
+                selected.push(e);
+            }
+            (selected, next)
+        };
+        Ok(v1::GetRankingResponse {
+            run: Some(decode("run", &run.run)?),
+            entries,
+            next_page_token: next
+                .map(|p| encode_page_token(&p.to_string()))
+                .unwrap_or_default(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl RankingService for Ranking {
+    async fn create_scheme(
+        &self,
+        request: Request<v1::CreateSchemeRequest>,
+    ) -> Result<Response<v1::CreateSchemeResponse>, Status> {
+        let wire = request
+            .into_inner()
+            .scheme
+            .ok_or_else(|| ServiceError::invalid("scheme", "must be set"))?;
+        validate_id(EntityKind::Zone, &wire.id)
+            .map_err(|e| ServiceError::invalid("scheme.id", e))?;
+        if wire.name.trim().is_empty() {
+            return Err(ServiceError::invalid("scheme.name", "must not be empty").into());
+        }
+        let catalog = Catalog::load(&self.store).await?;
+        scheme::check("scheme", &wire, &catalog)?;
+        let stored = store_scheme(&self.store, wire).await?;
+        tracing::info!(scheme = %stored.id, version = stored.version, "scheme stored");
+        Ok(Response::new(v1::CreateSchemeResponse {
+            scheme: Some(stored),
+        }))
+    }
+
+    async fn get_scheme(
+        &self,
+        request: Request<v1::GetSchemeRequest>,
+    ) -> Result<Response<v1::GetSchemeResponse>, Status> {
+        let request = request.into_inner();
+        let row = self
+            .store
+            .scheme(
+                request.scheme_id.trim(),
+                (request.version > 0).then_some(request.version),
+            )
+            .await
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("scheme {:?} is not known", request.scheme_id))
+            })?;
+        Ok(Response::new(v1::GetSchemeResponse {
+            scheme: Some(decode_scheme(&row.definition)?),
+        }))
+    }
+
+    async fn list_schemes(
+        &self,
+        request: Request<v1::ListSchemesRequest>,
+    ) -> Result<Response<v1::ListSchemesResponse>, Status> {
+        let request = request.into_inner();
+        let limit = page_size(request.page_size, 50, 500)?;
+        let after = decode_page_token(&request.page_token)?;
+        let (rows, more) = self
+            .store
+            .latest_schemes(after.as_deref(), limit)
+            .await
+            .map_err(ServiceError::from)?;
+        let next_page_token = if more {
+            rows.last()
+                .map(|r| encode_page_token(&r.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(v1::ListSchemesResponse {
+            schemes: rows
+                .iter()
+                .map(|r| decode_scheme(&r.definition))
+                .collect::<Result<_, _>>()?,
+            next_page_token,
+        }))
+    }
+
+    async fn compute_ranking(
+        &self,
+        request: Request<v1::ComputeRankingRequest>,
+    ) -> Result<Response<v1::ComputeRankingResponse>, Status> {
+        let request = request.into_inner();
+        let (wire, checked) = self
+            .scheme(&request.scheme_id, request.scheme_version)
+            .await?;
+        let period = period("period", &request.period)?;
+        let mut cohort = request.cohort.or(wire.cohort.clone()).unwrap_or_default();
+        cohort.entity_kind = wire.entity_kind;
+        // A run is pinned to the moment it read the data: the revision history reproduces it.
+        let as_of = request
+            .as_of
+            .unwrap_or_else(|| micros_timestamp(zonerank_storage::now_micros()));
+        let parents = self.region_parents().await?;
+        let (input, outcome) = run::compute(
+            &self.metrics,
+            &checked,
+            &period,
+            &cohort,
+            Some(as_of),
+            &parents,
+        )
+        .await?;
+        let entries = run::entries(&input, &checked, &outcome, wire.rank_target);
+        let included = outcome.entries.iter().filter(|e| e.included).count() as i64;
+        let mut star_counts = std::collections::HashMap::new();
+        for e in outcome.entries.iter().filter(|e| e.stars > 0) {
+            *star_counts.entry(i32::from(e.stars)).or_insert(0) += 1;
+        }
+        let run_id = format!(
+            "run-{:x}-{:08x}",
+            zonerank_storage::now_micros(),
+            rand_suffix()
+        );
+        let run = v1::RankingRun {
+            run_id: run_id.clone(),
+            scheme_id: wire.id.clone(),
+            scheme_version: wire.version,
+            period: period.canonical(),
+            cohort: Some(cohort),
+            as_of: Some(as_of),
+            computed_at: Some(micros_timestamp(zonerank_storage::now_micros())),
+            data_version: self
+                .store
+                .data_version()
+                .await
+                .map_err(ServiceError::from)?,
+            entity_count: included,
+            excluded_count: entries.len() as i64 - included,
+            weights: outcome.weights.clone(),
+            meeting_rank_target: entries.iter().filter(|e| e.meets_rank_target).count() as i64,
+            star_counts,
+        };
+        self.store
+            .insert_run(
+                RunRow {
+                    run_id: run_id.clone(),
+                    scheme_id: wire.id.clone(),
+                    scheme_version: wire.version,
+                    period: period.canonical(),
+                    run: run.encode_to_vec(),
+                },
+                entries
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.entity.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+                            e.encode_to_vec(),
+                        )
+                    })
+                    .collect(),
+            )
+            .await
+            .map_err(ServiceError::from)?;
+        tracing::info!(run = %run_id, scheme = %wire.id, period = %period, entities = included, "ranking computed");
+        Ok(Response::new(v1::ComputeRankingResponse {
+            run: Some(run),
+            top: entries.into_iter().take(TOP_ENTRIES).collect(),
+        }))
+    }
+
+    async fn get_ranking(
+        &self,
+        request: Request<v1::GetRankingRequest>,
+    ) -> Result<Response<v1::GetRankingResponse>, Status> {
+        let mut request = request.into_inner();
+        let run = self
+            .resolve_run(&request.run_id, &request.scheme_id, &request.period)
+            .await?;
+        request.run_id = run.run_id.clone();
+        request.scheme_id.clear();
+        request.period.clear();
+        let key = CacheKey::new("ranking.page", 0, &request.encode_to_vec());
+        let (bytes, _) = self
+            .cache
+            .get_or_compute(&key, PAGE_TTL, || async {
+                Ok::<_, ServiceError>(self.page(&request, &run).await?.encode_to_vec())
+            })
+            .await?;
+        Ok(Response::new(decode("page", &bytes)?))
+    }
+
+    async fn explain_ranking(
+        &self,
+        request: Request<v1::ExplainRankingRequest>,
+    ) -> Result<Response<v1::ExplainRankingResponse>, Status> {
+        let request = request.into_inner();
+        let entity = request
+            .entity
+            .ok_or_else(|| ServiceError::invalid("entity", "must be set"))?;
+        let run = self.resolve_run(&request.run_id, "", "").await?;
+        let (_, checked) = self.scheme(&run.scheme_id, run.scheme_version).await?;
+        let entries = self.all_entries(&run.run_id).await?;
+        let Some(index) = entries
+            .iter()
+            .position(|e| e.entity.as_ref().is_some_and(|r| r.id == entity.id))
+        else {
+            return Err(ServiceError::NotFound(format!(
+                "{:?} is not in run {}",
+                entity.id, run.run_id
+            ))
+            .into());
+        };
+        let input = run::input_from_entries(&checked, &entries);
+        let engine_input = input.as_input(&checked);
+        let outcome = rank(&engine_input).map_err(|e| ServiceError::invalid("scheme", e))?;
+        let explanation = explain(&engine_input, &outcome, index);
+        let above = explanation.as_ref().and_then(|x| x.above);
+        Ok(Response::new(v1::ExplainRankingResponse {
+            entry: Some(entries[index].clone()),
+            next_above: above.map(|a| entries[a].clone()),
+            score_gap: explanation.as_ref().map_or(0.0, |x| x.score_gap),
+            gaps: explanation
+                .map(|x| {
+                    x.gaps
+                        .into_iter()
+                        .map(|g| v1::CriterionGap {
+                            metric: checked.scheme.criteria[g.criterion].metric.clone(),
+                            raw_gap: g.raw_gap,
+                            score_gap: g.score_gap,
+                            normalized_gap: g.normalized_gap,
+                            raw_target: g.raw_target,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn get_most_improved(
+        &self,
+        request: Request<v1::GetMostImprovedRequest>,
+    ) -> Result<Response<v1::GetMostImprovedResponse>, Status> {
+        let request = request.into_inner();
+        let run = self
+            .resolve_run("", &request.scheme_id, &request.period)
+            .await?;
+        let (_, checked) = self.scheme(&run.scheme_id, run.scheme_version).await?;
+        let entries = self.all_entries(&run.run_id).await?;
+        let mut input = run::input_from_entries(&checked, &entries);
+        if !request.previous_period.trim().is_empty() {
+            // Against the latest run of another period instead of the year before.
+            let other = self
+                .resolve_run("", &request.scheme_id, &request.previous_period)
+                .await?;
+            let before: std::collections::HashMap<String, (u32, f64)> = self
+                .all_entries(&other.run_id)
+                .await?
+                .into_iter()
+                .filter(|e| e.rank > 0)
+                .map(|e| (e.entity.unwrap_or_default().id, (e.rank as u32, e.score)))
+                .collect();
+            input.previous = input
+                .entities
+                .iter()
+                .map(|e| before.get(&e.id).copied())
+                .collect();
+        }
+        let outcome =
+            rank(&input.as_input(&checked)).map_err(|e| ServiceError::invalid("scheme", e))?;
+        let limit = if request.limit <= 0 {
+            10
+        } else {
+            request.limit as usize
+        };
+        let chosen = most_improved(&outcome, limit, request.by_score);
+        let refreshed = run::entries(&input, &checked, &outcome, 0);
+        let by_id: std::collections::HashMap<String, v1::RankingEntry> = refreshed
+            .into_iter()
+            .map(|e| (e.entity.clone().unwrap_or_default().id, e))
+            .collect();
+        Ok(Response::new(v1::GetMostImprovedResponse {
+            entries: chosen
+                .into_iter()
+                .filter_map(|i| by_id.get(&input.entities[i].id).cloned())
+                .collect(),
+        }))
+    }
+
+    async fn simulate_ranking(
+        &self,
+        request: Request<v1::SimulateRankingRequest>,
+    ) -> Result<Response<v1::SimulateRankingResponse>, Status> {
+        let request = request.into_inner();
+        let wire = request
+            .scheme
+            .ok_or_else(|| ServiceError::invalid("scheme", "must be set"))?;
+        let catalog = Catalog::load(&self.store).await?;
+        let checked = scheme::check("scheme", &wire, &catalog)?;
+        let period = period("period", &request.period)?;
+        let mut cohort = request.cohort.or(wire.cohort.clone()).unwrap_or_default();
+        cohort.entity_kind = wire.entity_kind;
+        let parents = self.region_parents().await?;
+        let (input, outcome) = run::compute(
+            &self.metrics,
+            &checked,
+            &period,
+            &cohort,
+            request.as_of,
+            &parents,
+        )
+        .await?;
+        let limit = page_size(request.page_size, 50, 100_000)? as usize;
+        Ok(Response::new(v1::SimulateRankingResponse {
+            entries: run::entries(&input, &checked, &outcome, wire.rank_target)
+                .into_iter()
+                .take(limit)
+                .collect(),
+        }))
+    }
+
+    async fn get_rank_robustness(
+        &self,
+        request: Request<v1::GetRankRobustnessRequest>,
+    ) -> Result<Response<v1::GetRankRobustnessResponse>, Status> {
+        let request = request.into_inner();
+        let samples = match request.samples {
+            n if n < 0 => {
+                return Err(ServiceError::invalid("samples", "must not be negative").into());
+            }
+            0 => 1000,
+            n => (n as usize).min(100_000),
+        };
+        let spread = if request.spread == 0.0 {
+            0.2
+        } else {
+            request.spread
+        };
+        if !(0.0..1.0).contains(&spread) {
+            return Err(
+                ServiceError::invalid("spread", "a relative perturbation in [0, 1)").into(),
+            );
+        }
+        let run = self.resolve_run(&request.run_id, "", "").await?;
+        let (_, checked) = self.scheme(&run.scheme_id, run.scheme_version).await?;
+        let entries = self.all_entries(&run.run_id).await?;
+        let input = run::input_from_entries(&checked, &entries);
+        let engine_input = input.as_input(&checked);
+        let outcome = rank(&engine_input).map_err(|e| ServiceError::invalid("scheme", e))?;
+        let intervals = rank_robustness(&engine_input, &outcome, samples, spread, request.seed);
+        Ok(Response::new(v1::GetRankRobustnessResponse {
+            entities: input
+                .entities
+                .iter()
+                .zip(intervals)
+                .filter_map(|(entity, interval)| {
+                    interval.map(|i| v1::RankInterval {
+                        entity: Some(entity.clone()),
+                        rank: i.rank as i32,
+                        p5: i.p5 as i32,
+                        p50: i.p50 as i32,
+                        p95: i.p95 as i32,
+                    })
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// A random suffix so two runs computed in the same microsecond get different ids.
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_i64(zonerank_storage::now_micros());
+    hasher.finish() as u32
+}

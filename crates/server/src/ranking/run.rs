@@ -1,0 +1,243 @@
+//! Computing a ranking: metric tables from the metrics service (this period and the year
+//! before), the domain engine, and the entries a run stores.
+
+use std::collections::HashMap;
+
+use zonerank_api::v1;
+use zonerank_domain::{
+    period::Period,
+    ranking::engine::{RankingInput, RankingOutcome, rank},
+};
+
+use super::{scheme::CheckedScheme, source::MetricsSource};
+use crate::error::ServiceError;
+
+/// The columns and groups a run was computed from, kept so the run can be explained and
+/// perturbed without reading the data again.
+#[derive(Clone, Debug, Default)]
+pub struct RunInput {
+    pub entities: Vec<v1::EntityRef>,
+    pub names: Vec<String>,
+    /// `[criterion][entity]`
+    pub criteria: Vec<Vec<Option<f64>>>,
+    /// `[criterion][entity]` the reason a raw value is missing.
+    pub reasons: Vec<Vec<String>>,
+    pub extras: HashMap<String, Vec<Option<f64>>>,
+    pub groups: Vec<Vec<String>>,
+    pub previous: Vec<Option<(u32, f64)>>,
+}
+
+impl RunInput {
+    /// The engine's view of this input.
+    pub fn as_input<'a>(&'a self, scheme: &'a CheckedScheme) -> RankingInput<'a> {
+        RankingInput {
+            scheme: &scheme.scheme,
+            criteria: self.criteria.clone(),
+            extras: self.extras.clone(),
+            groups: self.groups.clone(),
+            previous: self.previous.clone(),
+        }
+    }
+}
+
+/// Region ancestry, for group keys ("region:410300" for a zone in Xin'an county).
+pub type RegionParents = HashMap<String, Option<String>>;
+
+fn group_keys(row: &v1::MetricRow, parents: &RegionParents) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut region = Some(row.region_code.clone()).filter(|r| !r.is_empty());
+    while let Some(code) = region {
+        region = parents.get(&code).cloned().flatten();
+        keys.push(format!("region:{code}"));
+    }
+    keys.extend(row.tags.iter().map(|t| format!("tag:{t}")));
+    keys
+}
+
+/// Reads the tables for `period` and turns them into the engine's columns.
+pub async fn gather(
+    source: &MetricsSource,
+    scheme: &CheckedScheme,
+    period: &Period,
+    cohort: &v1::CohortSelector,
+    as_of: Option<prost_types::Timestamp>,
+    parents: &RegionParents,
+) -> Result<RunInput, tonic::Status> {
+    let table = source
+        .table(v1::StreamMetricsRequest {
+            metrics: scheme.metrics.clone(),
+            period: period.canonical(),
+            cohort: Some(cohort.clone()),
+            as_of,
+            chunk_size: 0,
+        })
+        .await?;
+    let n = table.rows.len();
+    let criteria_count = scheme.scheme.criteria.len();
+    let mut input = RunInput {
+        criteria: vec![Vec::with_capacity(n); criteria_count],
+        reasons: vec![Vec::with_capacity(n); criteria_count],
+        previous: vec![None; n],
+        ..Default::default()
+    };
+    let mut extras: Vec<Vec<Option<f64>>> =
+        vec![Vec::with_capacity(n); scheme.metrics.len() - criteria_count];
+    for row in &table.rows {
+        input.entities.push(row.entity.clone().unwrap_or_default());
+        input.names.push(row.name.clone());
+        input.groups.push(group_keys(row, parents));
+        for (j, value) in row.values.iter().enumerate() {
+            let (number, reason) = match &value.result {
+                Some(v1::metric_value::Result::Value(v)) => (Some(*v), String::new()),
+                Some(v1::metric_value::Result::MissingReason(r)) => (None, r.clone()),
+                None => (None, "no value".to_string()),
+            };
+            if j < criteria_count {
+                input.criteria[j].push(number);
+                input.reasons[j].push(reason);
+            } else {
+                extras[j - criteria_count].push(number);
+            }
+        }
+    }
+    input.extras = scheme.metrics[criteria_count..]
+        .iter()
+        .cloned()
+        .zip(extras)
+        .collect();
+    Ok(input)
+}
+
+/// This period's input with the previous period's ranks filled in, and the outcome.
+pub async fn compute(
+    source: &MetricsSource,
+    scheme: &CheckedScheme,
+    period: &Period,
+    cohort: &v1::CohortSelector,
+    as_of: Option<prost_types::Timestamp>,
+    parents: &RegionParents,
+) -> Result<(RunInput, RankingOutcome), tonic::Status> {
+    let previous_period = period.year_earlier();
+    let (current, previous) = tokio::try_join!(
+        gather(source, scheme, period, cohort, as_of, parents),
+        gather(source, scheme, &previous_period, cohort, as_of, parents),
+    )?;
+    let mut current = current;
+    let before =
+        rank(&previous.as_input(scheme)).map_err(|e| ServiceError::invalid("scheme", e))?;
+    let previous_ranks: HashMap<&str, (u32, f64)> = previous
+        .entities
+        .iter()
+        .zip(&before.entries)
+        .filter(|(_, e)| e.included)
+        .map(|(entity, e)| (entity.id.as_str(), (e.rank, e.score)))
+        .collect();
+    current.previous = current
+        .entities
+        .iter()
+        .map(|e| previous_ranks.get(e.id.as_str()).copied())
+        .collect();
+    let outcome =
+        rank(&current.as_input(scheme)).map_err(|e| ServiceError::invalid("scheme", e))?;
+    Ok((current, outcome))
+}
+
+/// The entries of a run in rank order (excluded entities last), and the star counts.
+pub fn entries(
+    input: &RunInput,
+    scheme: &CheckedScheme,
+    outcome: &RankingOutcome,
+    rank_target: i32,
+) -> Vec<v1::RankingEntry> {
+    let mut order: Vec<usize> = (0..input.entities.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ea, eb) = (&outcome.entries[a], &outcome.entries[b]);
+        eb.included
+            .cmp(&ea.included)
+            .then(ea.rank.cmp(&eb.rank))
+            .then(input.entities[a].id.cmp(&input.entities[b].id))
+    });
+    order
+        .into_iter()
+        .map(|i| {
+            let e = &outcome.entries[i];
+            let criteria = scheme
+                .scheme
+                .criteria
+                .iter()
+                .enumerate()
+                .map(|(j, c)| v1::CriterionScore {
+                    metric: c.metric.clone(),
+                    raw: input.criteria[j][i],
+                    normalized: e.normalized.get(j).copied().unwrap_or_default(),
+                    weight: outcome.weights.get(j).copied().unwrap_or_default(),
+                    contribution: e.contributions.get(j).copied().unwrap_or_default(),
+                    missing_reason: input.reasons[j][i].clone(),
+                })
+                .collect();
+            v1::RankingEntry {
+                entity: Some(input.entities[i].clone()),
+                name: input.names[i].clone(),
+                rank: if e.included { e.rank as i32 } else { 0 },
+                score: e.score,
+                percentile: e.percentile,
+                stars: i32::from(e.stars),
+                class_label: e.class_label.clone(),
+                previous_rank: e.previous_rank.map_or(0, |r| r as i32),
+                rank_change: e.rank_change.unwrap_or(0) as i32,
+                criteria,
+                group_ranks: e
+                    .group_ranks
+                    .iter()
+                    .map(|(group, rank)| v1::GroupRank {
+                        group: group.clone(),
+                        rank: *rank as i32,
+                    })
+                    .collect(),
+                bonus: e.bonus,
+                vetoes: e.vetoes.clone(),
+                excluded_reason: e.excluded_because.clone().unwrap_or_default(),
+                previous_score: input.previous[i].map_or(0.0, |(_, s)| s),
+                meets_rank_target: e.included && rank_target > 0 && e.rank as i32 <= rank_target,
+                extras: input
+                    .extras
+                    .iter()
+                    .filter_map(|(metric, column)| column[i].map(|v| (metric.clone(), v)))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The engine input rebuilt from a stored run's entries (criteria raw values and groups), for
+/// explanations and robustness without reading the data again.
+pub fn input_from_entries(scheme: &CheckedScheme, entries: &[v1::RankingEntry]) -> RunInput {
+    let criteria_count = entries.first().map_or(0, |e| e.criteria.len());
+    let mut input = RunInput {
+        criteria: vec![Vec::with_capacity(entries.len()); criteria_count],
+        reasons: vec![Vec::with_capacity(entries.len()); criteria_count],
+        ..Default::default()
+    };
+    for e in entries {
+        input.entities.push(e.entity.clone().unwrap_or_default());
+        input.names.push(e.name.clone());
+        input
+            .groups
+            .push(e.group_ranks.iter().map(|g| g.group.clone()).collect());
+        input
+            .previous
+            .push((e.previous_rank > 0).then_some((e.previous_rank as u32, e.previous_score)));
+        for (j, c) in e.criteria.iter().enumerate().take(criteria_count) {
+            input.criteria[j].push(c.raw);
+            input.reasons[j].push(c.missing_reason.clone());
+        }
+    }
+    for metric in &scheme.metrics[criteria_count.min(scheme.metrics.len())..] {
+        let column = entries
+            .iter()
+            .map(|e| e.extras.get(metric).copied())
+            .collect();
+        input.extras.insert(metric.clone(), column);
+    }
+    input
+}

@@ -1,0 +1,294 @@
+//! Schemes on the wire and in the domain: checking a wire scheme names every fault by its field,
+//! and the built-in example schemes follow the seeds.
+
+use zonerank_api::v1;
+use zonerank_domain::ranking::{
+    Aggregation, MissingPolicy, Normalization, Weighting,
+    scheme::{
+        Adjustment, ClassCut, Criterion, Gate, Scheme, StarRule, Veto, default_class_cuts, validate,
+    },
+};
+
+use crate::{
+    convert,
+    error::{ServiceError, Violation},
+    metrics::Catalog,
+};
+
+/// A checked scheme: the domain form plus what the run needs around it.
+#[derive(Clone, Debug)]
+pub struct CheckedScheme {
+    pub scheme: Scheme,
+    /// Every metric the run reads: criteria first, then gates, adjustments and vetoes.
+    pub metrics: Vec<String>,
+}
+
+fn normalization(n: i32) -> Normalization {
+    match v1::Normalization::try_from(n).unwrap_or_default() {
+        v1::Normalization::ZScore => Normalization::ZScore,
+        v1::Normalization::Efficacy => Normalization::Efficacy,
+        v1::Normalization::Vector => Normalization::Vector,
+        v1::Normalization::BenchmarkRatio => Normalization::BenchmarkRatio,
+        v1::Normalization::PercentileRank => Normalization::PercentileRank,
+        v1::Normalization::MinMax | v1::Normalization::Unspecified => Normalization::MinMax,
+    }
+}
+
+fn weighting(w: i32) -> Weighting {
+    match v1::Weighting::try_from(w).unwrap_or_default() {
+        v1::Weighting::Equal => Weighting::Equal,
+        v1::Weighting::Entropy => Weighting::Entropy,
+        v1::Weighting::Critic => Weighting::Critic,
+        v1::Weighting::Fixed | v1::Weighting::Unspecified => Weighting::Fixed,
+    }
+}
+
+fn aggregation(a: i32) -> Aggregation {
+    match v1::Aggregation::try_from(a).unwrap_or_default() {
+        v1::Aggregation::GeometricMean => Aggregation::GeometricMean,
+        v1::Aggregation::Topsis => Aggregation::Topsis,
+        v1::Aggregation::WeightedSum | v1::Aggregation::Unspecified => Aggregation::WeightedSum,
+    }
+}
+
+fn missing_policy(m: i32) -> MissingPolicy {
+    match v1::MissingPolicy::try_from(m).unwrap_or_default() {
+        v1::MissingPolicy::Exclude => MissingPolicy::Exclude,
+        v1::MissingPolicy::CohortMean => MissingPolicy::CohortMean,
+        v1::MissingPolicy::Worst | v1::MissingPolicy::Unspecified => MissingPolicy::Worst,
+    }
+}
+
+/// Checks a wire scheme against the catalog and the domain rules; every fault is reported with
+/// its field under `prefix` (e.g. "scheme").
+pub fn check(
+    prefix: &str,
+    wire: &v1::Scheme,
+    catalog: &Catalog,
+) -> Result<CheckedScheme, ServiceError> {
+    let mut faults: Vec<Violation> = Vec::new();
+    let metric = |field: String, text: &str, faults: &mut Vec<Violation>| match catalog
+        .parse(&field, text)
+    {
+        Ok(m) => Some(m),
+        Err(ServiceError::InvalidArgument { violations, .. }) => {
+            faults.extend(violations);
+            None
+        }
+        Err(_) => None,
+    };
+    let mut criteria = Vec::with_capacity(wire.criteria.len());
+    for (i, c) in wire.criteria.iter().enumerate() {
+        let Some(m) = metric(
+            format!("{prefix}.criteria[{i}].metric"),
+            &c.metric,
+            &mut faults,
+        ) else {
+            continue;
+        };
+        criteria.push(Criterion {
+            direction: convert::direction(c.direction).unwrap_or(m.direction),
+            metric: m.text,
+            weight: c.weight,
+            benchmark: (c.benchmark != 0.0).then_some(c.benchmark),
+        });
+    }
+    let mut star_rules = Vec::with_capacity(wire.star_rules.len());
+    for (i, r) in wire.star_rules.iter().enumerate() {
+        let mut gates = Vec::new();
+        for (j, g) in r.gates.iter().enumerate() {
+            let field = format!("{prefix}.star_rules[{i}].gates[{j}]");
+            match Gate::parse(g) {
+                Ok(mut gate) => {
+                    if let Some(m) = metric(field, &gate.metric, &mut faults) {
+                        gate.metric = m.text;
+                        gates.push(gate);
+                    }
+                }
+                Err(e) => faults.push(Violation::new(field, e)),
+            }
+        }
+        star_rules.push(StarRule {
+            level: u8::try_from(r.level).unwrap_or(0),
+            min_score: r.min_score,
+            gates,
+        });
+    }
+    let mut adjustments = Vec::new();
+    for (i, a) in wire.adjustments.iter().enumerate() {
+        if let Some(m) = metric(
+            format!("{prefix}.adjustments[{i}].indicator"),
+            &a.indicator,
+            &mut faults,
+        ) {
+            adjustments.push(Adjustment {
+                metric: m.text,
+                points_per_event: a.points_per_event,
+                label: a.label.clone(),
+            });
+        }
+    }
+    let mut vetoes = Vec::new();
+    for (i, v) in wire.vetoes.iter().enumerate() {
+        if let Some(m) = metric(
+            format!("{prefix}.vetoes[{i}].indicator"),
+            &v.indicator,
+            &mut faults,
+        ) {
+            vetoes.push(Veto {
+                metric: m.text,
+                label: v.label.clone(),
+                bars_stars: v.bars_stars,
+                bars_class_a: v.bars_class_a,
+            });
+        }
+    }
+    let class_cuts = if wire.class_cuts.is_empty() {
+        default_class_cuts()
+    } else {
+        wire.class_cuts
+            .iter()
+            .map(|c| ClassCut {
+                label: c.label.clone(),
+                top_percent: c.top_percent,
+                min_score: c.min_score,
+            })
+            .collect()
+    };
+    let scheme = Scheme {
+        criteria,
+        normalization: normalization(wire.normalization),
+        weighting: weighting(wire.weighting),
+        aggregation: aggregation(wire.aggregation),
+        missing_policy: missing_policy(wire.missing_policy),
+        star_rules,
+        class_cuts,
+        adjustments,
+        vetoes,
+    };
+    if faults.is_empty()
+        && let Err(domain_faults) = validate(&scheme)
+    {
+        faults.extend(
+            domain_faults
+                .into_iter()
+                .map(|f| Violation::new(format!("{prefix}.{}", f.field), f.reason)),
+        );
+    }
+    if !faults.is_empty() {
+        return Err(ServiceError::InvalidArgument {
+            message: format!(
+                "{} fault(s) in the scheme; first: {}: {}",
+                faults.len(),
+                faults[0].field,
+                faults[0].reason
+            ),
+            violations: faults,
+        });
+    }
+    let mut metrics: Vec<String> = scheme.criteria.iter().map(|c| c.metric.clone()).collect();
+    for extra in zonerank_domain::ranking::scheme::extra_metrics(&scheme) {
+        if !metrics.contains(&extra) {
+            metrics.push(extra);
+        }
+    }
+    Ok(CheckedScheme { scheme, metrics })
+}
+
+fn criterion(metric: &str, weight: f64) -> v1::Criterion {
+    v1::Criterion {
+        metric: metric.into(),
+        weight,
+        direction: 0,
+        benchmark: 0.0,
+    }
+}
+
+/// The built-in example schemes, stored as version 1 when absent.
+pub fn builtin_schemes() -> Vec<v1::Scheme> {
+    vec![
+        v1::Scheme {
+            id: "henan-zone-assessment".into(),
+            name: "河南省产业集聚区考核排序 (provincial zone assessment)".into(),
+            description: "Growth, per-mu output and tax, investment intensity, energy intensity \
+                          change and share of the region, efficacy-scored (60 + 40 × min-max) and \
+                          weighted; one to three stars with revenue gates; the top-60 target of \
+                          Luoyang's zones."
+                .into(),
+            entity_kind: v1::EntityKind::Zone as i32,
+            cohort: Some(v1::CohortSelector {
+                entity_kind: v1::EntityKind::Zone as i32,
+                region_code: "410000".into(),
+                ..Default::default()
+            }),
+            criteria: vec![
+                criterion("yoy(revenue)", 0.2),
+                criterion("per_mu(output_value)", 0.2),
+                criterion("per_mu(tax)", 0.2),
+                criterion("investment_intensity", 0.15),
+                criterion("energy_intensity_change", 0.15),
+                criterion("share(revenue)", 0.1),
+            ],
+            normalization: v1::Normalization::Efficacy as i32,
+            weighting: v1::Weighting::Fixed as i32,
+            aggregation: v1::Aggregation::WeightedSum as i32,
+            missing_policy: v1::MissingPolicy::Worst as i32,
+            star_rules: vec![
+                v1::StarRule {
+                    level: 1,
+                    min_score: 76.0,
+                    gates: vec![],
+                },
+                v1::StarRule {
+                    level: 2,
+                    min_score: 80.0,
+                    gates: vec!["revenue >= 1000000".into()],
+                },
+                v1::StarRule {
+                    level: 3,
+                    min_score: 84.0,
+                    gates: vec!["revenue >= 5000000".into()],
+                },
+            ],
+            rank_target: 60,
+            ..Default::default()
+        },
+        v1::Scheme {
+            id: "enterprise-per-mu".into(),
+            name: "工业企业亩均效益综合评价 (enterprise per-mu evaluation)".into(),
+            description: "Tax and value added per mu, labour productivity, R&D intensity and \
+                          energy intensity against the cohort mean; firms without a figure get \
+                          the cohort mean score; A/B/C/D by 20/60/95/100%; a major safety \
+                          accident deducts a point and bars class A."
+                .into(),
+            entity_kind: v1::EntityKind::Enterprise as i32,
+            cohort: Some(v1::CohortSelector {
+                entity_kind: v1::EntityKind::Enterprise as i32,
+                ..Default::default()
+            }),
+            criteria: vec![
+                criterion("per_mu(tax)", 0.4),
+                criterion("per_mu(value_added)", 0.2),
+                criterion("labor_productivity", 0.15),
+                criterion("rd_intensity", 0.1),
+                criterion("energy_intensity", 0.15),
+            ],
+            normalization: v1::Normalization::BenchmarkRatio as i32,
+            weighting: v1::Weighting::Fixed as i32,
+            aggregation: v1::Aggregation::WeightedSum as i32,
+            missing_policy: v1::MissingPolicy::CohortMean as i32,
+            adjustments: vec![v1::Adjustment {
+                indicator: "major_safety_accidents".into(),
+                points_per_event: -1.0,
+                label: "重大安全事故".into(),
+            }],
+            vetoes: vec![v1::Veto {
+                indicator: "major_safety_accidents".into(),
+                label: "重大安全事故一票否决".into(),
+                bars_stars: true,
+                bars_class_a: true,
+            }],
+            ..Default::default()
+        },
+    ]
+}

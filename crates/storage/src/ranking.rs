@@ -1,0 +1,236 @@
+//! Schemes and ranking runs. Definitions, runs and entries are stored as encoded protobuf
+//! messages: the ranking service owns their shape, and a stored run reads back byte for byte.
+
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, Func},
+};
+
+use crate::{
+    StorageError, Store,
+    entity::{ranking_entry, ranking_run, scheme},
+    reference::rows_per_statement,
+};
+
+/// One stored scheme version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchemeRow {
+    pub id: String,
+    pub version: i32,
+    pub name: String,
+    pub definition: Vec<u8>,
+    /// Microseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// One stored run (without its entries).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRow {
+    pub run_id: String,
+    pub scheme_id: String,
+    pub scheme_version: i32,
+    pub period: String,
+    pub run: Vec<u8>,
+}
+
+impl From<scheme::Model> for SchemeRow {
+    fn from(m: scheme::Model) -> SchemeRow {
+        SchemeRow {
+            id: m.id,
+            version: m.version,
+            name: m.name,
+            definition: m.definition,
+            created_at: m.created_at,
+        }
+    }
+}
+
+impl From<ranking_run::Model> for RunRow {
+    fn from(m: ranking_run::Model) -> RunRow {
+        RunRow {
+            run_id: m.run_id,
+            scheme_id: m.scheme_id,
+            scheme_version: m.scheme_version,
+            period: m.period,
+            run: m.run,
+        }
+    }
+}
+
+impl Store {
+    /// Stores a new version of scheme `id` (1 for a new id) and returns it; `definition` is
+    /// built by the caller once the version is known.
+    pub async fn insert_scheme(
+        &self,
+        id: &str,
+        name: &str,
+        entity_kind: &str,
+        definition: impl FnOnce(i32, i64) -> Vec<u8>,
+    ) -> Result<SchemeRow, StorageError> {
+        let txn = self.db.begin().await?;
+        let latest: Option<i32> = scheme::Entity::find()
+            .select_only()
+            .column_as(
+                Expr::from(Func::max(Expr::col(scheme::Column::Version))),
+                "max",
+            )
+            .filter(scheme::Column::Id.eq(id))
+            .into_tuple::<Option<i32>>()
+            .one(&txn)
+            .await?
+            .flatten();
+        let version = latest.unwrap_or(0) + 1;
+        let created_at = crate::now_micros();
+        let row = scheme::Model {
+            id: id.to_string(),
+            version,
+            name: name.to_string(),
+            entity_kind: entity_kind.to_string(),
+            definition: definition(version, created_at),
+            created_at,
+        };
+        scheme::Entity::insert(scheme::ActiveModel::from(row.clone()))
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(row.into())
+    }
+
+    /// A scheme version; `None` for the latest.
+    pub async fn scheme(
+        &self,
+        id: &str,
+        version: Option<i32>,
+    ) -> Result<Option<SchemeRow>, StorageError> {
+        let mut query = scheme::Entity::find().filter(scheme::Column::Id.eq(id));
+        query = match version {
+            Some(v) => query.filter(scheme::Column::Version.eq(v)),
+            None => query.order_by_desc(scheme::Column::Version),
+        };
+        Ok(query.one(&self.db).await?.map(SchemeRow::from))
+    }
+
+    /// The latest version of each scheme, ordered by id, after the id `after`.
+    pub async fn latest_schemes(
+        &self,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<(Vec<SchemeRow>, bool), StorageError> {
+        let mut ids = scheme::Entity::find()
+            .select_only()
+            .column(scheme::Column::Id)
+            .distinct()
+            .order_by_asc(scheme::Column::Id);
+        if let Some(after) = after {
+            ids = ids.filter(scheme::Column::Id.gt(after));
+        }
+        let mut ids: Vec<String> = ids.limit(limit + 1).into_tuple().all(&self.db).await?;
+        let more = ids.len() as u64 > limit;
+        ids.truncate(limit as usize);
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(row) = self.scheme(&id, None).await? {
+                rows.push(row);
+            }
+        }
+        Ok((rows, more))
+    }
+
+    /// Stores a run and its entries (in rank order) in one transaction.
+    pub async fn insert_run(
+        &self,
+        run: RunRow,
+        entries: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), StorageError> {
+        let txn = self.db.begin().await?;
+        ranking_run::Entity::insert(ranking_run::ActiveModel {
+            run_id: sea_orm::Set(run.run_id.clone()),
+            scheme_id: sea_orm::Set(run.scheme_id),
+            scheme_version: sea_orm::Set(run.scheme_version),
+            period: sea_orm::Set(run.period),
+            run: sea_orm::Set(run.run),
+            computed_at: sea_orm::Set(crate::now_micros()),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        let models: Vec<ranking_entry::ActiveModel> = entries
+            .into_iter()
+            .enumerate()
+            .map(
+                |(position, (entity_id, entry))| ranking_entry::ActiveModel {
+                    run_id: sea_orm::Set(run.run_id.clone()),
+                    position: sea_orm::Set(position as i32),
+                    entity_id: sea_orm::Set(entity_id),
+                    entry: sea_orm::Set(entry),
+                },
+            )
+            .collect();
+        for chunk in models.chunks(rows_per_statement(4)) {
+            ranking_entry::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// A run by id.
+    pub async fn run(&self, run_id: &str) -> Result<Option<RunRow>, StorageError> {
+        Ok(ranking_run::Entity::find_by_id(run_id.to_string())
+            .one(&self.db)
+            .await?
+            .map(RunRow::from))
+    }
+
+    /// The latest run of a scheme for a period.
+    pub async fn latest_run(
+        &self,
+        scheme_id: &str,
+        period: &str,
+    ) -> Result<Option<RunRow>, StorageError> {
+        Ok(ranking_run::Entity::find()
+            .filter(ranking_run::Column::SchemeId.eq(scheme_id))
+            .filter(ranking_run::Column::Period.eq(period))
+            .order_by_desc(ranking_run::Column::ComputedAt)
+            .one(&self.db)
+            .await?
+            .map(RunRow::from))
+    }
+
+    /// A run's entries in rank order, from `from_position`, at most `limit`.
+    pub async fn run_entries(
+        &self,
+        run_id: &str,
+        from_position: i32,
+        limit: u64,
+    ) -> Result<Vec<(i32, Vec<u8>)>, StorageError> {
+        Ok(ranking_entry::Entity::find()
+            .select_only()
+            .column(ranking_entry::Column::Position)
+            .column(ranking_entry::Column::Entry)
+            .filter(ranking_entry::Column::RunId.eq(run_id))
+            .filter(ranking_entry::Column::Position.gte(from_position))
+            .order_by_asc(ranking_entry::Column::Position)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// One entity's entry in a run.
+    pub async fn run_entry(
+        &self,
+        run_id: &str,
+        entity_id: &str,
+    ) -> Result<Option<(i32, Vec<u8>)>, StorageError> {
+        Ok(ranking_entry::Entity::find()
+            .select_only()
+            .column(ranking_entry::Column::Position)
+            .column(ranking_entry::Column::Entry)
+            .filter(ranking_entry::Column::RunId.eq(run_id))
+            .filter(ranking_entry::Column::EntityId.eq(entity_id))
+            .into_tuple()
+            .one(&self.db)
+            .await?)
+    }
+}
