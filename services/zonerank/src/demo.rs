@@ -167,8 +167,13 @@ fn dataset() -> Dataset {
             let land_mu: f64 = 3000.0 + rng.random::<f64>() * 30_000.0;
             let mut revenue = scale;
             let mut energy_per_value_added = 0.35 + rng.random::<f64>() * 0.6;
+            // Each zone keeps its own pace and its own tax and investment habits, so ranks
+            // move year to year but do not jump about at random.
+            let trend: f64 = rng.random_range(0.0..0.22);
+            let tax_rate: f64 = rng.random_range(0.025..0.06);
+            let investment_rate: f64 = rng.random_range(0.25..0.6);
             for (y, &year) in YEARS.iter().enumerate() {
-                let growth = 1.0 + rng.random_range(-0.05..0.32);
+                let growth = 1.0 + trend + rng.random_range(-0.04..0.04);
                 revenue *= growth;
                 city_revenue[y] += revenue;
                 energy_per_value_added *= 1.0 - rng.random_range(-0.02..0.08);
@@ -196,7 +201,7 @@ fn dataset() -> Dataset {
                     &id,
                     "tax",
                     year,
-                    revenue * rng.random_range(0.025..0.06),
+                    revenue * tax_rate * rng.random_range(0.95..1.05),
                     "亿元",
                 ));
                 observations.push(observation(
@@ -204,7 +209,7 @@ fn dataset() -> Dataset {
                     &id,
                     "fixed_asset_investment",
                     year,
-                    revenue * rng.random_range(0.25..0.6),
+                    revenue * investment_rate * rng.random_range(0.9..1.1),
                     "亿元",
                 ));
                 observations.push(observation(
@@ -236,7 +241,7 @@ fn dataset() -> Dataset {
             if n <= 2 {
                 for e in 0..6 {
                     let first17 = format!(
-                        "91{}MA{:05}{:03}",
+                        "91{}MA{:04}{:03}",
                         city.code,
                         n * 10 + e,
                         rng.random_range(100..999)
@@ -509,6 +514,39 @@ async fn show(address: &str) -> Result<(), String> {
     println!(
         "Rank target: {} zones in the top 60.",
         run.meeting_rank_target
+    );
+
+    let firms = ranking
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: "enterprise-per-mu".into(),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    let firm_run = firms.run.unwrap_or_default();
+    let all = ranking
+        .get_ranking(v1::GetRankingRequest {
+            run_id: firm_run.run_id.clone(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    let mut classes: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &all.entries {
+        *classes.entry(e.class_label.clone()).or_default() += 1;
+    }
+    println!(
+        "\n工业企业亩均效益综合评价 2023 — {} enterprises: {}",
+        firm_run.entity_count,
+        classes
+            .iter()
+            .map(|(class, n)| format!("{class} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(())
 }

@@ -129,3 +129,56 @@ fn serve_import_reimport_reject_and_stop_on_sigterm() {
     let status = exited.expect("zonerank serve stops on SIGTERM");
     assert!(status.success(), "clean exit: {status:?}");
 }
+
+#[test]
+fn demo_ingests_ranks_prints_and_keeps_serving() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Server(
+        Command::new(env!("CARGO_BIN_EXE_zonerank"))
+            .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start zonerank demo"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut printed = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("Serving on");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    assert!(text.contains("rejected 0"), "{text}");
+    assert!(text.contains("188 zones ranked"), "{text}");
+    let top: Vec<&String> = printed
+        .iter()
+        .skip_while(|l| !l.starts_with("rank"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(top.len(), 20, "the top 20: {text}");
+    assert!(top[0].trim_start().starts_with("1 "), "{text}");
+    let fastest = printed
+        .iter()
+        .skip_while(|l| !l.contains("十快"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .count();
+    assert_eq!(fastest, 10, "{text}");
+    assert!(text.contains("Star levels:"), "{text}");
+    assert!(text.contains("enterprises: A "), "{text}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "still serving"
+    );
+}
