@@ -32,7 +32,8 @@ pub fn service_main(services: Services) -> ExitCode {
 
 /// Binds the configured address and serves until Ctrl-C or SIGTERM.
 pub async fn serve(args: &ServerArgs, services: Services) -> ExitCode {
-    zonerank_telemetry::init(args.log_format);
+    // Held to the end: dropping it flushes the last spans and metrics.
+    let _telemetry = zonerank_telemetry::init(args.log_format, services.process_name());
     let listener = match TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(e) => {

@@ -60,6 +60,16 @@ impl Services {
         migrate_on_start: false,
     };
 
+    /// The process's name in traces and metrics (`service.name`).
+    pub fn process_name(&self) -> &'static str {
+        match (self.ingestion, self.metrics, self.ranking) {
+            (true, false, false) => "zonerank-ingestion",
+            (false, true, false) => "zonerank-metrics",
+            (false, false, true) => "zonerank-ranking",
+            _ => "zonerank",
+        }
+    }
+
     fn names(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
         if self.ingestion {
@@ -168,7 +178,9 @@ pub async fn run(
         set_status(&drain_health, &drain_names, ServingStatus::NotServing).await;
         let _ = draining_tx.send(());
     };
+    observe_cache(&cache);
     let serve = Server::builder()
+        .layer(zonerank_telemetry::GrpcTelemetryLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_optional_service(ingestion)
@@ -191,6 +203,23 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Cache hits and misses as OpenTelemetry counters, read from the cache's own tallies.
+fn observe_cache(cache: &Cache) {
+    let meter = opentelemetry::global::meter("zonerank");
+    let hits = cache.clone();
+    let _ = meter
+        .u64_observable_counter("zonerank.cache.hits")
+        .with_description("Result cache hits")
+        .with_callback(move |o| o.observe(hits.stats().hits, &[]))
+        .build();
+    let misses = cache.clone();
+    let _ = meter
+        .u64_observable_counter("zonerank.cache.misses")
+        .with_description("Result cache misses")
+        .with_callback(move |o| o.observe(misses.stats().misses, &[]))
+        .build();
 }
 
 async fn set_status(health: &HealthReporter, names: &[&'static str], status: ServingStatus) {

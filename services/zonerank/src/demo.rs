@@ -401,7 +401,7 @@ fn print_top(run: &v1::RankingRun, entries: &[v1::RankingEntry]) {
 
 /// Runs the demo: serve, load, rank, print, keep serving until Ctrl-C or SIGTERM.
 pub async fn run(args: DemoArgs) -> ExitCode {
-    zonerank_telemetry::init(args.server.log_format);
+    let _telemetry = zonerank_telemetry::init(args.server.log_format, "zonerank");
     let listener = match tokio::net::TcpListener::bind(args.server.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
 }
 
 async fn migrate(args: &DatabaseArgs) -> ExitCode {
-    zonerank_telemetry::init(zonerank_telemetry::LogFormat::Text);
+    let _telemetry = zonerank_telemetry::init(zonerank_telemetry::LogFormat::Text, "zonerank");
     let result = async {
         let store = zonerank_storage::Store::connect(&args.database_url).await?;
         store.migrate().await?;

@@ -201,6 +201,9 @@ pub async fn ingest(
     batch.errors.extend(unreadable);
     batch.errors.sort_by_key(|e| e.row);
     if !batch.errors.is_empty() && !allow_partial {
+        zonerank_telemetry::instruments()
+            .observations_rejected
+            .add(batch.rejected as u64, &[]);
         let first = &batch.errors[0];
         return Err(ServiceError::InvalidArgument {
             message: format!(
@@ -215,6 +218,15 @@ pub async fn ingest(
         });
     }
     let (summary, _) = store.write_observations(&batch.good, dry_run).await?;
+    let counters = zonerank_telemetry::instruments();
+    if !dry_run {
+        counters
+            .observations_accepted
+            .add((summary.accepted + summary.updated) as u64, &[]);
+    }
+    counters
+        .observations_rejected
+        .add(batch.rejected as u64, &[]);
     Ok(v1::IngestReport {
         accepted: summary.accepted,
         updated: summary.updated,

@@ -370,6 +370,9 @@ impl RankingService for Ranking {
             )
             .await
             .map_err(ServiceError::from)?;
+        zonerank_telemetry::instruments()
+            .rankings_computed
+            .add(1, &[]);
         tracing::info!(run = %run_id, scheme = %wire.id, period = %period, entities = included, "ranking computed");
         Ok(Response::new(v1::ComputeRankingResponse {
             run: Some(run),

@@ -63,10 +63,38 @@ impl MetricsSource {
                 }
             }
             MetricsSource::Remote(client) => {
-                let mut stream = client.clone().stream_metrics(request).await?.into_inner();
-                while let Some(message) = stream.message().await? {
-                    absorb(message, &mut table);
+                use tracing::Instrument;
+                let span =
+                    zonerank_telemetry::client_span("zonerank.v1.MetricsService", "StreamMetrics");
+                let start = std::time::Instant::now();
+                let result = async {
+                    let mut request = Request::new(request);
+                    zonerank_telemetry::inject_context(request.metadata_mut());
+                    let mut stream = client.clone().stream_metrics(request).await?.into_inner();
+                    while let Some(message) = stream.message().await? {
+                        absorb(message, &mut table);
+                    }
+                    Ok::<_, tonic::Status>(())
                 }
+                .instrument(span.clone())
+                .await;
+                let code = result.as_ref().map_or_else(|s| s.code() as i32, |_| 0);
+                zonerank_telemetry::record_status(&span, code);
+                zonerank_telemetry::instruments()
+                    .rpc_client_duration
+                    .record(
+                        start.elapsed().as_secs_f64() * 1000.0,
+                        &[
+                            opentelemetry::KeyValue::new("rpc.system", "grpc"),
+                            opentelemetry::KeyValue::new(
+                                "rpc.service",
+                                "zonerank.v1.MetricsService",
+                            ),
+                            opentelemetry::KeyValue::new("rpc.method", "StreamMetrics"),
+                            opentelemetry::KeyValue::new("rpc.grpc.status_code", i64::from(code)),
+                        ],
+                    );
+                result?;
             }
         }
         Ok(table)
