@@ -2,7 +2,13 @@
 //! pod in production) or in the same process (the embedded default). Both use StreamMetrics,
 //! so a cohort of half a million enterprises arrives in chunks.
 
-use tonic::{Request, transport::Channel};
+use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
+
+use tokio::sync::mpsc::Sender;
+use tonic::{
+    Request,
+    transport::{Channel, Endpoint, channel::Change},
+};
 use zonerank_api::v1::{
     self, metrics_service_client::MetricsServiceClient, metrics_service_server::MetricsService,
 };
@@ -19,16 +25,24 @@ pub enum MetricsSource {
 }
 
 impl MetricsSource {
-    /// A client of the metrics service at `address` (connects lazily, so start order is free).
+    /// A client of the metrics service at `address`, balanced over every address its host name
+    /// resolves to. One HTTP/2 connection would pin every call to one pod; behind a headless
+    /// Kubernetes Service the name resolves to each pod, and the set is re-resolved so pods
+    /// that come and go are followed. Connections are made lazily, so start order is free.
     pub fn remote(address: &str) -> Result<MetricsSource, ServiceError> {
-        let address = if address.contains("://") {
+        let url = if address.contains("://") {
             address.to_string()
         } else {
             format!("http://{address}")
         };
-        let channel = Channel::from_shared(address.clone())
-            .map_err(|e| ServiceError::invalid("metrics_addr", format!("{address}: {e}")))?
-            .connect_lazy();
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| ServiceError::invalid("metrics_addr", format!("{url}: {e}")))?;
+        let host = uri.host().unwrap_or_default().to_string();
+        let port = uri.port_u16().unwrap_or(50051);
+        let scheme = uri.scheme_str().unwrap_or("http").to_string();
+        let (channel, changes) = Channel::balance_channel::<std::net::SocketAddr>(64);
+        tokio::spawn(follow_addresses(host, port, scheme, changes));
         Ok(MetricsSource::Remote(
             MetricsServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
         ))
@@ -98,5 +112,52 @@ impl MetricsSource {
             }
         }
         Ok(table)
+    }
+}
+
+/// How often the metrics service's name is resolved again.
+const RESOLVE_EVERY: Duration = Duration::from_secs(15);
+
+/// Keeps the balanced channel's endpoints equal to what `host` resolves to; ends when the
+/// channel is dropped.
+async fn follow_addresses(
+    host: String,
+    port: u16,
+    scheme: String,
+    changes: Sender<Change<SocketAddr, Endpoint>>,
+) {
+    let mut current: BTreeSet<SocketAddr> = BTreeSet::new();
+    loop {
+        match tokio::net::lookup_host((host.as_str(), port)).await {
+            Ok(found) => {
+                let found: BTreeSet<SocketAddr> = found.collect();
+                for gone in current.difference(&found) {
+                    if changes.send(Change::Remove(*gone)).await.is_err() {
+                        return;
+                    }
+                }
+                for new in found.difference(&current) {
+                    let Ok(endpoint) = Endpoint::from_shared(format!("{scheme}://{new}")) else {
+                        continue;
+                    };
+                    let endpoint = endpoint.connect_timeout(Duration::from_secs(5));
+                    if changes.send(Change::Insert(*new, endpoint)).await.is_err() {
+                        return;
+                    }
+                }
+                if found != current {
+                    tracing::info!(metrics = %host, endpoints = found.len(), "metrics service endpoints");
+                }
+                current = found;
+            }
+            // Keep what we had: a DNS hiccup is no reason to drop working connections.
+            Err(e) => {
+                tracing::warn!(metrics = %host, error = %e, "cannot resolve the metrics service")
+            }
+        }
+        tokio::time::sleep(RESOLVE_EVERY).await;
+        if changes.is_closed() {
+            return;
+        }
     }
 }
