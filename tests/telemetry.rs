@@ -193,8 +193,18 @@ ZONE,C,revenue,2023,30,亿元
         });
         flushing.await.unwrap();
         spans = received.spans.lock().unwrap().clone();
+        let count = |kind: SpanKind| {
+            spans
+                .iter()
+                .filter(|(_, s)| {
+                    s.kind == kind as i32
+                        && attribute(s, "rpc.method").as_deref() == Some("StreamMetrics")
+                })
+                .count()
+        };
         if find(&spans, SpanKind::Server, "ComputeRanking").is_some()
-            && find(&spans, SpanKind::Server, "StreamMetrics").is_some()
+            && count(SpanKind::Server) >= 2
+            && count(SpanKind::Client) >= 2
         {
             break;
         }
@@ -228,17 +238,44 @@ ZONE,C,revenue,2023,30,亿元
         Some("0")
     );
 
-    // One trace, parent-linked across the hop.
-    assert_eq!(client_span.trace_id, ranking_span.trace_id);
-    assert_eq!(
-        metrics_span.trace_id, ranking_span.trace_id,
-        "the trace crosses the gRPC hop"
-    );
-    assert_eq!(client_span.parent_span_id, ranking_span.span_id);
-    assert_eq!(
-        metrics_span.parent_span_id, client_span.span_id,
-        "linked through traceparent"
-    );
+    // One trace, parent-linked across the hop. The ranking reads this period and the year
+    // before, so there are two calls: each metrics server span hangs under one client span.
+    let clients: Vec<&Span> = spans
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| {
+            s.kind == SpanKind::Client as i32
+                && attribute(s, "rpc.method").as_deref() == Some("StreamMetrics")
+        })
+        .collect();
+    let servers: Vec<&Span> = spans
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| {
+            s.kind == SpanKind::Server as i32
+                && attribute(s, "rpc.method").as_deref() == Some("StreamMetrics")
+        })
+        .collect();
+    assert_eq!(clients.len(), 2, "two metrics calls");
+    assert_eq!(servers.len(), 2);
+    for client in &clients {
+        assert_eq!(client.trace_id, ranking_span.trace_id);
+        assert_eq!(client.parent_span_id, ranking_span.span_id);
+        assert_eq!(
+            attribute(client, "rpc.grpc.status_code").as_deref(),
+            Some("0")
+        );
+    }
+    for server in &servers {
+        assert_eq!(
+            server.trace_id, ranking_span.trace_id,
+            "the trace crosses the gRPC hop"
+        );
+        assert!(
+            clients.iter().any(|c| c.span_id == server.parent_span_id),
+            "linked through traceparent"
+        );
+    }
 
     // Request metrics and domain counters are exported too.
     for _ in 0..50 {
