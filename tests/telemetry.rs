@@ -212,8 +212,6 @@ ZONE,C,revenue,2023,30,亿元
     }
     let ranking_span =
         find(&spans, SpanKind::Server, "ComputeRanking").expect("ranking server span");
-    let client_span =
-        find(&spans, SpanKind::Client, "StreamMetrics").expect("ranking's client span");
     let metrics_span =
         find(&spans, SpanKind::Server, "StreamMetrics").expect("metrics server span");
 
