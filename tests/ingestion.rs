@@ -458,7 +458,7 @@ async fn listings_page_and_filter_and_bad_references_are_named() {
 }
 
 #[tokio::test]
-async fn every_service_answers_health_and_reflection_and_pending_rpcs_say_unimplemented() {
+async fn every_service_answers_health_and_reflection() {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     use tonic_reflection::pb::v1::{
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
@@ -504,13 +504,22 @@ async fn every_service_answers_health_and_reflection_and_pending_rpcs_say_unimpl
             "{names:?}"
         );
     }
-    let status = deployment
-        .ranking_client()
+    // The whole server ("") is the liveness probe: SERVING while the process lives.
+    let whole = HealthClient::new(deployment.ranking.channel().await)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
-        .list_schemes(v1::ListSchemesRequest::default())
+        .expect("health")
+        .into_inner();
+    assert_eq!(whole.status, 1);
+    let unknown = HealthClient::new(deployment.ranking.channel().await)
+        .check(HealthCheckRequest {
+            service: "zonerank.v1.NoSuchService".into(),
+        })
         .await
-        .expect_err("ranking RPCs are not implemented yet");
-    assert_eq!(status.code(), Code::Unimplemented);
+        .expect_err("an unknown service name");
+    assert_eq!(unknown.code(), Code::NotFound);
     deployment.stop().await;
 }
 

@@ -46,7 +46,7 @@ impl RunningServer {
             stop: Some(stop),
             task,
         };
-        server.wait_until_serving().await;
+        server.wait_until_serving(services.names()[0]).await;
         server
     }
 
@@ -59,7 +59,7 @@ impl RunningServer {
             .expect("connect")
     }
 
-    async fn wait_until_serving(&self) {
+    async fn wait_until_serving(&self, service: &str) {
         for _ in 0..200 {
             if let Ok(channel) = Channel::from_shared(self.url.clone())
                 .expect("url")
@@ -68,7 +68,7 @@ impl RunningServer {
             {
                 let status = HealthClient::new(channel)
                     .check(HealthCheckRequest {
-                        service: String::new(),
+                        service: service.to_string(),
                     })
                     .await;
                 if let Ok(status) = status

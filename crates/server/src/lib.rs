@@ -4,7 +4,7 @@ pub mod config;
 pub mod convert;
 mod error;
 pub mod ingestion;
-mod metrics;
+pub mod metrics;
 pub mod process;
 mod ranking;
 mod server;

@@ -70,7 +70,8 @@ impl Services {
         }
     }
 
-    fn names(&self) -> Vec<&'static str> {
+    /// The gRPC service names this process serves (the readiness probes' names).
+    pub fn names(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
         if self.ingestion {
             names.push("zonerank.v1.IngestionService");
@@ -222,8 +223,9 @@ fn observe_cache(cache: &Cache) {
         .build();
 }
 
+/// Readiness is per service name; the whole server ("") stays SERVING while the process lives,
+/// so a liveness probe on "" does not restart pods through a database outage or a drain.
 async fn set_status(health: &HealthReporter, names: &[&'static str], status: ServingStatus) {
-    health.set_service_status("", status).await;
     for name in names {
         health.set_service_status(*name, status).await;
     }

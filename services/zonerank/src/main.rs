@@ -6,7 +6,7 @@ mod import;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use zonerank_server::{DatabaseArgs, ServerArgs, Services};
+use zonerank_server::{DatabaseArgs, LogFormat, ServerArgs, Services};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,11 +24,21 @@ enum Command {
     /// default; the database is created and migrated on first start).
     Serve(ServerArgs),
     /// Apply database migrations and exit.
-    Migrate(DatabaseArgs),
+    Migrate(MigrateArgs),
     /// Load CSV files (regions, zones, observations) through the API.
     Import(import::ImportArgs),
     /// Serve the embedded default with a generated Henan dataset, rank it and print the result.
     Demo(demo::DemoArgs),
+}
+
+/// Flags of `zonerank migrate`.
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Log format.
+    #[arg(long, env = "ZONERANK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[tokio::main]
@@ -41,8 +51,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn migrate(args: &DatabaseArgs) -> ExitCode {
-    let _telemetry = zonerank_telemetry::init(zonerank_telemetry::LogFormat::Text, "zonerank");
+async fn migrate(args: &MigrateArgs) -> ExitCode {
+    let _telemetry = zonerank_telemetry::init(args.log_format, "zonerank");
+    let args = &args.database;
     let result = async {
         let store = zonerank_storage::Store::connect(&args.database_url).await?;
         store.migrate().await?;
