@@ -163,6 +163,17 @@ impl Ranking {
         found.ok_or_else(|| ServiceError::NotFound("no such ranking run".to_string()))
     }
 
+    /// A stored run read back: its scheme, its entries, and the engine input rebuilt from them.
+    async fn stored(
+        &self,
+        run: &RunRow,
+    ) -> Result<(CheckedScheme, Vec<v1::RankingEntry>, run::RunInput), ServiceError> {
+        let (_, checked) = self.scheme(&run.scheme_id, run.scheme_version).await?;
+        let entries = self.all_entries(&run.run_id).await?;
+        let input = run::input_from_entries(&checked, &entries);
+        Ok((checked, entries, input))
+    }
+
     async fn all_entries(&self, run_id: &str) -> Result<Vec<v1::RankingEntry>, ServiceError> {
         self.store
             .run_entries(run_id, 0, u64::MAX >> 1)
@@ -410,8 +421,7 @@ impl RankingService for Ranking {
             .entity
             .ok_or_else(|| ServiceError::invalid("entity", "must be set"))?;
         let run = self.resolve_run(&request.run_id, "", "").await?;
-        let (_, checked) = self.scheme(&run.scheme_id, run.scheme_version).await?;
-        let entries = self.all_entries(&run.run_id).await?;
+        let (checked, entries, input) = self.stored(&run).await?;
         let Some(index) = entries
             .iter()
             .position(|e| e.entity.as_ref().is_some_and(|r| r.id == entity.id))
@@ -422,7 +432,6 @@ impl RankingService for Ranking {
             ))
             .into());
         };
-        let input = run::input_from_entries(&checked, &entries);
         let engine_input = input.as_input(&checked);
         let outcome = rank(&engine_input).map_err(|e| ServiceError::invalid("scheme", e))?;
         let explanation = explain(&engine_input, &outcome, index);
@@ -456,9 +465,7 @@ impl RankingService for Ranking {
         let run = self
             .resolve_run("", &request.scheme_id, &request.period)
             .await?;
-        let (_, checked) = self.scheme(&run.scheme_id, run.scheme_version).await?;
-        let entries = self.all_entries(&run.run_id).await?;
-        let mut input = run::input_from_entries(&checked, &entries);
+        let (checked, _, mut input) = self.stored(&run).await?;
         if !request.previous_period.trim().is_empty() {
             // Against the latest run of another period instead of the year before.
             let other = self
@@ -553,9 +560,7 @@ impl RankingService for Ranking {
             );
         }
         let run = self.resolve_run(&request.run_id, "", "").await?;
-        let (_, checked) = self.scheme(&run.scheme_id, run.scheme_version).await?;
-        let entries = self.all_entries(&run.run_id).await?;
-        let input = run::input_from_entries(&checked, &entries);
+        let (checked, _, input) = self.stored(&run).await?;
         let engine_input = input.as_input(&checked);
         let outcome = rank(&engine_input).map_err(|e| ServiceError::invalid("scheme", e))?;
         let intervals = rank_robustness(&engine_input, &outcome, samples, spread, request.seed);
