@@ -454,6 +454,27 @@ async fn listings_page_and_filter_and_bad_references_are_named() {
     let fields = status.get_details_bad_request().unwrap().field_violations;
     assert_eq!(fields[0].field, "zones[0].region_code");
 
+    // A region tree with a cycle is refused: Henan under its own city.
+    let status = client
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions: vec![v1::Region {
+                code: "410000".into(),
+                name: "河南省".into(),
+                level: v1::RegionLevel::Province as i32,
+                parent_code: "410300".into(),
+                name_en: String::new(),
+            }],
+        })
+        .await
+        .expect_err("a cycle");
+    let fields = status.get_details_bad_request().unwrap().field_violations;
+    assert_eq!(fields[0].field, "regions[0].parent_code");
+    assert!(
+        fields[0].description.contains("cycle"),
+        "{}",
+        fields[0].description
+    );
+
     deployment.stop().await;
 }
 

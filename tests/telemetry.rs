@@ -184,6 +184,16 @@ ZONE,C,revenue,2023,30,亿元
         .unwrap();
     assert_eq!(run.entity_count, 3);
 
+    // A refused request is traced with its own status, not as cancelled.
+    let refused = ranking
+        .get_scheme(v1::GetSchemeRequest {
+            scheme_id: "no-such-scheme".into(),
+            version: 0,
+        })
+        .await
+        .expect_err("unknown scheme");
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+
     // Export, then wait for the receiver to have the hop.
     let mut spans = Vec::new();
     for _ in 0..50 {
@@ -203,6 +213,7 @@ ZONE,C,revenue,2023,30,亿元
                 .count()
         };
         if find(&spans, SpanKind::Server, "ComputeRanking").is_some()
+            && find(&spans, SpanKind::Server, "GetScheme").is_some()
             && count(SpanKind::Server) >= 2
             && count(SpanKind::Client) >= 2
         {
@@ -226,6 +237,12 @@ ZONE,C,revenue,2023,30,亿元
     assert_eq!(
         attribute(ranking_span, "rpc.grpc.status_code").as_deref(),
         Some("0")
+    );
+    let refused_span = find(&spans, SpanKind::Server, "GetScheme").expect("refused call's span");
+    assert_eq!(
+        attribute(refused_span, "rpc.grpc.status_code").as_deref(),
+        Some("5"),
+        "NOT_FOUND"
     );
     assert_eq!(
         attribute(metrics_span, "rpc.service").as_deref(),

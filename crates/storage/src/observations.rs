@@ -107,8 +107,10 @@ impl Store {
         // transaction could not upgrade to), so two imports of the same keys see each other's
         // revisions instead of both writing revision 1.
         let bumped = bump_version(&txn).await?;
+        // Revisions carry the commit's stamp, not the wall clock at some point of the write:
+        // an as-of read at a committed stamp then sees exactly the commits up to it.
+        let now = bumped.stamped_at;
         let current = current_values(&txn, rows).await?;
-        let now = crate::now_micros();
         let mut outcomes = Vec::with_capacity(rows.len());
         let mut changed: Vec<(usize, i32)> = Vec::new();
         let mut summary = WriteSummary::default();
@@ -134,12 +136,12 @@ impl Store {
             outcomes.push(outcome);
         }
         if dry_run || changed.is_empty() {
-            summary.data_version = bumped - 1;
+            summary.data_version = bumped.version - 1;
             txn.rollback().await?;
             return Ok((summary, outcomes));
         }
         write_changed(&txn, rows, &changed, now).await?;
-        summary.data_version = bumped;
+        summary.data_version = bumped.version;
         txn.commit().await?;
         Ok((summary, outcomes))
     }

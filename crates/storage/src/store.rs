@@ -146,28 +146,60 @@ fn normalize_url(url: &str) -> String {
 }
 
 pub(crate) async fn current_version<C: ConnectionTrait>(db: &C) -> Result<i64, StorageError> {
-    let row = data_version::Entity::find_by_id(1)
-        .one(db)
-        .await?
-        .ok_or_else(|| StorageError::Corrupt("data_version row missing".into()))?;
-    Ok(row.version)
+    Ok(version_row(db).await?.version)
 }
 
-/// Bumps the data version inside the caller's transaction and returns the new value.
-pub(crate) async fn bump_version(txn: &DatabaseTransaction) -> Result<i64, StorageError> {
+async fn version_row<C: ConnectionTrait>(db: &C) -> Result<data_version::Model, StorageError> {
+    data_version::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .ok_or_else(|| StorageError::Corrupt("data_version row missing".into()))
+}
+
+/// A committed data version and the moment it was stamped with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataVersion {
+    pub version: i64,
+    /// Microseconds since the epoch. Every revision of this commit is recorded with it, and
+    /// every later commit's is greater: an as-of read at this moment sees exactly this version.
+    pub stamped_at: i64,
+}
+
+/// Bumps the data version inside the caller's transaction (taking the writers' lock) and
+/// returns the new version with its stamp, strictly after the previous commit's even if clocks
+/// of different pods disagree.
+pub(crate) async fn bump_version(txn: &DatabaseTransaction) -> Result<DataVersion, StorageError> {
     data_version::Entity::update_many()
         .col_expr(
             data_version::Column::Version,
             Expr::col(data_version::Column::Version).add(Expr::val(1i64)),
         )
-        .col_expr(
-            data_version::Column::UpdatedAt,
-            Expr::value(crate::now_micros()),
-        )
         .filter(data_version::Column::Id.eq(1))
         .exec(txn)
         .await?;
-    current_version(txn).await
+    let row = version_row(txn).await?;
+    let stamped_at = Ord::max(crate::now_micros(), row.updated_at + 1);
+    data_version::Entity::update_many()
+        .col_expr(data_version::Column::UpdatedAt, Expr::value(stamped_at))
+        .filter(data_version::Column::Id.eq(1))
+        .exec(txn)
+        .await?;
+    Ok(DataVersion {
+        version: row.version,
+        stamped_at,
+    })
+}
+
+impl Store {
+    /// The latest committed data version and its stamp: the `as_of` that reproduces exactly
+    /// what is served now.
+    pub async fn committed_version(&self) -> Result<DataVersion, StorageError> {
+        let row = version_row(&self.db).await?;
+        Ok(DataVersion {
+            version: row.version,
+            stamped_at: row.updated_at,
+        })
+    }
 }
 
 #[cfg(test)]

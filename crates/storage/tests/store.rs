@@ -264,7 +264,11 @@ async fn case_unmigrated_schema(url: String) {
     let store = Store::connect(&url).await.unwrap();
     store.ping().await.unwrap();
     match store.schema_status().await.unwrap() {
-        SchemaStatus::Behind(pending) => assert_eq!(pending.len(), 1, "{pending:?}"),
+        SchemaStatus::Behind(pending) => {
+            use sea_orm_migration::MigratorTrait;
+            let all = zonerank_storage::migration::Migrator::migrations().len();
+            assert_eq!(pending.len(), all, "every migration is pending: {pending:?}");
+        }
         SchemaStatus::Current => panic!("an empty database reports a current schema"),
     }
     assert!(matches!(

@@ -156,6 +156,7 @@ where
                 service,
                 method,
                 start,
+                early,
                 done: false,
             };
             Ok(response.map(|inner| TelemetryBody {
@@ -180,6 +181,8 @@ struct Finish {
     service: String,
     method: String,
     start: Instant,
+    /// The status a trailers-only response carried in its headers.
+    early: Option<i32>,
     done: bool,
 }
 
@@ -206,8 +209,9 @@ impl Finish {
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        // The client went away before the end: CANCELLED.
-        self.record(1);
+        // A trailers-only answer (every error) ends without its body being polled: its status
+        // is the one in the headers. Otherwise the client went away first: CANCELLED.
+        self.record(self.early.unwrap_or(1));
     }
 }
 

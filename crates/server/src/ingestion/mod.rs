@@ -183,7 +183,9 @@ impl IngestionService for Ingestion {
         let request = request.into_inner();
         let limit = page_size(request.page_size, 100, 1000)? as usize;
         let after = decode_page_token(&request.page_token)?;
-        let catalog = self.store.indicators().await.map_err(ServiceError::from)?;
+        let mut catalog = self.store.indicators().await.map_err(ServiceError::from)?;
+        // Page tokens compare bytes: order the same way, whatever the database collation.
+        catalog.sort_by(|(a, _), (b, _)| a.code.cmp(&b.code));
         let mut page: Vec<_> = catalog
             .iter()
             .filter(|(i, _)| after.as_ref().is_none_or(|a| i.code.as_str() > a.as_str()))

@@ -153,6 +153,31 @@ pub async fn upsert_regions(store: &Store, regions: Vec<v1::Region>) -> Result<i
     faults
         .exist(store, EntityKind::Region, parents, &in_request)
         .await?;
+    // A parent chain must end at a root: a cycle would send every walk up the tree round for
+    // ever (group ranks, tier counts, zone totals).
+    let mut parent_of: std::collections::HashMap<String, Option<String>> = store
+        .regions()
+        .await?
+        .into_iter()
+        .map(|r| (r.code, r.parent_code))
+        .collect();
+    for r in &records {
+        parent_of.insert(r.code.clone(), r.parent_code.clone());
+    }
+    for (i, r) in records.iter().enumerate() {
+        let mut seen = HashSet::new();
+        let mut at = r.parent_code.clone();
+        while let Some(code) = at {
+            if code == r.code || !seen.insert(code.clone()) {
+                faults.add(
+                    format!("regions[{i}].parent_code"),
+                    format!("{} under {code} would make the region tree a cycle", r.code),
+                );
+                break;
+            }
+            at = parent_of.get(&code).cloned().flatten();
+        }
+    }
     faults.finish("regions", regions.len())?;
     Ok(store.upsert_regions(&records).await?)
 }
@@ -235,6 +260,12 @@ pub async fn upsert_enterprises(
                 &e.zone_id,
             )
         });
+        if e.industry_code.trim().chars().count() > 8 {
+            faults.add(
+                format!("enterprises[{i}].industry_code"),
+                "a GB/T 4754 code of at most 8 characters, e.g. C3511",
+            );
+        }
         records.push(EnterpriseRecord {
             credit_code,
             name: e.name.trim().to_string(),
@@ -495,7 +526,15 @@ pub async fn upsert_targets(store: &Store, targets: Vec<v1::Target>) -> Result<i
                     (t.value, String::new())
                 }
             },
-            None => (t.value, t.unit.trim().to_string()),
+            None => {
+                if t.unit.trim().chars().count() > 16 {
+                    faults.add(
+                        format!("targets[{i}].unit"),
+                        "a unit of at most 16 characters",
+                    );
+                }
+                (t.value, t.unit.trim().to_string())
+            }
         };
         refs.push((kind, id.clone(), format!("targets[{i}].entity.id")));
         records.push(TargetRecord {

@@ -150,7 +150,11 @@ pub async fn compute(
         for (region, idx) in regions_needing_zones {
             let mut within = Vec::new();
             let mut stack = vec![region.as_str()];
+            let mut seen = std::collections::HashSet::new();
             while let Some(code) = stack.pop() {
+                if !seen.insert(code) {
+                    continue;
+                }
                 for zone in zones_by_region.get(code).into_iter().flatten() {
                     within.push(data.add_entity(EntityKind::Zone, zone));
                     extra

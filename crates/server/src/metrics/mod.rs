@@ -492,7 +492,12 @@ impl MetricsService for Metrics {
         for (member, values) in computed.members.iter().zip(&computed.values) {
             let Ok(value) = values[0][0] else { continue };
             let mut region = member.region_code.clone();
+            let mut seen = std::collections::HashSet::new();
             while let Some(code) = region {
+                // Ingestion refuses cycles; a hand-edited database still must not hang here.
+                if !seen.insert(code.clone()) {
+                    break;
+                }
                 if within.as_ref().is_none_or(|w| w.contains(&code)) {
                     values_by_region
                         .entry(code.clone())

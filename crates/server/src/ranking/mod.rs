@@ -316,10 +316,16 @@ impl RankingService for Ranking {
         let period = period("period", &request.period)?;
         let mut cohort = request.cohort.or(wire.cohort.clone()).unwrap_or_default();
         cohort.entity_kind = wire.entity_kind;
-        // A run is pinned to the moment it read the data: the revision history reproduces it.
+        // A run is pinned to the stamp of the last commit it can see: the revision history
+        // then reproduces it exactly, whatever is written later.
+        let committed = self
+            .store
+            .committed_version()
+            .await
+            .map_err(ServiceError::from)?;
         let as_of = request
             .as_of
-            .unwrap_or_else(|| micros_timestamp(zonerank_storage::now_micros()));
+            .unwrap_or_else(|| micros_timestamp(committed.stamped_at));
         let parents = self.region_parents().await?;
         let (input, outcome) = run::compute(
             &self.metrics,
@@ -349,11 +355,7 @@ impl RankingService for Ranking {
             cohort: Some(cohort),
             as_of: Some(as_of),
             computed_at: Some(micros_timestamp(zonerank_storage::now_micros())),
-            data_version: self
-                .store
-                .data_version()
-                .await
-                .map_err(ServiceError::from)?,
+            data_version: committed.version,
             entity_count: included,
             excluded_count: entries.len() as i64 - included,
             weights: outcome.weights.clone(),

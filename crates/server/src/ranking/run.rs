@@ -48,7 +48,12 @@ fn group_keys(row: &v1::MetricRow, parents: &RegionParents) -> Vec<String> {
     let mut region = Some(row.region_code.clone()).filter(|r| !r.is_empty());
     while let Some(code) = region {
         region = parents.get(&code).cloned().flatten();
-        keys.push(format!("region:{code}"));
+        let key = format!("region:{code}");
+        // Ingestion refuses cycles; a hand-edited database still must not hang a ranking.
+        if keys.contains(&key) {
+            break;
+        }
+        keys.push(key);
     }
     keys.extend(row.tags.iter().map(|t| format!("tag:{t}")));
     keys
@@ -123,15 +128,21 @@ pub async fn compute(
         gather(source, scheme, &previous_period, cohort, as_of, parents),
     )?;
     let mut current = current;
-    let before =
-        rank(&previous.as_input(scheme)).map_err(|e| ServiceError::invalid("scheme", e))?;
-    let previous_ranks: HashMap<&str, (u32, f64)> = previous
-        .entities
-        .iter()
-        .zip(&before.entries)
-        .filter(|(_, e)| e.included)
-        .map(|(entity, e)| (entity.id.as_str(), (e.rank, e.score)))
-        .collect();
+    // Last year's data must not stop this year's ranking: without a previous ranking there
+    // are simply no rank changes.
+    let previous_ranks: HashMap<&str, (u32, f64)> = match rank(&previous.as_input(scheme)) {
+        Ok(before) => previous
+            .entities
+            .iter()
+            .zip(&before.entries)
+            .filter(|(_, e)| e.included)
+            .map(|(entity, e)| (entity.id.as_str(), (e.rank, e.score)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(period = %previous_period, error = %e, "previous period not ranked; no rank changes");
+            HashMap::new()
+        }
+    };
     current.previous = current
         .entities
         .iter()
