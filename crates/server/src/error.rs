@@ -55,6 +55,23 @@ impl ServiceError {
 /// allow_partial lists every rejected row in its report.
 const MAX_VIOLATIONS: usize = 100;
 
+/// Bytes of violation text one status carries at most, under the 16 KiB header budget even
+/// after base64.
+const MAX_VIOLATION_BYTES: usize = 8 * 1024;
+
+/// A reason cut to a length that fits a trailer: reasons can echo what a user sent.
+fn shortened(text: &str) -> String {
+    const MAX: usize = 300;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Status {
         match error {
@@ -62,11 +79,19 @@ impl From<ServiceError> for Status {
                 message,
                 violations,
             } => {
+                let mut budget = MAX_VIOLATION_BYTES;
                 let listed: Vec<FieldViolation> = violations
                     .iter()
                     .take(MAX_VIOLATIONS)
-                    .map(|v| FieldViolation::new(v.field.clone(), v.reason.clone()))
+                    .map(|v| FieldViolation::new(shortened(&v.field), shortened(&v.reason)))
+                    .take_while(|v| {
+                        let size = v.field.len() + v.description.len();
+                        let fits = size <= budget;
+                        budget = budget.saturating_sub(size);
+                        fits
+                    })
                     .collect();
+                let message = shortened(&message);
                 let mut details = ErrorDetails::with_bad_request(listed);
                 details.set_error_info("INVALID_INPUT", "zonerank.v1", []);
                 Status::with_error_details(Code::InvalidArgument, message, details)
@@ -88,5 +113,37 @@ impl From<ServiceError> for Status {
                 Status::new(code, e.to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::StatusExt;
+
+    use super::*;
+
+    #[test]
+    fn many_long_violations_stay_inside_the_trailer_budget() {
+        let reason = "未知指标 ".repeat(200);
+        let violations = (0..500)
+            .map(|i| Violation::new(format!("rows[{i}].indicator"), &reason))
+            .collect();
+        let status = Status::from(ServiceError::InvalidArgument {
+            message: "500 rows rejected".into(),
+            violations,
+        });
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let listed = status
+            .get_details_bad_request()
+            .expect("details")
+            .field_violations;
+        assert!(!listed.is_empty());
+        let bytes: usize = listed
+            .iter()
+            .map(|v| v.field.len() + v.description.len())
+            .sum();
+        assert!(bytes <= MAX_VIOLATION_BYTES, "{bytes}");
+        assert!(listed[0].description.ends_with('…'));
+        assert_eq!(listed[0].field, "rows[0].indicator");
     }
 }

@@ -68,6 +68,9 @@ impl Store {
         definition: impl FnOnce(i32, i64) -> Vec<u8>,
     ) -> Result<SchemeRow, StorageError> {
         let txn = self.db.begin().await?;
+        // Two CreateScheme calls (or ranking pods seeding the built-ins together) queue here
+        // instead of both picking the same next version.
+        crate::store::lock_writers(&txn).await?;
         let latest: Option<i32> = scheme::Entity::find()
             .select_only()
             .column_as(

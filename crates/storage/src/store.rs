@@ -190,6 +190,19 @@ pub(crate) async fn bump_version(txn: &DatabaseTransaction) -> Result<DataVersio
     })
 }
 
+/// Takes the writers' lock (the version row) without bumping the version.
+pub(crate) async fn lock_writers(txn: &DatabaseTransaction) -> Result<(), StorageError> {
+    data_version::Entity::update_many()
+        .col_expr(
+            data_version::Column::Version,
+            Expr::col(data_version::Column::Version),
+        )
+        .filter(data_version::Column::Id.eq(1))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// The latest committed data version and its stamp: the `as_of` that reproduces exactly
     /// what is served now.

@@ -267,7 +267,11 @@ async fn case_unmigrated_schema(url: String) {
         SchemaStatus::Behind(pending) => {
             use sea_orm_migration::MigratorTrait;
             let all = zonerank_storage::migration::Migrator::migrations().len();
-            assert_eq!(pending.len(), all, "every migration is pending: {pending:?}");
+            assert_eq!(
+                pending.len(),
+                all,
+                "every migration is pending: {pending:?}"
+            );
         }
         SchemaStatus::Current => panic!("an empty database reports a current schema"),
     }
