@@ -27,7 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        // RPCs of services whose issue is not done yet answer UNIMPLEMENTED.
+        // Default stubs: an RPC added to the protos answers UNIMPLEMENTED until a service
+        // implements it, instead of breaking every build in between.
         .generate_default_stubs(true)
         .compile_fds(fds)?;
     Ok(())
