@@ -419,6 +419,36 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
         .entries;
     assert_eq!(old, paged, "the old run reads back unchanged");
 
+    // A run over another cohort is kept but does not replace the scheme's own ranking.
+    let luoyang_only = ranking
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: "test-assessment".into(),
+            period: "2023".into(),
+            cohort: Some(v1::CohortSelector {
+                entity_kind: v1::EntityKind::Zone as i32,
+                region_code: "410300".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("custom cohort")
+        .into_inner()
+        .run
+        .unwrap();
+    assert_eq!(luoyang_only.entity_count, 4);
+    let official = ranking
+        .get_ranking(v1::GetRankingRequest {
+            scheme_id: "test-assessment".into(),
+            period: "2023".into(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(official.run.unwrap().run_id, second_run.run_id);
+
     // Editing a scheme makes a new version; the old version stays readable.
     let v2 = ranking
         .create_scheme(v1::CreateSchemeRequest {

@@ -185,19 +185,23 @@ impl Store {
             .map(RunRow::from))
     }
 
-    /// The latest run of a scheme for a period.
-    pub async fn latest_run(
+    /// The runs of a scheme for a period, newest first, at most `limit`.
+    pub async fn runs_of(
         &self,
         scheme_id: &str,
         period: &str,
-    ) -> Result<Option<RunRow>, StorageError> {
+        limit: u64,
+    ) -> Result<Vec<RunRow>, StorageError> {
         Ok(ranking_run::Entity::find()
             .filter(ranking_run::Column::SchemeId.eq(scheme_id))
             .filter(ranking_run::Column::Period.eq(period))
             .order_by_desc(ranking_run::Column::ComputedAt)
-            .one(&self.db)
+            .limit(limit)
+            .all(&self.db)
             .await?
-            .map(RunRow::from))
+            .into_iter()
+            .map(RunRow::from)
+            .collect())
     }
 
     /// A run's entries in rank order, from `from_position`, at most `limit`.

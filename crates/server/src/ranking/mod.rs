@@ -156,11 +156,39 @@ impl Ranking {
                     "give a run_id, or scheme_id and period",
                 ));
             }
-            self.store
-                .latest_run(scheme_id.trim(), &period.canonical())
+            self.official_run(scheme_id.trim(), &period.canonical())
                 .await?
         };
         found.ok_or_else(|| ServiceError::NotFound("no such ranking run".to_string()))
+    }
+
+    /// The run that answers "the ranking of this scheme for this period": the newest one
+    /// computed with the scheme's latest version over its own cohort, else the newest over its
+    /// own cohort, else the newest. Runs over another cohort are reached by run_id.
+    async fn official_run(
+        &self,
+        scheme_id: &str,
+        period: &str,
+    ) -> Result<Option<RunRow>, ServiceError> {
+        let runs = self.store.runs_of(scheme_id, period, 50).await?;
+        let Some(latest) = self.store.scheme(scheme_id, None).await? else {
+            return Ok(runs.into_iter().next());
+        };
+        let scheme = decode_scheme(&latest.definition)?;
+        let mut cohort = scheme.cohort.clone().unwrap_or_default();
+        cohort.entity_kind = scheme.entity_kind;
+        let mut own_cohort = None;
+        for run in &runs {
+            let stored: v1::RankingRun = decode("run", &run.run)?;
+            if stored.cohort.as_ref() == Some(&cohort) {
+                if stored.scheme_version == scheme.version {
+                    return Ok(Some(run.clone()));
+                }
+                own_cohort.get_or_insert(run);
+            }
+        }
+        // No run of the latest version yet: the newest over the scheme's own cohort.
+        Ok(own_cohort.cloned().or_else(|| runs.into_iter().next()))
     }
 
     /// A stored run read back: its scheme, its entries, and the engine input rebuilt from them.
