@@ -454,6 +454,31 @@ async fn listings_page_and_filter_and_bad_references_are_named() {
     let fields = status.get_details_bad_request().unwrap().field_violations;
     assert_eq!(fields[0].field, "zones[0].region_code");
 
+    // Faults name the request's own index, even after an item that made no record.
+    let custom = |code: &str| v1::Indicator {
+        code: code.into(),
+        name_zh: "园区专利数".into(),
+        name_en: "Patents".into(),
+        unit: "个".into(),
+        kind: v1::IndicatorKind::Flow as i32,
+        direction: v1::Direction::HigherIsBetter as i32,
+        builtin: false,
+    };
+    let status = client
+        .upsert_indicators(v1::UpsertIndicatorsRequest {
+            indicators: vec![custom("tax"), custom("patents"), custom("patents")],
+        })
+        .await
+        .expect_err("a built-in and a duplicate");
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["indicators[0].code", "indicators[2].code"]);
+
     // A region tree with a cycle is refused: Henan under its own city.
     let status = client
         .upsert_regions(v1::UpsertRegionsRequest {

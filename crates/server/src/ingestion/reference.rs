@@ -101,6 +101,9 @@ impl Faults {
 pub async fn upsert_regions(store: &Store, regions: Vec<v1::Region>) -> Result<i64, ServiceError> {
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(regions.len());
+    // Each record's index in the request: a rejected item leaves no record, so fields name
+    // the request's index, not the record's.
+    let mut origin = Vec::with_capacity(regions.len());
     for (i, r) in regions.iter().enumerate() {
         let code = faults.id(format!("regions[{i}].code"), EntityKind::Region, &r.code);
         faults.name(format!("regions[{i}].name"), &r.name);
@@ -125,6 +128,7 @@ pub async fn upsert_regions(store: &Store, regions: Vec<v1::Region>) -> Result<i
             );
         }
         if let Some(level) = level {
+            origin.push(i);
             records.push(RegionRecord {
                 code,
                 name: r.name.trim().to_string(),
@@ -137,14 +141,14 @@ pub async fn upsert_regions(store: &Store, regions: Vec<v1::Region>) -> Result<i
     faults.unique(
         records
             .iter()
-            .enumerate()
-            .map(|(i, r)| (format!("regions[{i}].code"), r.code.clone())),
+            .zip(&origin)
+            .map(|(r, i)| (format!("regions[{i}].code"), r.code.clone())),
     );
     let in_request: HashSet<String> = records.iter().map(|r| r.code.clone()).collect();
     let parents = records
         .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
+        .zip(&origin)
+        .filter_map(|(r, i)| {
             r.parent_code
                 .clone()
                 .map(|p| (format!("regions[{i}].parent_code"), p))
@@ -164,7 +168,7 @@ pub async fn upsert_regions(store: &Store, regions: Vec<v1::Region>) -> Result<i
     for r in &records {
         parent_of.insert(r.code.clone(), r.parent_code.clone());
     }
-    for (i, r) in records.iter().enumerate() {
+    for (r, i) in records.iter().zip(&origin) {
         let mut seen = HashSet::new();
         let mut at = r.parent_code.clone();
         while let Some(code) = at {
@@ -424,6 +428,7 @@ pub async fn upsert_indicators(
 ) -> Result<i64, ServiceError> {
     let mut faults = Faults::default();
     let mut records: Vec<Indicator> = Vec::with_capacity(indicators.len());
+    let mut origin = Vec::with_capacity(indicators.len());
     for (i, ind) in indicators.iter().enumerate() {
         if builtin_indicator(ind.code.trim()).is_some() {
             faults.add(
@@ -457,15 +462,18 @@ pub async fn upsert_indicators(
             kind,
             direction,
         ) {
-            Ok(indicator) => records.push(indicator),
+            Ok(indicator) => {
+                origin.push(i);
+                records.push(indicator);
+            }
             Err(e) => faults.add(format!("indicators[{i}]"), e),
         }
     }
     faults.unique(
         records
             .iter()
-            .enumerate()
-            .map(|(i, r)| (format!("indicators[{i}].code"), r.code.clone())),
+            .zip(&origin)
+            .map(|(r, i)| (format!("indicators[{i}].code"), r.code.clone())),
     );
     faults.finish("indicators", indicators.len())?;
     Ok(store.upsert_indicators(&records).await?)
@@ -480,6 +488,7 @@ pub async fn upsert_targets(store: &Store, targets: Vec<v1::Target>) -> Result<i
         .map(|(i, _)| (i.code.clone(), i))
         .collect();
     let mut records = Vec::with_capacity(targets.len());
+    let mut origin = Vec::with_capacity(targets.len());
     let mut refs: Vec<(EntityKind, String, String)> = Vec::new();
     for (i, t) in targets.iter().enumerate() {
         let entity = t.entity.clone().unwrap_or_default();
@@ -537,6 +546,7 @@ pub async fn upsert_targets(store: &Store, targets: Vec<v1::Target>) -> Result<i
             }
         };
         refs.push((kind, id.clone(), format!("targets[{i}].entity.id")));
+        origin.push(i);
         records.push(TargetRecord {
             entity_kind: kind,
             entity_id: id,
@@ -548,7 +558,7 @@ pub async fn upsert_targets(store: &Store, targets: Vec<v1::Target>) -> Result<i
             note: t.note.clone(),
         });
     }
-    faults.unique(records.iter().enumerate().map(|(i, t)| {
+    faults.unique(records.iter().zip(&origin).map(|(t, i)| {
         (
             format!("targets[{i}]"),
             format!(
