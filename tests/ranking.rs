@@ -526,3 +526,33 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
     assert!(changes.windows(2).all(|w| w[0] >= w[1]), "{changes:?}");
     deployment.stop().await;
 }
+
+#[tokio::test]
+async fn two_ranking_pods_starting_together_seed_each_built_in_scheme_once() {
+    use zonerank_integration_tests::{RunningServer, server_args};
+    use zonerank_server::Services;
+    use zonerank_storage::test_support::TestDatabase;
+
+    let database = TestDatabase::postgres().await.expect("database");
+    database.migrated_store().await.expect("migrate");
+    let args = server_args(&database.url, None);
+    let (a, b) = tokio::join!(
+        RunningServer::start(args.clone(), Services::RANKING),
+        RunningServer::start(args.clone(), Services::RANKING),
+    );
+    let mut ranking =
+        zonerank_api::v1::ranking_service_client::RankingServiceClient::new(a.channel().await);
+    let first = ranking
+        .get_scheme(v1::GetSchemeRequest {
+            scheme_id: "henan-zone-assessment".into(),
+            version: 0,
+        })
+        .await
+        .expect("seeded")
+        .into_inner()
+        .scheme
+        .unwrap();
+    assert_eq!(first.version, 1, "one version, not one per pod");
+    tokio::join!(a.stop(), b.stop());
+    database.drop().await.unwrap();
+}

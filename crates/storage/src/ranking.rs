@@ -59,12 +59,14 @@ impl From<ranking_run::Model> for RunRow {
 
 impl Store {
     /// Stores a new version of scheme `id` (1 for a new id) and returns it; `definition` is
-    /// built by the caller once the version is known.
+    /// built by the caller once the version is known. With `first_only`, an existing scheme is
+    /// returned as it is.
     pub async fn insert_scheme(
         &self,
         id: &str,
         name: &str,
         entity_kind: &str,
+        first_only: bool,
         definition: impl FnOnce(i32, i64) -> Vec<u8>,
     ) -> Result<SchemeRow, StorageError> {
         let txn = self.db.begin().await?;
@@ -82,6 +84,15 @@ impl Store {
             .one(&txn)
             .await?
             .flatten();
+        // Seeding stores a first version only: a second pod seeding the same scheme finds
+        // the first pod's under the lock and stores nothing.
+        if first_only && let Some(version) = latest {
+            txn.rollback().await?;
+            return self
+                .scheme(id, Some(version))
+                .await?
+                .ok_or_else(|| StorageError::Corrupt(format!("scheme {id} version {version}")));
+        }
         let version = latest.unwrap_or(0) + 1;
         let created_at = crate::now_micros();
         let row = scheme::Model {

@@ -61,19 +61,24 @@ pub async fn ensure_builtin_schemes(store: &Store) -> Result<(), ServiceError> {
     for wire in scheme::builtin_schemes() {
         if store.scheme(&wire.id, None).await?.is_none() {
             scheme::check("scheme", &wire, &catalog)?;
-            store_scheme(store, wire).await?;
+            store_scheme(store, wire, true).await?;
         }
     }
     Ok(())
 }
 
-async fn store_scheme(store: &Store, wire: v1::Scheme) -> Result<v1::Scheme, ServiceError> {
+async fn store_scheme(
+    store: &Store,
+    wire: v1::Scheme,
+    first_only: bool,
+) -> Result<v1::Scheme, ServiceError> {
     let kind = convert::entity_kind(wire.entity_kind).unwrap_or(EntityKind::Zone);
     let row = store
         .insert_scheme(
             &wire.id,
             &wire.name,
             kind.as_str(),
+            first_only,
             |version, created_at| {
                 let mut stored = wire.clone();
                 stored.version = version;
@@ -277,7 +282,7 @@ impl RankingService for Ranking {
         }
         let catalog = Catalog::load(&self.store).await?;
         scheme::check("scheme", &wire, &catalog)?;
-        let stored = store_scheme(&self.store, wire).await?;
+        let stored = store_scheme(&self.store, wire, false).await?;
         tracing::info!(scheme = %stored.id, version = stored.version, "scheme stored");
         Ok(Response::new(v1::CreateSchemeResponse {
             scheme: Some(stored),
