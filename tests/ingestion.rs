@@ -4,7 +4,7 @@
 use tonic::Code;
 use tonic_types::StatusExt;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
-use zonerank_integration_tests::{Deployment, RunningServer, fixtures_dir, server_args};
+use zonerank_integration_tests::{Deployment, RunningServer, fixtures_dir, region, server_args};
 use zonerank_server::Services;
 use zonerank_storage::test_support::TestDatabase;
 
@@ -19,13 +19,6 @@ fn zone_ref(id: &str) -> Option<v1::EntityRef> {
 
 /// Henan, Zhumadian and Queshan county, Luoyang and Xin'an county, and two zones.
 async fn reference_data(client: &mut Client) {
-    let region = |code: &str, name: &str, level: v1::RegionLevel, parent: &str| v1::Region {
-        code: code.into(),
-        name: name.into(),
-        level: level as i32,
-        parent_code: parent.into(),
-        name_en: String::new(),
-    };
     client
         .upsert_regions(v1::UpsertRegionsRequest {
             regions: vec![

@@ -7,22 +7,12 @@ use zonerank_api::v1::{
     self, ingestion_service_client::IngestionServiceClient, metric_value::Result as Value,
     metrics_service_client::MetricsServiceClient,
 };
-use zonerank_integration_tests::{Deployment, RunningServer, server_args};
+use zonerank_integration_tests::{Deployment, RunningServer, region, server_args};
 use zonerank_server::Services;
 use zonerank_storage::test_support::TestDatabase;
 
 type Ingestion = IngestionServiceClient<tonic::transport::Channel>;
 type Metrics = MetricsServiceClient<tonic::transport::Channel>;
-
-fn region(code: &str, name: &str, level: v1::RegionLevel, parent: &str) -> v1::Region {
-    v1::Region {
-        code: code.into(),
-        name: name.into(),
-        level: level as i32,
-        parent_code: parent.into(),
-        name_en: String::new(),
-    }
-}
 
 fn zone(id: &str, region_code: &str, tags: &[&str]) -> v1::Zone {
     v1::Zone {

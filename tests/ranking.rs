@@ -4,19 +4,9 @@
 use tonic::Code;
 use tonic_types::StatusExt;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
-use zonerank_integration_tests::Deployment;
+use zonerank_integration_tests::{Deployment, region};
 
 type Ingestion = IngestionServiceClient<tonic::transport::Channel>;
-
-fn region(code: &str, name: &str, level: v1::RegionLevel, parent: &str) -> v1::Region {
-    v1::Region {
-        code: code.into(),
-        name: name.into(),
-        level: level as i32,
-        parent_code: parent.into(),
-        name_en: String::new(),
-    }
-}
 
 /// Eight zones in two cities; per zone: revenue 2022 and 2023, tax and land area 2023.
 /// (id, city, tags, revenue 2022, revenue 2023, tax 2023, land 2023) — 亿元, 亿元, 万元, 亩.

@@ -216,3 +216,19 @@ impl Deployment {
 pub fn fixtures_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
 }
+
+/// A region of the wire API.
+pub fn region(
+    code: &str,
+    name: &str,
+    level: zonerank_api::v1::RegionLevel,
+    parent: &str,
+) -> zonerank_api::v1::Region {
+    zonerank_api::v1::Region {
+        code: code.into(),
+        name: name.into(),
+        level: level as i32,
+        parent_code: parent.into(),
+        name_en: String::new(),
+    }
+}
