@@ -4,7 +4,9 @@
 use tonic::Code;
 use tonic_types::StatusExt;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
-use zonerank_integration_tests::{Deployment, RunningServer, fixtures_dir, region, server_args};
+use zonerank_integration_tests::{
+    Deployment, RunningServer, fixtures_dir, seed_regions, server_args,
+};
 use zonerank_server::Services;
 use zonerank_storage::test_support::TestDatabase;
 
@@ -21,13 +23,7 @@ fn zone_ref(id: &str) -> Option<v1::EntityRef> {
 async fn reference_data(client: &mut Client) {
     client
         .upsert_regions(v1::UpsertRegionsRequest {
-            regions: vec![
-                region("410000", "河南省", v1::RegionLevel::Province, ""),
-                region("411700", "驻马店市", v1::RegionLevel::City, "410000"),
-                region("411725", "确山县", v1::RegionLevel::County, "411700"),
-                region("410300", "洛阳市", v1::RegionLevel::City, "410000"),
-                region("410323", "新安县", v1::RegionLevel::County, "410300"),
-            ],
+            regions: seed_regions(),
         })
         .await
         .expect("regions");

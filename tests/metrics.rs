@@ -7,7 +7,7 @@ use zonerank_api::v1::{
     self, ingestion_service_client::IngestionServiceClient, metric_value::Result as Value,
     metrics_service_client::MetricsServiceClient,
 };
-use zonerank_integration_tests::{Deployment, RunningServer, region, server_args};
+use zonerank_integration_tests::{Deployment, RunningServer, seed_regions, server_args};
 use zonerank_server::Services;
 use zonerank_storage::test_support::TestDatabase;
 
@@ -28,13 +28,7 @@ fn zone(id: &str, region_code: &str, tags: &[&str]) -> v1::Zone {
 async fn setup(client: &mut Ingestion, zones: Vec<v1::Zone>) {
     client
         .upsert_regions(v1::UpsertRegionsRequest {
-            regions: vec![
-                region("410000", "河南省", v1::RegionLevel::Province, ""),
-                region("411700", "驻马店市", v1::RegionLevel::City, "410000"),
-                region("411725", "确山县", v1::RegionLevel::County, "411700"),
-                region("410300", "洛阳市", v1::RegionLevel::City, "410000"),
-                region("410323", "新安县", v1::RegionLevel::County, "410300"),
-            ],
+            regions: seed_regions(),
         })
         .await
         .expect("regions");

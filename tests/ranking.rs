@@ -512,6 +512,11 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
     assert!(changes[0] > 0, "{changes:?}");
     for e in &improved {
         assert_eq!(e.rank_change, e.previous_rank - e.rank);
+        assert_eq!(
+            e.meets_rank_target,
+            e.rank <= 3,
+            "the scheme's top-3 target"
+        );
     }
     assert!(changes.windows(2).all(|w| w[0] >= w[1]), "{changes:?}");
     deployment.stop().await;

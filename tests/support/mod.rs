@@ -232,3 +232,15 @@ pub fn region(
         name_en: String::new(),
     }
 }
+
+/// Henan with Zhumadian and Queshan county, Luoyang and Xin'an county: the regions of the seeds.
+pub fn seed_regions() -> Vec<zonerank_api::v1::Region> {
+    use zonerank_api::v1::RegionLevel::{City, County, Province};
+    vec![
+        region("410000", "河南省", Province, ""),
+        region("411700", "驻马店市", City, "410000"),
+        region("411725", "确山县", County, "411700"),
+        region("410300", "洛阳市", City, "410000"),
+        region("410323", "新安县", County, "410300"),
+    ]
+}

@@ -30,6 +30,12 @@ use crate::{
 };
 use scheme::CheckedScheme;
 
+/// The scheme of a stored run, checked, with its rank target.
+struct StoredRun {
+    checked: CheckedScheme,
+    rank_target: i32,
+}
+
 /// Pages of finished runs stay cached this long; runs never change, so no version is needed.
 const PAGE_TTL: Duration = Duration::from_secs(3600);
 
@@ -200,11 +206,15 @@ impl Ranking {
     async fn stored(
         &self,
         run: &RunRow,
-    ) -> Result<(CheckedScheme, Vec<v1::RankingEntry>, run::RunInput), ServiceError> {
-        let (_, checked) = self.scheme(&run.scheme_id, run.scheme_version).await?;
+    ) -> Result<(StoredRun, Vec<v1::RankingEntry>, run::RunInput), ServiceError> {
+        let (wire, checked) = self.scheme(&run.scheme_id, run.scheme_version).await?;
         let entries = self.all_entries(&run.run_id).await?;
         let input = run::input_from_entries(&checked, &entries);
-        Ok((checked, entries, input))
+        let scheme = StoredRun {
+            checked,
+            rank_target: wire.rank_target,
+        };
+        Ok((scheme, entries, input))
     }
 
     async fn all_entries(&self, run_id: &str) -> Result<Vec<v1::RankingEntry>, ServiceError> {
@@ -456,7 +466,8 @@ impl RankingService for Ranking {
             .entity
             .ok_or_else(|| ServiceError::invalid("entity", "must be set"))?;
         let run = self.resolve_run(&request.run_id, "", "").await?;
-        let (checked, entries, input) = self.stored(&run).await?;
+        let (stored, entries, input) = self.stored(&run).await?;
+        let checked = &stored.checked;
         let Some(index) = entries
             .iter()
             .position(|e| e.entity.as_ref().is_some_and(|r| r.id == entity.id))
@@ -467,7 +478,7 @@ impl RankingService for Ranking {
             ))
             .into());
         };
-        let engine_input = input.as_input(&checked);
+        let engine_input = input.as_input(checked);
         let outcome = rank(&engine_input).map_err(|e| ServiceError::invalid("scheme", e))?;
         let explanation = explain(&engine_input, &outcome, index);
         let above = explanation.as_ref().and_then(|x| x.above);
@@ -500,7 +511,8 @@ impl RankingService for Ranking {
         let run = self
             .resolve_run("", &request.scheme_id, &request.period)
             .await?;
-        let (checked, _, mut input) = self.stored(&run).await?;
+        let (stored, _, mut input) = self.stored(&run).await?;
+        let checked = &stored.checked;
         if !request.previous_period.trim().is_empty() {
             // Against the latest run of another period instead of the year before.
             let other = self
@@ -520,14 +532,14 @@ impl RankingService for Ranking {
                 .collect();
         }
         let outcome =
-            rank(&input.as_input(&checked)).map_err(|e| ServiceError::invalid("scheme", e))?;
+            rank(&input.as_input(checked)).map_err(|e| ServiceError::invalid("scheme", e))?;
         let limit = if request.limit <= 0 {
             10
         } else {
             request.limit as usize
         };
         let chosen = most_improved(&outcome, limit, request.by_score);
-        let refreshed = run::entries(&input, &checked, &outcome, 0);
+        let refreshed = run::entries(&input, checked, &outcome, stored.rank_target);
         let by_id: std::collections::HashMap<String, v1::RankingEntry> = refreshed
             .into_iter()
             .map(|e| (e.entity.clone().unwrap_or_default().id, e))
@@ -595,8 +607,9 @@ impl RankingService for Ranking {
             );
         }
         let run = self.resolve_run(&request.run_id, "", "").await?;
-        let (checked, _, input) = self.stored(&run).await?;
-        let engine_input = input.as_input(&checked);
+        let (stored, _, input) = self.stored(&run).await?;
+        let checked = &stored.checked;
+        let engine_input = input.as_input(checked);
         let outcome = rank(&engine_input).map_err(|e| ServiceError::invalid("scheme", e))?;
         let intervals = rank_robustness(&engine_input, &outcome, samples, spread, request.seed);
         Ok(Response::new(v1::GetRankRobustnessResponse {
