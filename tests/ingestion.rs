@@ -24,6 +24,7 @@ async fn reference_data(client: &mut Client) {
     client
         .upsert_regions(v1::UpsertRegionsRequest {
             regions: seed_regions(),
+            ..Default::default()
         })
         .await
         .expect("regions");
@@ -47,6 +48,7 @@ async fn reference_data(client: &mut Client) {
                     leading_industries: vec![],
                 },
             ],
+            ..Default::default()
         })
         .await
         .expect("zones");
@@ -437,6 +439,7 @@ async fn listings_page_and_filter_and_bad_references_are_named() {
                 kind: v1::ZoneKind::IndustrialPark as i32,
                 ..Default::default()
             }],
+            ..Default::default()
         })
         .await
         .expect_err("unknown region");
@@ -456,6 +459,7 @@ async fn listings_page_and_filter_and_bad_references_are_named() {
     let status = client
         .upsert_indicators(v1::UpsertIndicatorsRequest {
             indicators: vec![custom("tax"), custom("patents"), custom("patents")],
+            ..Default::default()
         })
         .await
         .expect_err("a built-in and a duplicate");
@@ -478,6 +482,7 @@ async fn listings_page_and_filter_and_bad_references_are_named() {
                 parent_code: "410300".into(),
                 name_en: String::new(),
             }],
+            ..Default::default()
         })
         .await
         .expect_err("a cycle");

@@ -29,11 +29,15 @@ async fn setup(client: &mut Ingestion, zones: Vec<v1::Zone>) {
     client
         .upsert_regions(v1::UpsertRegionsRequest {
             regions: seed_regions(),
+            ..Default::default()
         })
         .await
         .expect("regions");
     client
-        .upsert_zones(v1::UpsertZonesRequest { zones })
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones,
+            ..Default::default()
+        })
         .await
         .expect("zones");
 }
@@ -234,6 +238,7 @@ async fn luoyang_zone_totals_against_targets_at_mid_year_and_year_end() {
                 target("yoy(zones_total(fixed_asset_investment))", 40.0, "%"),
                 target("share(zones_total(fixed_asset_investment))", 40.0, "%"),
             ],
+            ..Default::default()
         })
         .await
         .expect("targets");
@@ -449,6 +454,7 @@ async fn a_target_on_an_unknown_metric_is_refused_at_once() {
                 target("yoy( zones_total(fixed_asset_investment) )", 40.0, "%"),
                 target("yoy(fixed_asset_investmnet)", 40.0, "%"),
             ],
+            ..Default::default()
         })
         .await
         .expect_err("misspelt indicator");
@@ -468,6 +474,7 @@ async fn a_target_on_an_unknown_metric_is_refused_at_once() {
                 40.0,
                 "%",
             )],
+            ..Default::default()
         })
         .await
         .expect("a good target");
@@ -478,6 +485,7 @@ async fn a_target_on_an_unknown_metric_is_refused_at_once() {
                 id: "410300".into(),
             }),
             period: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

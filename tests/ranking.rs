@@ -45,6 +45,7 @@ async fn setup(client: &mut Ingestion) {
                 region("410100", "郑州市", v1::RegionLevel::City, "410000"),
                 region("410300", "洛阳市", v1::RegionLevel::City, "410000"),
             ],
+            ..Default::default()
         })
         .await
         .expect("regions");
@@ -65,6 +66,7 @@ async fn setup(client: &mut Ingestion) {
                     leading_industries: vec![],
                 })
                 .collect(),
+            ..Default::default()
         })
         .await
         .expect("zones");
@@ -342,6 +344,7 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
                     samples: 200,
                     spread: 0.3,
                     seed,
+                    ..Default::default()
                 })
                 .await
                 .expect("robustness")
@@ -500,7 +503,7 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
         .get_most_improved(v1::GetMostImprovedRequest {
             scheme_id: "test-assessment".into(),
             period: "2023".into(),
-            limit: 3,
+            page_size: 3,
             ..Default::default()
         })
         .await

@@ -124,6 +124,7 @@ async fn one_ranking_is_one_trace_across_the_ranking_and_metrics_services() {
                 level: v1::RegionLevel::City as i32,
                 ..Default::default()
             }],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -139,6 +140,7 @@ async fn one_ranking_is_one_trace_across_the_ranking_and_metrics_services() {
                     ..Default::default()
                 })
                 .collect(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -30,6 +30,17 @@ pub fn entity_kind_to_wire(kind: EntityKind) -> v1::EntityKind {
     }
 }
 
+/// The `google.rpc.ResourceInfo.resource_type` of an entity kind.
+pub fn resource_type(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Region => "zonerank.v1.Region",
+        EntityKind::Zone => "zonerank.v1.Zone",
+        EntityKind::Enterprise => "zonerank.v1.Enterprise",
+        EntityKind::Cluster => "zonerank.v1.Cluster",
+        EntityKind::Project => "zonerank.v1.Project",
+    }
+}
+
 /// The domain level of a wire level; None for UNSPECIFIED.
 pub fn region_level(level: i32) -> Option<RegionLevel> {
     match v1::RegionLevel::try_from(level).ok()? {

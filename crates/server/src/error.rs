@@ -31,9 +31,25 @@ pub enum ServiceError {
         message: String,
         violations: Vec<Violation>,
     },
-    /// A named thing does not exist.
-    #[error("{0}")]
-    NotFound(String),
+    /// A named thing does not exist: `google.rpc.ResourceInfo` names it.
+    #[error("{message}")]
+    NotFound {
+        /// What kind of thing, e.g. `zonerank.v1.Region` or `ranking run`.
+        resource_type: String,
+        /// Its name as the caller gave it.
+        resource_name: String,
+        message: String,
+    },
+    /// The request is well-formed but the stored state forbids it (a zone that observations
+    /// still refer to, a scheme that is archived): `google.rpc.PreconditionFailure` says what.
+    #[error("{message}")]
+    FailedPrecondition {
+        /// The kind of precondition, e.g. `REFERENCED` or `ARCHIVED`.
+        kind: String,
+        /// The thing it is about, e.g. `zone 411725-CJQ`.
+        subject: String,
+        message: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -46,6 +62,32 @@ impl ServiceError {
         ServiceError::InvalidArgument {
             message: format!("{}: {}", violation.field, violation.reason),
             violations: vec![violation],
+        }
+    }
+
+    /// `resource_name` of `resource_type` does not exist; the message is `{what} not found`.
+    pub fn not_found(
+        resource_type: impl Into<String>,
+        resource_name: impl Into<String>,
+        what: impl std::fmt::Display,
+    ) -> ServiceError {
+        ServiceError::NotFound {
+            resource_type: resource_type.into(),
+            resource_name: resource_name.into(),
+            message: format!("{what} not found"),
+        }
+    }
+
+    /// The stored state forbids the request.
+    pub fn failed_precondition(
+        kind: impl Into<String>,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ServiceError {
+        ServiceError::FailedPrecondition {
+            kind: kind.into(),
+            subject: subject.into(),
+            message: message.into(),
         }
     }
 }
@@ -96,10 +138,33 @@ impl From<ServiceError> for Status {
                 details.set_error_info("INVALID_INPUT", "zonerank.v1", []);
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
-            ServiceError::NotFound(message) => {
+            ServiceError::NotFound {
+                resource_type,
+                resource_name,
+                message,
+            } => {
                 let mut details = ErrorDetails::new();
-                details.set_error_info("NOT_FOUND", "zonerank.v1", []);
-                Status::with_error_details(Code::NotFound, message, details)
+                details.set_resource_info(
+                    resource_type,
+                    shortened(&resource_name),
+                    "",
+                    shortened(&message),
+                );
+                Status::with_error_details(Code::NotFound, shortened(&message), details)
+            }
+            ServiceError::FailedPrecondition {
+                kind,
+                subject,
+                message,
+            } => {
+                let details = ErrorDetails::with_precondition_failure(vec![
+                    tonic_types::PreconditionViolation::new(
+                        kind,
+                        shortened(&subject),
+                        shortened(&message),
+                    ),
+                ]);
+                Status::with_error_details(Code::FailedPrecondition, shortened(&message), details)
             }
             ServiceError::Storage(StorageError::InvalidPageToken) => {
                 Status::invalid_argument("page_token: not a token this service handed out")

@@ -348,14 +348,19 @@ async fn load(channel: Channel, data: Dataset) -> Result<v1::IngestReport, tonic
     ingestion
         .upsert_regions(v1::UpsertRegionsRequest {
             regions: data.regions,
+            ..Default::default()
         })
         .await?;
     ingestion
-        .upsert_zones(v1::UpsertZonesRequest { zones: data.zones })
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones: data.zones,
+            ..Default::default()
+        })
         .await?;
     ingestion
         .upsert_enterprises(v1::UpsertEnterprisesRequest {
             enterprises: data.enterprises,
+            ..Default::default()
         })
         .await?;
     let batches: Vec<v1::IngestObservationsRequest> = data
@@ -493,7 +498,7 @@ async fn show(address: &str) -> Result<(), String> {
         .get_most_improved(v1::GetMostImprovedRequest {
             scheme_id: "henan-zone-assessment".into(),
             period: "2023".into(),
-            limit: 10,
+            page_size: 10,
             ..Default::default()
         })
         .await

@@ -161,7 +161,10 @@ async fn upsert_regions(args: &ImportArgs, content: &[u8]) -> Result<i64, String
         .collect();
     client(args)
         .await?
-        .upsert_regions(v1::UpsertRegionsRequest { regions })
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions,
+            ..Default::default()
+        })
         .await
         .map(|r| r.into_inner().upserted)
         .map_err(|s| describe(&s))
@@ -185,7 +188,10 @@ async fn upsert_zones(args: &ImportArgs, content: &[u8]) -> Result<i64, String> 
         .collect();
     client(args)
         .await?
-        .upsert_zones(v1::UpsertZonesRequest { zones })
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones,
+            ..Default::default()
+        })
         .await
         .map(|r| r.into_inner().upserted)
         .map_err(|s| describe(&s))

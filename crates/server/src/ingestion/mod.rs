@@ -129,7 +129,10 @@ impl IngestionService for Ingestion {
         request: Request<v1::UpsertRegionsRequest>,
     ) -> Result<Response<v1::UpsertRegionsResponse>, Status> {
         let upserted = reference::upsert_regions(&self.store, request.into_inner().regions).await?;
-        Ok(Response::new(v1::UpsertRegionsResponse { upserted }))
+        Ok(Response::new(v1::UpsertRegionsResponse {
+            upserted,
+            ..Default::default()
+        }))
     }
 
     async fn upsert_zones(
@@ -137,7 +140,10 @@ impl IngestionService for Ingestion {
         request: Request<v1::UpsertZonesRequest>,
     ) -> Result<Response<v1::UpsertZonesResponse>, Status> {
         let upserted = reference::upsert_zones(&self.store, request.into_inner().zones).await?;
-        Ok(Response::new(v1::UpsertZonesResponse { upserted }))
+        Ok(Response::new(v1::UpsertZonesResponse {
+            upserted,
+            ..Default::default()
+        }))
     }
 
     async fn upsert_enterprises(
@@ -146,7 +152,10 @@ impl IngestionService for Ingestion {
     ) -> Result<Response<v1::UpsertEnterprisesResponse>, Status> {
         let upserted =
             reference::upsert_enterprises(&self.store, request.into_inner().enterprises).await?;
-        Ok(Response::new(v1::UpsertEnterprisesResponse { upserted }))
+        Ok(Response::new(v1::UpsertEnterprisesResponse {
+            upserted,
+            ..Default::default()
+        }))
     }
 
     async fn upsert_clusters(
@@ -155,7 +164,10 @@ impl IngestionService for Ingestion {
     ) -> Result<Response<v1::UpsertClustersResponse>, Status> {
         let upserted =
             reference::upsert_clusters(&self.store, request.into_inner().clusters).await?;
-        Ok(Response::new(v1::UpsertClustersResponse { upserted }))
+        Ok(Response::new(v1::UpsertClustersResponse {
+            upserted,
+            ..Default::default()
+        }))
     }
 
     async fn upsert_projects(
@@ -164,7 +176,10 @@ impl IngestionService for Ingestion {
     ) -> Result<Response<v1::UpsertProjectsResponse>, Status> {
         let upserted =
             reference::upsert_projects(&self.store, request.into_inner().projects).await?;
-        Ok(Response::new(v1::UpsertProjectsResponse { upserted }))
+        Ok(Response::new(v1::UpsertProjectsResponse {
+            upserted,
+            ..Default::default()
+        }))
     }
 
     async fn upsert_indicators(
@@ -173,7 +188,10 @@ impl IngestionService for Ingestion {
     ) -> Result<Response<v1::UpsertIndicatorsResponse>, Status> {
         let upserted =
             reference::upsert_indicators(&self.store, request.into_inner().indicators).await?;
-        Ok(Response::new(v1::UpsertIndicatorsResponse { upserted }))
+        Ok(Response::new(v1::UpsertIndicatorsResponse {
+            upserted,
+            ..Default::default()
+        }))
     }
 
     async fn list_indicators(
@@ -346,6 +364,7 @@ impl IngestionService for Ingestion {
         Ok(Response::new(v1::GetObservationsResponse {
             observations,
             data_version,
+            next_page_token: String::new(),
         }))
     }
 
@@ -354,7 +373,10 @@ impl IngestionService for Ingestion {
         request: Request<v1::UpsertTargetsRequest>,
     ) -> Result<Response<v1::UpsertTargetsResponse>, Status> {
         let upserted = reference::upsert_targets(&self.store, request.into_inner().targets).await?;
-        Ok(Response::new(v1::UpsertTargetsResponse { upserted }))
+        Ok(Response::new(v1::UpsertTargetsResponse {
+            upserted,
+            ..Default::default()
+        }))
     }
 
     async fn list_targets(
@@ -371,6 +393,7 @@ impl IngestionService for Ingestion {
             .map_err(ServiceError::from)?;
         Ok(Response::new(v1::ListTargetsResponse {
             targets: targets.into_iter().map(reference::target_to_wire).collect(),
+            next_page_token: String::new(),
         }))
     }
 }

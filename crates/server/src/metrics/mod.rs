@@ -336,10 +336,11 @@ impl MetricsService for Metrics {
         )
         .await?;
         let Some(values) = computed.values.first() else {
-            return Err(ServiceError::NotFound(format!(
-                "{} {id:?} is not known",
-                kind.as_str().to_lowercase()
-            ))
+            return Err(ServiceError::not_found(
+                crate::convert::resource_type(kind),
+                id.clone(),
+                format!("{} {id:?}", kind.as_str().to_lowercase()),
+            )
             .into());
         };
         Ok(Response::new(v1::GetMetricSeriesResponse {

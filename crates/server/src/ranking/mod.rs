@@ -133,7 +133,15 @@ impl Ranking {
             .scheme(id.trim(), (version > 0).then_some(version))
             .await?
             .ok_or_else(|| {
-                ServiceError::NotFound(format!("scheme {id:?} version {version} is not known"))
+                ServiceError::not_found(
+                    "zonerank.v1.Scheme",
+                    id.trim(),
+                    if version > 0 {
+                        format!("scheme {id:?} version {version}")
+                    } else {
+                        format!("scheme {id:?}")
+                    },
+                )
             })?;
         let wire = decode_scheme(&row.definition)?;
         let catalog = Catalog::load(&self.store).await?;
@@ -170,7 +178,7 @@ impl Ranking {
             self.official_run(scheme_id.trim(), &period.canonical())
                 .await?
         };
-        found.ok_or_else(|| ServiceError::NotFound("no such ranking run".to_string()))
+        found.ok_or_else(|| ServiceError::not_found("zonerank.v1.RankingRun", "", "ranking run"))
     }
 
     /// The run that answers "the ranking of this scheme for this period": the newest one
@@ -296,6 +304,7 @@ impl RankingService for Ranking {
         tracing::info!(scheme = %stored.id, version = stored.version, "scheme stored");
         Ok(Response::new(v1::CreateSchemeResponse {
             scheme: Some(stored),
+            ..Default::default()
         }))
     }
 
@@ -313,7 +322,11 @@ impl RankingService for Ranking {
             .await
             .map_err(ServiceError::from)?
             .ok_or_else(|| {
-                ServiceError::NotFound(format!("scheme {:?} is not known", request.scheme_id))
+                ServiceError::not_found(
+                    "zonerank.v1.Scheme",
+                    request.scheme_id.trim(),
+                    format!("scheme {:?}", request.scheme_id.trim()),
+                )
             })?;
         Ok(Response::new(v1::GetSchemeResponse {
             scheme: Some(decode_scheme(&row.definition)?),
@@ -472,10 +485,11 @@ impl RankingService for Ranking {
             .iter()
             .position(|e| e.entity.as_ref().is_some_and(|r| r.id == entity.id))
         else {
-            return Err(ServiceError::NotFound(format!(
-                "{:?} is not in run {}",
-                entity.id, run.run_id
-            ))
+            return Err(ServiceError::not_found(
+                "zonerank.v1.RankingEntry",
+                entity.id.clone(),
+                format!("entity {:?} in run {}", entity.id, run.run_id),
+            )
             .into());
         };
         let engine_input = input.as_input(checked);
@@ -496,6 +510,7 @@ impl RankingService for Ranking {
                             score_gap: g.score_gap,
                             normalized_gap: g.normalized_gap,
                             raw_target: g.raw_target,
+                            ..Default::default()
                         })
                         .collect()
                 })
@@ -533,11 +548,7 @@ impl RankingService for Ranking {
         }
         let outcome =
             rank(&input.as_input(checked)).map_err(|e| ServiceError::invalid("scheme", e))?;
-        let limit = if request.limit <= 0 {
-            10
-        } else {
-            request.limit as usize
-        };
+        let limit = page_size(request.page_size, 10, 1000)? as usize;
         let chosen = most_improved(&outcome, limit, request.by_score);
         let refreshed = run::entries(&input, checked, &outcome, stored.rank_target);
         let by_id: std::collections::HashMap<String, v1::RankingEntry> = refreshed
@@ -549,6 +560,7 @@ impl RankingService for Ranking {
                 .into_iter()
                 .filter_map(|i| by_id.get(&input.entities[i].id).cloned())
                 .collect(),
+            next_page_token: String::new(),
         }))
     }
 
@@ -581,6 +593,7 @@ impl RankingService for Ranking {
                 .into_iter()
                 .take(limit)
                 .collect(),
+            ..Default::default()
         }))
     }
 
@@ -627,6 +640,7 @@ impl RankingService for Ranking {
                     })
                 })
                 .collect(),
+            next_page_token: String::new(),
         }))
     }
 }
