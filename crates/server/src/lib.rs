@@ -5,6 +5,7 @@ pub mod convert;
 mod error;
 pub mod ingestion;
 pub mod metrics;
+pub mod paging;
 pub mod process;
 mod ranking;
 mod server;

@@ -19,6 +19,7 @@ use crate::{
     convert::{self, micros_timestamp, timestamp_micros},
     error::ServiceError,
     ingestion::rows::IncomingObservation,
+    paging::{decode_page_token, encode_page_token, page_size},
 };
 
 /// The ingestion service over a store.
@@ -32,38 +33,6 @@ impl Ingestion {
     pub fn new(store: Store) -> Ingestion {
         Ingestion { store }
     }
-}
-
-/// The page size of a listing: 0 → `default`, above `max` → `max`, negative → an error.
-pub(crate) fn page_size(requested: i32, default: u64, max: u64) -> Result<u64, ServiceError> {
-    match requested {
-        n if n < 0 => Err(ServiceError::invalid("page_size", "must not be negative")),
-        0 => Ok(default),
-        n => Ok((n as u64).min(max)),
-    }
-}
-
-/// Page tokens are the last key of the previous page, hex-encoded so clients treat them as
-/// opaque.
-pub(crate) fn encode_page_token(last_key: &str) -> String {
-    last_key.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The key a page token stands for; an empty token is the first page.
-pub(crate) fn decode_page_token(token: &str) -> Result<Option<String>, ServiceError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || ServiceError::invalid("page_token", "not a token this service handed out");
-    if !token.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| bad())?;
-    String::from_utf8(bytes).map(Some).map_err(|_| bad())
 }
 
 /// The wire form of an incoming observation at stream position `row`.
@@ -395,30 +364,5 @@ impl IngestionService for Ingestion {
             targets: targets.into_iter().map(reference::target_to_wire).collect(),
             next_page_token: String::new(),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_tokens_round_trip_and_reject_forgeries() {
-        let token = encode_page_token("411725-CJQ");
-        assert_eq!(
-            decode_page_token(&token).unwrap().as_deref(),
-            Some("411725-CJQ")
-        );
-        assert_eq!(decode_page_token("").unwrap(), None);
-        assert!(decode_page_token("zz").is_err());
-        assert!(decode_page_token("abc").is_err());
-    }
-
-    #[test]
-    fn page_sizes_default_cap_and_refuse_negatives() {
-        assert_eq!(page_size(0, 100, 1000).unwrap(), 100);
-        assert_eq!(page_size(5000, 100, 1000).unwrap(), 1000);
-        assert_eq!(page_size(7, 100, 1000).unwrap(), 7);
-        assert!(page_size(-1, 100, 1000).is_err());
     }
 }

@@ -16,7 +16,7 @@ use zonerank_storage::{
     ZoneRecord,
 };
 
-use super::{decode_page_token, encode_page_token, page_size};
+use crate::paging::{decode_page_token, encode_page_token, page_size};
 use crate::{
     convert::{self, enum_suffix},
     error::{ServiceError, Violation},

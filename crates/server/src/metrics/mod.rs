@@ -24,7 +24,8 @@ pub use compute::{Catalog, Computed, compute};
 use crate::{
     convert::{self, enum_suffix, timestamp_micros},
     error::ServiceError,
-    ingestion::{decode_page_token, encode_page_token, entity_ref, page_size},
+    ingestion::entity_ref,
+    paging::{decode_page_token, encode_page_token, page_size},
 };
 
 /// Finished tables are kept this long; a new data version makes them unreachable sooner.

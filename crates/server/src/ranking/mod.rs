@@ -25,8 +25,8 @@ pub use source::MetricsSource;
 use crate::{
     convert::{self, micros_timestamp},
     error::ServiceError,
-    ingestion::{decode_page_token, encode_page_token, page_size},
     metrics::Catalog,
+    paging::{decode_page_token, encode_page_token, page_size},
 };
 use scheme::CheckedScheme;
 
