@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, process::ExitCode};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tonic::transport::Channel;
+use unicode_width::UnicodeWidthStr;
 use zonerank_api::v1::{
     self, ingestion_service_client::IngestionServiceClient,
     ranking_service_client::RankingServiceClient,
@@ -377,14 +378,32 @@ async fn load(channel: Channel, data: Dataset) -> Result<v1::IngestReport, tonic
         .into_inner())
 }
 
+/// `text` padded with spaces to `width` terminal columns (CJK characters take two), on the
+/// left or the right; text wider than `width` is left as it is.
+fn pad(text: &str, width: usize, right_align: bool) -> String {
+    let fill = " ".repeat(width.saturating_sub(UnicodeWidthStr::width(text)));
+    if right_align {
+        format!("{fill}{text}")
+    } else {
+        format!("{text}{fill}")
+    }
+}
+
+/// Columns of the zone name in the demo's tables.
+const NAME_COLUMNS: usize = 30;
+
 fn print_top(run: &v1::RankingRun, entries: &[v1::RankingEntry]) {
     println!(
         "\n河南省产业集聚区考核排序 {} — {} zones ranked (run {})",
         run.period, run.entity_count, run.run_id
     );
     println!(
-        "{:>4}  {:<28} {:>7}  {:<6} {:>6}",
-        "rank", "zone", "score", "stars", "change"
+        "{:>4}  {} {:>7}  {} {:>6}",
+        "rank",
+        pad("zone", NAME_COLUMNS, false),
+        "score",
+        pad("stars", 6, false),
+        "change"
     );
     for e in entries {
         let change = match (e.previous_rank, e.rank_change) {
@@ -394,13 +413,90 @@ fn print_top(run: &v1::RankingRun, entries: &[v1::RankingEntry]) {
             (_, c) => format!("↓{}", -c),
         };
         println!(
-            "{:>4}  {:<28} {:>7.2}  {:<6} {:>6}",
+            "{:>4}  {} {:>7.2}  {} {:>6}",
             e.rank,
-            e.name,
+            pad(&e.name, NAME_COLUMNS, false),
             e.score,
-            "★".repeat(e.stars.max(0) as usize),
+            pad(&"★".repeat(e.stars.max(0) as usize), 6, false),
             change
         );
+    }
+}
+
+/// Per city, its zones inside the scheme's rank target (进入全省前N) and the zones that crossed
+/// the line since the previous period.
+fn print_rank_target(target: i32, entries: &[v1::RankingEntry], cities: &BTreeMap<String, String>) {
+    let city_of = |e: &v1::RankingEntry| {
+        e.group_ranks
+            .iter()
+            .filter_map(|g| g.group.strip_prefix("region:"))
+            .find(|code| cities.contains_key(*code))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    // city → (zones ranked, zones inside the target, best rank)
+    let mut by_city: BTreeMap<String, (usize, usize, i32)> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.rank > 0) {
+        let tally = by_city.entry(city_of(e)).or_insert((0, 0, i32::MAX));
+        tally.0 += 1;
+        if e.meets_rank_target {
+            tally.1 += 1;
+        }
+        tally.2 = tally.2.min(e.rank);
+    }
+    let mut cities_in: Vec<(&String, &(usize, usize, i32))> =
+        by_city.iter().filter(|(_, t)| t.1 > 0).collect();
+    cities_in.sort_by_key(|(code, t)| (std::cmp::Reverse(t.1), t.2, (*code).clone()));
+    let name = |code: &str| {
+        cities
+            .get(code)
+            .cloned()
+            .unwrap_or_else(|| code.to_string())
+    };
+    println!(
+        "\n进入全省前{target} (the scheme's rank target): zones of {} of {} cities",
+        cities_in.len(),
+        by_city.len()
+    );
+    for (code, (ranked, inside, best)) in &cities_in {
+        println!(
+            "  {} {inside:>2} of {ranked:>2} zones, best #{best}",
+            pad(&name(code), 10, false)
+        );
+    }
+    let outside: Vec<String> = by_city
+        .iter()
+        .filter(|(_, t)| t.1 == 0)
+        .map(|(code, _)| name(code))
+        .collect();
+    if !outside.is_empty() {
+        println!("  none yet: {}", outside.join("、"));
+    }
+    let entered: Vec<String> = entries
+        .iter()
+        .filter(|e| e.meets_rank_target && (e.previous_rank == 0 || e.previous_rank > target))
+        .map(|e| format!("{} #{} (was #{})", e.name, e.rank, e.previous_rank))
+        .collect();
+    let left: Vec<String> = entries
+        .iter()
+        .filter(|e| !e.meets_rank_target && e.previous_rank > 0 && e.previous_rank <= target)
+        .map(|e| format!("{} #{} (was #{})", e.name, e.rank, e.previous_rank))
+        .collect();
+    println!(
+        "  {} entered since the year before: {}",
+        entered.len(),
+        list_or_none(&entered)
+    );
+    println!("  {} dropped out: {}", left.len(), list_or_none(&left));
+}
+
+/// The first few items of a list and how many more there are.
+fn list_or_none(items: &[String]) -> String {
+    const SHOWN: usize = 5;
+    match items.len() {
+        0 => "none".to_string(),
+        n if n <= SHOWN => items.join(", "),
+        n => format!("{}, and {} more", items[..SHOWN].join(", "), n - SHOWN),
     }
 }
 
@@ -468,6 +564,12 @@ async fn show(address: &str) -> Result<(), String> {
     }
     let channel = channel.ok_or("the server did not start")?;
     let data = dataset();
+    let cities: BTreeMap<String, String> = data
+        .regions
+        .iter()
+        .filter(|r| r.level == v1::RegionLevel::City as i32)
+        .map(|r| (r.code.clone(), r.name.clone()))
+        .collect();
     println!(
         "Loading {} regions, {} zones, {} enterprises and {} observations through the API…",
         data.regions.len(),
@@ -507,19 +609,43 @@ async fn show(address: &str) -> Result<(), String> {
     println!("\n全省十快 — the ten most improved since 2022:");
     for e in improved.entries {
         println!(
-            "  {:<28} {:>4} → {:<4} (↑{})",
-            e.name, e.previous_rank, e.rank, e.rank_change
+            "  {} {:>4} → {:<4} (↑{})",
+            pad(&e.name, NAME_COLUMNS, false),
+            e.previous_rank,
+            e.rank,
+            e.rank_change
         );
     }
     let stars: BTreeMap<i32, i64> = run.star_counts.into_iter().collect();
     println!("\nStar levels:");
     for (level, count) in stars.iter().rev() {
-        println!("  {:<6} {count} zones", "★".repeat(*level as usize));
+        println!(
+            "  {} {count} zones",
+            pad(&"★".repeat(*level as usize), 6, false)
+        );
     }
-    println!(
-        "Rank target: {} zones in the top 60.",
-        run.meeting_rank_target
-    );
+    let whole = ranking
+        .get_ranking(v1::GetRankingRequest {
+            run_id: run.run_id.clone(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    let scheme = ranking
+        .get_scheme(v1::GetSchemeRequest {
+            scheme_id: run.scheme_id.clone(),
+            version: run.scheme_version,
+        })
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner()
+        .scheme
+        .unwrap_or_default();
+    if scheme.rank_target > 0 {
+        print_rank_target(scheme.rank_target, &whole.entries, &cities);
+    }
 
     let firms = ranking
         .compute_ranking(v1::ComputeRankingRequest {

@@ -176,6 +176,47 @@ fn demo_ingests_ranks_prints_and_keeps_serving() {
         .count();
     assert_eq!(fastest, 10, "{text}");
     assert!(text.contains("Star levels:"), "{text}");
+    // The rank-target section names cities and what crossed the line, not "60 zones in the top 60".
+    let target: Vec<&String> = printed
+        .iter()
+        .skip_while(|l| !l.starts_with("进入全省前60"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(target.len() > 3, "{text}");
+    assert!(target.iter().any(|l| l.contains("洛阳市")), "{text}");
+    let inside: usize = target
+        .iter()
+        .filter_map(|l| {
+            l.split(" of ")
+                .next()?
+                .split_whitespace()
+                .last()?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(
+        inside, 60,
+        "the cities' zones inside the top 60 add up: {text}"
+    );
+    assert!(
+        target
+            .iter()
+            .any(|l| l.contains("entered since the year before")),
+        "{text}"
+    );
+    // Names are padded by display width: the score column lines up under CJK names.
+    let columns: Vec<usize> = top
+        .iter()
+        .map(|l| {
+            let score_at = l.find('.').expect("a score");
+            unicode_width::UnicodeWidthStr::width(&l[..score_at])
+        })
+        .collect();
+    assert!(
+        columns.windows(2).all(|w| w[0] == w[1]),
+        "aligned: {columns:?}\n{text}"
+    );
     assert!(text.contains("enterprises: A "), "{text}");
     assert!(
         TcpStream::connect(("127.0.0.1", port)).is_ok(),
