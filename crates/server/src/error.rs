@@ -101,17 +101,36 @@ const MAX_VIOLATIONS: usize = 100;
 /// after base64.
 const MAX_VIOLATION_BYTES: usize = 8 * 1024;
 
-/// A reason cut to a length that fits a trailer: reasons can echo what a user sent.
-fn shortened(text: &str) -> String {
-    const MAX: usize = 300;
-    if text.len() <= MAX {
+/// Text cut to `max` bytes at a character boundary, marked with `…`: reasons can echo what a
+/// user sent.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
         return text.to_string();
     }
-    let mut end = MAX;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
     format!("{}…", &text[..end])
+}
+
+/// A field or reason in the details: long enough for a whole list of accepted forms.
+fn shortened(text: &str) -> String {
+    cut(text, 2048)
+}
+
+/// The status message: the first fault in brief. A list of accepted forms is never cut in its
+/// middle: the message leaves it out and the details carry it whole.
+fn brief(message: &str) -> String {
+    const MAX: usize = 300;
+    const LISTS: [&str; 3] = ["; accepted forms: ", "; accepted: ", "; expected "];
+    let short = match LISTS.iter().filter_map(|l| message.find(l)).min() {
+        Some(at) if message.len() > MAX => {
+            format!("{}; the details list the accepted forms", &message[..at])
+        }
+        _ => message.to_string(),
+    };
+    cut(&short, MAX)
 }
 
 impl From<ServiceError> for Status {
@@ -133,7 +152,7 @@ impl From<ServiceError> for Status {
                         fits
                     })
                     .collect();
-                let message = shortened(&message);
+                let message = brief(&message);
                 let mut details = ErrorDetails::with_bad_request(listed);
                 details.set_error_info("INVALID_INPUT", "zonerank.v1", []);
                 Status::with_error_details(Code::InvalidArgument, message, details)
@@ -150,7 +169,7 @@ impl From<ServiceError> for Status {
                     "",
                     shortened(&message),
                 );
-                Status::with_error_details(Code::NotFound, shortened(&message), details)
+                Status::with_error_details(Code::NotFound, brief(&message), details)
             }
             ServiceError::FailedPrecondition {
                 kind,
@@ -164,7 +183,7 @@ impl From<ServiceError> for Status {
                         shortened(&message),
                     ),
                 ]);
-                Status::with_error_details(Code::FailedPrecondition, shortened(&message), details)
+                Status::with_error_details(Code::FailedPrecondition, brief(&message), details)
             }
             ServiceError::Storage(StorageError::InvalidPageToken) => {
                 Status::invalid_argument("page_token: not a token this service handed out")
@@ -210,5 +229,29 @@ mod tests {
         assert!(bytes <= MAX_VIOLATION_BYTES, "{bytes}");
         assert!(listed[0].description.ends_with('…'));
         assert_eq!(listed[0].field, "rows[0].indicator");
+    }
+
+    #[test]
+    fn a_list_of_accepted_forms_is_left_whole_to_the_details() {
+        let reason = zonerank_domain::unit::Unit::parse("斤")
+            .unwrap_err()
+            .to_string();
+        assert!(reason.len() > 300, "a long list: {reason}");
+        let status = Status::from(ServiceError::invalid("rows[3].unit", &reason));
+        assert_eq!(
+            status.message(),
+            "rows[3].unit: unknown unit '斤'; the details list the accepted forms"
+        );
+        let listed = status.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(
+            listed[0].description, reason,
+            "the whole list in the details"
+        );
+        // A short message with a list stays as it is.
+        let status = Status::from(ServiceError::invalid(
+            "kind",
+            "unknown 'x'; expected A or B",
+        ));
+        assert_eq!(status.message(), "kind: unknown 'x'; expected A or B");
     }
 }
