@@ -531,7 +531,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    println!("\nServing on {address} until Ctrl-C. Try:");
+    println!("\nServing on {address}. Try:");
     println!("  grpcurl -plaintext {address} list");
     println!(
         "  grpcurl -plaintext -d '{{\"scheme_id\": \"henan-zone-assessment\", \"period\": \"2023\", \"group\": \"region:410300\"}}' {address} zonerank.v1.RankingService/GetRanking"
@@ -542,6 +542,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     println!(
         "  grpcurl -plaintext -d '{{\"scheme_id\": \"enterprise-per-mu\", \"period\": \"2023\"}}' {address} zonerank.v1.RankingService/ComputeRanking"
     );
+    println!("Ctrl-C stops the server.");
     match server.await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
