@@ -189,12 +189,33 @@ impl From<ServiceError> for Status {
                 Status::invalid_argument("page_token: not a token this service handed out")
             }
             ServiceError::Storage(e) => {
-                tracing::error!(error = %e, "storage failure");
-                let code = match e {
-                    StorageError::Database(_) => Code::Unavailable,
-                    _ => Code::Internal,
+                // Database and driver text stays in the logs; the client gets the request id
+                // to quote.
+                let request_id = zonerank_telemetry::request_id();
+                tracing::error!(error = %e, %request_id, "storage failure");
+                let (code, reason, message) = match e {
+                    StorageError::Database(_) => (
+                        Code::Unavailable,
+                        "STORAGE_UNAVAILABLE",
+                        "the database did not answer; retry later",
+                    ),
+                    _ => (
+                        Code::Internal,
+                        "STORAGE_FAILURE",
+                        "the stored data could not be read",
+                    ),
                 };
-                Status::new(code, e.to_string())
+                let mut details = ErrorDetails::new();
+                details.set_error_info(
+                    reason,
+                    "zonerank.v1",
+                    [("request_id".to_string(), request_id.clone())],
+                );
+                Status::with_error_details(
+                    code,
+                    format!("{message} (request id {request_id})"),
+                    details,
+                )
             }
         }
     }
@@ -229,6 +250,23 @@ mod tests {
         assert!(bytes <= MAX_VIOLATION_BYTES, "{bytes}");
         assert!(listed[0].description.ends_with('…'));
         assert_eq!(listed[0].field, "rows[0].indicator");
+    }
+
+    #[test]
+    fn database_text_never_reaches_the_client() {
+        let status = Status::from(ServiceError::Storage(StorageError::Corrupt(
+            "row 17 of scheme_versions: invalid protobuf".into(),
+        )));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(
+            !status.message().contains("protobuf"),
+            "{}",
+            status.message()
+        );
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "STORAGE_FAILURE");
+        let id = &info.metadata["request_id"];
+        assert!(status.message().contains(id.as_str()));
     }
 
     #[test]

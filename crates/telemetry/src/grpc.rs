@@ -168,6 +168,24 @@ where
     }
 }
 
+/// The id a client quotes to find a failed request in the logs: the trace id of the RPC being
+/// served when tracing is on, else a fresh random id (logged with the failure).
+pub fn request_id() -> String {
+    let trace_id = Span::current().context().span().span_context().trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        return trace_id.to_string();
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:016x}", hasher.finish())
+}
+
 fn grpc_status(headers: &HeaderMap) -> Option<i32> {
     headers
         .get("grpc-status")

@@ -13,7 +13,7 @@ use opentelemetry_sdk::{
 };
 use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*};
 
-pub use grpc::{GrpcTelemetryLayer, client_span, inject_context, record_status};
+pub use grpc::{GrpcTelemetryLayer, client_span, inject_context, record_status, request_id};
 pub use instruments::{Instruments, instruments};
 
 /// How log lines are written.
