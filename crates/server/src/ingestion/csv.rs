@@ -121,7 +121,7 @@ pub fn parse(content: &[u8]) -> Result<(Vec<CsvRow>, Vec<CsvLineError>), Service
         if record.iter().all(str::is_empty) {
             continue;
         }
-        if record.len() < headers.len() {
+        if record.len() != headers.len() {
             errors.push(CsvLineError {
                 line,
                 reason: format!(
@@ -147,20 +147,76 @@ pub fn parse(content: &[u8]) -> Result<(Vec<CsvRow>, Vec<CsvLineError>), Service
     Ok((rows, errors))
 }
 
-/// Reads a number as spreadsheets write it: thousands separators and a trailing % are allowed.
+/// Reads a number exactly as written, refusing anything that could be read two ways: plain
+/// decimals (`53.2`, `-0.5`, `.5`), exponents (`1.2e3`), a comma only as a thousands separator
+/// in groups of three (`3,500`, `1,234,567.8`), and a trailing `%`. Spaces inside, a decimal
+/// comma (`1,5`), European grouping (`1.234,5`), `inf` and `NaN` are refused.
 pub fn parse_number(text: &str) -> Result<f64, String> {
-    let cleaned: String = text
-        .trim()
-        .trim_end_matches(['%', '％'])
-        .chars()
-        .filter(|c| *c != ',' && *c != '，' && !c.is_whitespace())
-        .collect();
-    if cleaned.is_empty() {
+    let trimmed = text.trim_matches([' ', '\t']);
+    let body = trimmed
+        .strip_suffix(['%', '％'])
+        .unwrap_or(trimmed)
+        .trim_end_matches([' ', '\t']);
+    if body.is_empty() {
         return Err("value is empty".to_string());
     }
-    cleaned
+    let not_a_number = |why: &str| format!("{text:?} is not a number: {why}");
+    let unsigned = body.strip_prefix(['-', '+']).unwrap_or(body);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(f) = fraction
+        && !f.is_empty()
+        && !digits(f)
+    {
+        return Err(not_a_number(if f.contains(',') {
+            "a comma after the decimal point (write decimals with a point only: 1234.5)"
+        } else {
+            "only digits may follow the decimal point"
+        }));
+    }
+    if whole.is_empty() && fraction.is_none_or(str::is_empty) {
+        return Err(not_a_number("no digits"));
+    }
+    let grouped = whole.contains(',');
+    if grouped {
+        let mut groups = whole.split(',');
+        let first = groups.next().unwrap_or_default();
+        let well_formed =
+            digits(first) && first.len() <= 3 && groups.all(|g| g.len() == 3 && digits(g));
+        if !well_formed {
+            return Err(not_a_number(
+                "a comma only separates thousands, in groups of three (3,500 or 1,234,567.8); \
+                 write decimals with a point (1.5)",
+            ));
+        }
+    } else if !whole.is_empty() && !digits(whole) {
+        return Err(not_a_number(
+            "write a plain decimal (1234.5), optionally with thousands separators (1,234.5) or an exponent (1.2e3)",
+        ));
+    }
+    if let Some(exponent) = exponent {
+        let exponent_digits = exponent.strip_prefix(['-', '+']).unwrap_or(exponent);
+        if grouped || !digits(exponent_digits) {
+            return Err(not_a_number(
+                "an exponent is written as 1.2e3 or 5E-2, without thousands separators",
+            ));
+        }
+    }
+    let plain: String = body.chars().filter(|c| *c != ',').collect();
+    let value = plain
         .parse::<f64>()
-        .map_err(|_| format!("{text:?} is not a number"))
+        .map_err(|_| not_a_number("not a decimal number"))?;
+    if !value.is_finite() {
+        return Err(not_a_number("too large for a figure"));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -218,8 +274,69 @@ mod tests {
     fn numbers_as_spreadsheets_write_them() {
         assert_eq!(parse_number(" 53.2 "), Ok(53.2));
         assert_eq!(parse_number("66%"), Ok(66.0));
+        assert_eq!(parse_number("66 %"), Ok(66.0));
         assert_eq!(parse_number("3,800"), Ok(3800.0));
+        assert_eq!(parse_number("3,500"), Ok(3500.0));
+        assert_eq!(parse_number("1,234,567.8"), Ok(1_234_567.8));
+        assert_eq!(parse_number("-1,234"), Ok(-1234.0));
+        assert_eq!(parse_number("1.2e3"), Ok(1200.0));
+        assert_eq!(parse_number("5E-2"), Ok(0.05));
+        assert_eq!(parse_number(".5"), Ok(0.5));
+        assert_eq!(parse_number("7."), Ok(7.0));
+        assert_eq!(parse_number("+4"), Ok(4.0));
         assert!(parse_number("").is_err());
         assert!(parse_number("abc").is_err());
+    }
+
+    #[test]
+    fn numbers_that_could_be_read_two_ways_are_refused() {
+        for text in [
+            "1,5",
+            "1.234,5",
+            "1 234",
+            "1\n2",
+            "1\t2",
+            "12,34",
+            "1,2345",
+            ",123",
+            "1,,234",
+            "1,234.5,6",
+            "1.2.3",
+            "inf",
+            "-inf",
+            "NaN",
+            "infinity",
+            "1e",
+            "1e+",
+            "1,234e3",
+            "0x10",
+            "1_000",
+            "１２",
+            "1e400",
+            "--1",
+            "%",
+            "1，234",
+        ] {
+            let err = parse_number(text).expect_err(text);
+            assert!(
+                err.contains("is not a number") || err.contains("empty"),
+                "{text}: {err}"
+            );
+        }
+        assert!(parse_number("1,5").unwrap_err().contains("groups of three"));
+    }
+
+    #[test]
+    fn a_line_with_more_fields_than_the_header_is_refused() {
+        let file = format!("{HEADER}ZONE,z1,tax,2014,1,万元,extra\nZONE,z1,tax,2015,1,万元\n");
+        let (rows, errors) = parse(file.as_bytes()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(errors[0].line, 2);
+        assert!(
+            errors[0]
+                .reason
+                .contains("7 field(s) where the header has 6"),
+            "{errors:?}"
+        );
     }
 }
