@@ -30,6 +30,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Default stubs: an RPC added to the protos answers UNIMPLEMENTED until a service
         // implements it, instead of breaking every build in between.
         .generate_default_stubs(true)
-        .compile_fds(fds)?;
+        // `prost::Name` on every message: the request checks find a message's descriptor by
+        // its full name.
+        .compile_fds_with_config(fds, {
+            let mut config = tonic_prost_build::Config::new();
+            config.enable_type_names();
+            config
+        })?;
     Ok(())
 }

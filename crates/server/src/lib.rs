@@ -9,6 +9,7 @@ pub mod paging;
 pub mod process;
 mod ranking;
 mod server;
+pub mod wire_check;
 
 pub use config::{DatabaseArgs, ServerArgs};
 pub use error::ServiceError;
