@@ -50,6 +50,40 @@ pub enum ServiceError {
         subject: String,
         message: String,
     },
+    /// The thing to create exists already: `ResourceInfo` names it.
+    #[error("{message}")]
+    AlreadyExists {
+        resource_type: String,
+        resource_name: String,
+        message: String,
+    },
+    /// The caller presented no credentials, or ones that do not verify.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this: `ErrorInfo{reason, metadata}` says what it
+    /// lacks (a role, a region).
+    #[error("{message}")]
+    PermissionDenied {
+        reason: String,
+        message: String,
+        metadata: Vec<(String, String)>,
+    },
+    /// The request asks for more than a call may use: `QuotaFailure` names the budget.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// The budget exceeded, e.g. `samples × entities`.
+        subject: String,
+        message: String,
+    },
+    /// The caller went away or its deadline passed before the work was done.
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    /// A dependency (the metrics service, the database) did not answer; a retry may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A fault of the server itself; the client gets a request id, the log the detail.
+    #[error("{0}")]
+    Internal(String),
     /// The database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -92,14 +126,18 @@ impl ServiceError {
     }
 }
 
-/// Violations listed in one status: details travel in a trailer, and HTTP/2 peers refuse header
-/// blocks past 16 KiB by default. The message gives the full count; a dry run with
-/// allow_partial lists every rejected row in its report.
+/// Violations listed in one status. Details travel base64-encoded in a trailer and the message
+/// percent-encoded, and the smallest common client limit is grpc-python's 8 KiB of metadata:
+/// the whole error stays under 7 KiB. The rest are counted in ErrorInfo and in the message;
+/// a `dry_run` answers OK with every row's fault.
 const MAX_VIOLATIONS: usize = 100;
 
-/// Bytes of violation text one status carries at most, under the 16 KiB header budget even
-/// after base64.
-const MAX_VIOLATION_BYTES: usize = 8 * 1024;
+/// Bytes of violation text one status carries at most: 4 KiB is 5.4 KiB after base64, and
+/// the message (at most 300 bytes, 900 once percent-encoded) and ErrorInfo fit beside it.
+const MAX_VIOLATION_BYTES: usize = 4 * 1024;
+
+/// The whole error metadata (message and details as they travel) stays under this.
+pub const MAX_ERROR_METADATA_BYTES: usize = 7 * 1024;
 
 /// Text cut to `max` bytes at a character boundary, marked with `…`: reasons can echo what a
 /// user sent.
@@ -146,15 +184,34 @@ impl From<ServiceError> for Status {
                     .take(MAX_VIOLATIONS)
                     .map(|v| FieldViolation::new(shortened(&v.field), shortened(&v.reason)))
                     .take_while(|v| {
-                        let size = v.field.len() + v.description.len();
+                        // protobuf framing of the violation and its two strings
+                        let size = v.field.len() + v.description.len() + 8;
                         let fits = size <= budget;
                         budget = budget.saturating_sub(size);
                         fits
                     })
                     .collect();
-                let message = brief(&message);
+                let left_out = violations.len() - listed.len();
+                let message = if left_out > 0 && !message.contains(" more") {
+                    format!(
+                        "{} ({left_out} more not listed; a dry_run lists every fault)",
+                        brief(&message)
+                    )
+                } else {
+                    brief(&message)
+                };
                 let mut details = ErrorDetails::with_bad_request(listed);
-                details.set_error_info("INVALID_INPUT", "zonerank.v1", []);
+                details.set_error_info(
+                    "INVALID_INPUT",
+                    "zonerank.v1",
+                    [
+                        ("faults".to_string(), violations.len().to_string()),
+                        (
+                            "faults_listed".to_string(),
+                            (violations.len() - left_out).to_string(),
+                        ),
+                    ],
+                );
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             ServiceError::NotFound {
@@ -185,8 +242,73 @@ impl From<ServiceError> for Status {
                 ]);
                 Status::with_error_details(Code::FailedPrecondition, brief(&message), details)
             }
-            ServiceError::Storage(StorageError::InvalidPageToken) => {
-                Status::invalid_argument("page_token: not a token this service handed out")
+            ServiceError::AlreadyExists {
+                resource_type,
+                resource_name,
+                message,
+            } => {
+                let mut details = ErrorDetails::new();
+                details.set_resource_info(
+                    resource_type,
+                    shortened(&resource_name),
+                    "",
+                    shortened(&message),
+                );
+                Status::with_error_details(Code::AlreadyExists, brief(&message), details)
+            }
+            ServiceError::Unauthenticated(message) => {
+                let mut details = ErrorDetails::new();
+                details.set_error_info("UNAUTHENTICATED", "zonerank.v1", []);
+                Status::with_error_details(Code::Unauthenticated, brief(&message), details)
+            }
+            ServiceError::PermissionDenied {
+                reason,
+                message,
+                metadata,
+            } => {
+                let mut details = ErrorDetails::new();
+                details.set_error_info(
+                    reason,
+                    "zonerank.v1",
+                    metadata
+                        .into_iter()
+                        .map(|(k, v)| (k, shortened(&v)))
+                        .collect::<std::collections::HashMap<_, _>>(),
+                );
+                Status::with_error_details(Code::PermissionDenied, brief(&message), details)
+            }
+            ServiceError::ResourceExhausted { subject, message } => {
+                let details =
+                    ErrorDetails::with_quota_failure(vec![tonic_types::QuotaViolation::new(
+                        shortened(&subject),
+                        shortened(&message),
+                    )]);
+                Status::with_error_details(Code::ResourceExhausted, brief(&message), details)
+            }
+            ServiceError::DeadlineExceeded(message) => Status::with_error_details(
+                Code::DeadlineExceeded,
+                brief(&message),
+                ErrorDetails::new(),
+            ),
+            ServiceError::Unavailable(message) => {
+                let mut details = ErrorDetails::new();
+                details.set_error_info("UNAVAILABLE", "zonerank.v1", []);
+                Status::with_error_details(Code::Unavailable, brief(&message), details)
+            }
+            ServiceError::Internal(detail) => {
+                let request_id = zonerank_telemetry::request_id();
+                tracing::error!(error = %detail, %request_id, "internal failure");
+                let mut details = ErrorDetails::new();
+                details.set_error_info(
+                    "INTERNAL",
+                    "zonerank.v1",
+                    [("request_id".to_string(), request_id.clone())],
+                );
+                Status::with_error_details(
+                    Code::Internal,
+                    format!("the server failed (request id {request_id})"),
+                    details,
+                )
             }
             ServiceError::Storage(e) => {
                 // Database and driver text stays in the logs; the client gets the request id
@@ -199,7 +321,15 @@ impl From<ServiceError> for Status {
                         "STORAGE_UNAVAILABLE",
                         "the database did not answer; retry later",
                     ),
-                    _ => (
+                    StorageError::InvalidPageToken => {
+                        return Status::from(ServiceError::invalid(
+                            "page_token",
+                            "not a token this service handed out",
+                        ));
+                    }
+                    StorageError::SchemaBehind(_)
+                    | StorageError::SchemaUnknown(_)
+                    | StorageError::Corrupt(_) => (
                         Code::Internal,
                         "STORAGE_FAILURE",
                         "the stored data could not be read",
@@ -248,8 +378,83 @@ mod tests {
             .map(|v| v.field.len() + v.description.len())
             .sum();
         assert!(bytes <= MAX_VIOLATION_BYTES, "{bytes}");
+        let mut headers = http::HeaderMap::new();
+        status.add_header(&mut headers).unwrap();
+        let metadata: usize = headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        assert!(
+            metadata < MAX_ERROR_METADATA_BYTES,
+            "{metadata} bytes of metadata"
+        );
+        assert!(
+            status.message().contains("more not listed"),
+            "{}",
+            status.message()
+        );
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.metadata["faults"], "500");
         assert!(listed[0].description.ends_with('…'));
         assert_eq!(listed[0].field, "rows[0].indicator");
+    }
+
+    /// Statuses are built here only: a handler that builds its own bypasses the details, the
+    /// trailer budget and the rule that driver text stays in the logs.
+    #[test]
+    fn no_status_is_built_outside_the_one_mapping() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut offenders = Vec::new();
+        let mut dirs = vec![root.join("crates/server/src"), root.join("services")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    if path
+                        .file_name()
+                        .is_some_and(|n| n != "tests" && n != "target")
+                    {
+                        dirs.push(path);
+                    }
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") || path.ends_with("src/error.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or_default();
+                    let builds = [
+                        "Status::new(",
+                        "Status::with_",
+                        "Status::invalid_argument(",
+                        "Status::not_found(",
+                        "Status::internal(",
+                        "Status::unavailable(",
+                        "Status::unknown(",
+                        "Status::failed_precondition(",
+                        "Status::permission_denied(",
+                        "Status::unauthenticated(",
+                        "Status::resource_exhausted(",
+                        "Status::already_exists(",
+                        "Status::cancelled(",
+                        "Status::deadline_exceeded(",
+                        "Status::unimplemented(",
+                        "Status::aborted(",
+                        "Status::out_of_range(",
+                        "Status::data_loss(",
+                    ];
+                    if builds.iter().any(|b| code.contains(b)) {
+                        offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "statuses built outside error.rs:\n{}",
+            offenders.join("\n")
+        );
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl MetricsService for Metrics {
             })
             .await?;
         let table = v1::MetricTable::decode(bytes.as_slice())
-            .map_err(|e| Status::internal(format!("cached table does not decode: {e}")))?;
+            .map_err(|e| ServiceError::Internal(format!("cached table does not decode: {e}")))?;
         Ok(Response::new(v1::ComputeMetricsResponse {
             table: Some(table),
             cached,
