@@ -137,7 +137,8 @@ const MAX_VIOLATIONS: usize = 100;
 const MAX_VIOLATION_BYTES: usize = 4 * 1024;
 
 /// The whole error metadata (message and details as they travel) stays under this.
-pub const MAX_ERROR_METADATA_BYTES: usize = 7 * 1024;
+#[cfg(test)]
+const MAX_ERROR_METADATA_BYTES: usize = 7 * 1024;
 
 /// Text cut to `max` bytes at a character boundary, marked with `…`: reasons can echo what a
 /// user sent.
