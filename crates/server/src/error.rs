@@ -172,6 +172,13 @@ fn brief(message: &str) -> String {
     cut(&short, MAX)
 }
 
+/// A status about one named resource, with `google.rpc.ResourceInfo`.
+fn resource_status(code: Code, resource_type: String, name: &str, message: &str) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_resource_info(resource_type, shortened(name), "", shortened(message));
+    Status::with_error_details(code, brief(message), details)
+}
+
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Status {
         match error {
@@ -219,16 +226,7 @@ impl From<ServiceError> for Status {
                 resource_type,
                 resource_name,
                 message,
-            } => {
-                let mut details = ErrorDetails::new();
-                details.set_resource_info(
-                    resource_type,
-                    shortened(&resource_name),
-                    "",
-                    shortened(&message),
-                );
-                Status::with_error_details(Code::NotFound, brief(&message), details)
-            }
+            } => resource_status(Code::NotFound, resource_type, &resource_name, &message),
             ServiceError::FailedPrecondition {
                 kind,
                 subject,
@@ -247,16 +245,7 @@ impl From<ServiceError> for Status {
                 resource_type,
                 resource_name,
                 message,
-            } => {
-                let mut details = ErrorDetails::new();
-                details.set_resource_info(
-                    resource_type,
-                    shortened(&resource_name),
-                    "",
-                    shortened(&message),
-                );
-                Status::with_error_details(Code::AlreadyExists, brief(&message), details)
-            }
+            } => resource_status(Code::AlreadyExists, resource_type, &resource_name, &message),
             ServiceError::Unauthenticated(message) => {
                 let mut details = ErrorDetails::new();
                 details.set_error_info("UNAUTHENTICATED", "zonerank.v1", []);
