@@ -12,20 +12,47 @@ use super::engine::{RankingInput, RankingOutcome, rank};
 use super::scheme::nearly_equal;
 use crate::catalog::Direction;
 
-/// Candidate values scanned among the other entities' values of the criterion (spread evenly
-/// over them when there are more).
-const SCAN_OTHERS: usize = 24;
-/// Candidate values scanned beyond the cohort's best value (growing ×4 each, or halving the way
-/// to 0 for a lower-is-better quantity).
-const SCAN_BEYOND: usize = 12;
-/// Halvings of the bracket around the first candidate that gains the rank.
-const BISECTIONS: usize = 40;
-/// Checks of the rounded value (each one decimal finer than the last).
-const ROUNDINGS: usize = 4;
-/// The budget: at most this many engine runs per criterion, each over the whole cohort, so an
-/// explanation costs at most 80 × criteria runs of `rank` (a run over 200 entities takes
-/// microseconds).
-pub const RUNS_PER_CRITERION: usize = SCAN_OTHERS + SCAN_BEYOND + BISECTIONS + ROUNDINGS;
+/// At most this many engine runs per criterion, each a whole `rank` over the cohort: over 200
+/// entities a run takes about 40 µs, so an explanation of 5 criteria takes about 15 ms.
+pub const RUNS_PER_CRITERION: usize = 80;
+/// Beyond 5,000 entities (a run there takes about 1 ms) the runs per criterion shrink so that
+/// runs × entities stays at this, down to [`MIN_RUNS_PER_CRITERION`].
+const ENTITY_RUNS_PER_CRITERION: usize = 400_000;
+/// The fewest runs per criterion, whatever the cohort (over 500,000 entities, about 8 s).
+const MIN_RUNS_PER_CRITERION: usize = 8;
+
+/// How one criterion's engine runs are spent (24 + 12 + 40 + 4 at the full budget).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Budget {
+    /// Candidates among the other entities' values (spread evenly over them when there are more).
+    others: usize,
+    /// Candidates beyond the cohort's best value, ever further out.
+    beyond: usize,
+    /// Halvings of the bracket around the first candidate that gains the rank.
+    bisections: usize,
+    /// Checks of the rounded value, each one decimal finer than the last.
+    roundings: usize,
+}
+
+impl Budget {
+    fn for_cohort(entities: usize) -> Budget {
+        let runs = (ENTITY_RUNS_PER_CRITERION / entities.max(1))
+            .clamp(MIN_RUNS_PER_CRITERION, RUNS_PER_CRITERION);
+        let roundings = (runs / 20).max(1);
+        let others = (runs * 3 / 10).max(2);
+        let beyond = (runs * 3 / 20).max(2);
+        Budget {
+            others,
+            beyond,
+            bisections: runs - others - beyond - roundings,
+            roundings,
+        }
+    }
+
+    fn runs(self) -> usize {
+        self.others + self.beyond + self.bisections + self.roundings
+    }
+}
 
 /// What one criterion alone would take to gain a rank.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,6 +95,9 @@ pub struct Explanation {
 struct Probe<'a> {
     input: RankingInput<'a>,
     entity: usize,
+    /// Engine runs allowed per criterion.
+    budget: Budget,
+    /// Engine runs so far.
     runs: usize,
 }
 
@@ -98,10 +128,14 @@ impl Probe<'_> {
 struct Found {
     value: f64,
     trial: Trial,
+    /// The closest value known not to gain, when the budget ran out before the bracket
+    /// narrowed to 1e-9 relative.
+    short_of: Option<f64>,
 }
 
 /// Searches criterion `j` for the value closest to `anchor`, in the better direction, that
-/// brings the entity to a rank better than `rank_now`.
+/// brings the entity to a rank better than `rank_now`; `column` holds the rest of the cohort's
+/// present values of the criterion. Err carries the farthest value tried.
 ///
 /// The rank as a function of one raw value need not be monotone (entropy and CRITIC weights and
 /// TOPSIS ideals move with it), so the search first scans candidates in order of distance: the
@@ -116,6 +150,7 @@ struct Found {
 /// values are all ≥ 0 is searched down to 0, not below.
 fn search(
     probe: &mut Probe<'_>,
+    column: &[f64],
     j: usize,
     direction: Direction,
     anchor: f64,
@@ -126,14 +161,8 @@ fn search(
         Direction::HigherIsBetter => 1.0,
         Direction::LowerIsBetter => -1.0,
     };
+    let budget = probe.budget;
     let at = |t: f64| anchor + sign * t;
-    let entity = probe.entity;
-    let column: Vec<f64> = probe.input.criteria[j]
-        .iter()
-        .enumerate()
-        .filter(|&(e, _)| e != entity)
-        .filter_map(|(_, v)| v.filter(|v| v.is_finite()))
-        .collect();
     let (lo, hi) = column
         .iter()
         .fold((anchor, anchor), |(lo, hi), &v| (lo.min(v), hi.max(v)));
@@ -155,22 +184,25 @@ fn search(
     ahead.dedup();
     let farthest = ahead.last().copied().unwrap_or(0.0);
     // Trying the anchor itself takes one of the scan's runs.
-    let mut candidates = evenly(&ahead, SCAN_OTHERS - usize::from(check_anchor));
+    let mut candidates = evenly(&ahead, budget.others - usize::from(check_anchor));
     match floor_distance {
+        // Halving the way to 0, then 0 itself.
         Some(floor) => {
             let mut half = 1.0;
-            for _ in 1..SCAN_BEYOND {
+            for _ in 1..budget.beyond {
                 half /= 2.0;
                 candidates.push(floor - (floor - farthest) * half);
             }
             candidates.push(floor);
             candidates.retain(|&t| t <= floor);
         }
+        // Out to 4^11 spreads past the best value (×4 a step at the full budget).
         None => {
+            let growth = 4f64.powf(11.0 / (budget.beyond - 1) as f64);
             let mut step = spread;
-            for _ in 0..SCAN_BEYOND {
+            for _ in 0..budget.beyond {
                 candidates.push(farthest + step);
-                step *= 4.0;
+                step *= growth;
             }
         }
     }
@@ -194,7 +226,7 @@ fn search(
         return Err(at(candidates.last().copied().unwrap_or(0.0)));
     };
     if t_hi > 0.0 {
-        for _ in 0..BISECTIONS {
+        for _ in 0..budget.bisections {
             let tolerance = 1e-9 * anchor.abs().max(at(t_hi).abs()).max(spread);
             if t_hi - fail <= tolerance {
                 break;
@@ -207,14 +239,17 @@ fn search(
         }
     }
     let exact = at(t_hi);
+    let tolerance = 1e-9 * anchor.abs().max(exact.abs()).max(spread);
+    let short_of = (t_hi - fail > tolerance && t_hi > 0.0).then(|| at(fail));
     if t_hi == 0.0 {
         return Ok(Found {
             value: exact,
             trial: trial_hi,
+            short_of,
         });
     }
     let decimals = 4 - (t_hi.log10().floor() as i32);
-    for finer in 0..ROUNDINGS as i32 {
+    for finer in 0..budget.roundings as i32 {
         let Some(rounded) =
             round_outward(exact, sign, decimals + finer, floor_distance.map(|_| 0.0))
         else {
@@ -224,13 +259,23 @@ fn search(
             return Ok(Found {
                 value: rounded,
                 trial,
+                short_of,
             });
         }
     }
     Ok(Found {
         value: exact,
         trial: trial_hi,
+        short_of,
     })
+}
+
+/// Whether `value` is strictly better than `than` in `direction`.
+fn beyond(value: f64, than: f64, direction: Direction) -> bool {
+    match direction {
+        Direction::HigherIsBetter => value > than,
+        Direction::LowerIsBetter => value < than,
+    }
 }
 
 /// At most `count` of the sorted `values`, spread evenly over them (first and last kept).
@@ -284,12 +329,24 @@ fn shown(value: f64) -> String {
 /// `above` is the entity with the smallest score strictly above. For each criterion the advice
 /// is the raw value closest to the current one, in the criterion's better direction, with
 /// which a re-run of the whole ranking puts the entity at a better rank (see [`search`]; at
-/// most [`RUNS_PER_CRITERION`] engine runs each). A missing value (filled by the policy) is
-/// searched from the cohort's worst value, so the advice is the least good value to record.
+/// most [`RUNS_PER_CRITERION`] engine runs each, fewer over cohorts beyond 5,000 entities).
+/// A missing value (filled by the policy) is searched from the cohort's worst value, so the
+/// advice is the least good value to record.
 pub fn explain(
     input: &RankingInput<'_>,
     outcome: &RankingOutcome,
     entity: usize,
+) -> Option<Explanation> {
+    let cohort = outcome.entries.iter().filter(|e| e.included).count();
+    explain_within(input, outcome, entity, Budget::for_cohort(cohort))
+}
+
+/// [`explain`] with a given budget of engine runs per criterion.
+fn explain_within(
+    input: &RankingInput<'_>,
+    outcome: &RankingOutcome,
+    entity: usize,
+    budget: Budget,
 ) -> Option<Explanation> {
     let entry = outcome.entries.get(entity).filter(|e| e.included)?;
     let above = outcome
@@ -316,8 +373,10 @@ pub fn explain(
             ..input.clone()
         },
         entity,
+        budget,
         runs: 0,
     };
+    let cohort = outcome.entries.iter().filter(|e| e.included).count();
     let cohort_worst = |j: usize, direction: Direction| {
         let present = outcome
             .entries
@@ -353,29 +412,65 @@ pub fn explain(
             }
             let current = entry.raw[j];
             let anchor = current.unwrap_or_else(|| cohort_worst(j, criterion.direction));
+            // The present values of the rest of the cohort.
+            let others: Vec<f64> = outcome
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|&(e, other)| e != entity && other.included)
+                .filter_map(|(_, other)| other.raw[j])
+                .collect();
             let runs_before = probe.runs;
             let searched = search(
                 &mut probe,
+                &others,
                 j,
                 criterion.direction,
                 anchor,
                 current.is_none(),
                 entry.rank,
             );
-            debug_assert!(probe.runs - runs_before <= RUNS_PER_CRITERION);
+            debug_assert!(probe.runs - runs_before <= budget.runs());
             match searched {
                 Ok(found) => {
                     gap.raw_target = Some(found.value);
                     gap.raw_gap = current.map(|c| found.value - c);
                     gap.rank_with_target = Some(found.trial.rank);
                     gap.normalized_gap = found.trial.normalized - entry.normalized[j];
+                    let mut notes = Vec::new();
                     if current.is_none() {
-                        gap.note = Some(format!(
+                        notes.push(format!(
                             "{metric} is missing and was scored by the missing-data policy; \
                              a value of {} gains the rank",
                             shown(found.value)
                         ));
                     }
+                    let best_other = others.iter().copied().reduce(|a, b| {
+                        if beyond(b, a, criterion.direction) {
+                            b
+                        } else {
+                            a
+                        }
+                    });
+                    if best_other.is_some_and(|best| beyond(found.value, best, criterion.direction))
+                    {
+                        notes.push(format!(
+                            "past the cohort's best {metric}, {}: the scale, and with it the \
+                             others' scores, moves",
+                            shown(best_other.unwrap_or_default())
+                        ));
+                    }
+                    if let Some(short) = found.short_of {
+                        notes.push(format!(
+                            "the smallest change that gains lies between {} and {}: over {} \
+                             entities the search has {} engine runs",
+                            shown(short),
+                            shown(found.value),
+                            cohort,
+                            budget.runs()
+                        ));
+                    }
+                    gap.note = (!notes.is_empty()).then(|| notes.join("; "));
                 }
                 Err(tried) => {
                     let leads: Vec<&str> = scheme
@@ -570,6 +665,12 @@ mod tests {
         assert!(target > 120.0 && close(target, 120.0, 0.011), "{g:?}");
         assert_eq!(g.rank_with_target, Some(4));
         assert!(close(g.normalized_gap, 0.8, 1e-12));
+        assert_eq!(
+            g.note.as_deref(),
+            Some(
+                "past the cohort's best per_mu(tax), 100: the scale, and with it the others' scores, moves"
+            )
+        );
         // Energy alone cannot: even at 0, Z1 keeps .48 + .4 × 2 ÷ 5 = .64 > Z4's .12 + .4.
         let g = &x.gaps[1];
         assert_eq!(g.raw_target, None);
@@ -786,6 +887,64 @@ mod tests {
         assert!(top.gaps.is_empty());
         assert_eq!(explain(&input, &outcome, 5), None);
         assert_eq!(explain(&input, &outcome, 99), None);
+    }
+
+    #[test]
+    fn the_budget_shrinks_over_large_cohorts() {
+        let full = Budget::for_cohort(200);
+        assert_eq!(
+            full,
+            Budget {
+                others: 24,
+                beyond: 12,
+                bisections: 40,
+                roundings: 4
+            }
+        );
+        assert_eq!(Budget::for_cohort(5_000).runs(), 80);
+        assert_eq!(Budget::for_cohort(20_000).runs(), 20);
+        assert_eq!(Budget::for_cohort(500_000).runs(), 8);
+        assert_eq!(Budget::for_cohort(0).runs(), 80);
+    }
+
+    #[test]
+    fn a_small_budget_still_gives_advice_that_holds_and_says_how_close_it_is() {
+        let mut scheme = zone_scheme();
+        scheme.weighting = Weighting::Entropy;
+        scheme.aggregation = Aggregation::Topsis;
+        let input = zone_input(&scheme);
+        let outcome = rank(&input).unwrap();
+        let budget = Budget::for_cohort(1_000_000);
+        let mut bracketed = 0;
+        for entity in 1..6 {
+            let now = outcome.entries[entity].rank;
+            if now == 1 {
+                continue;
+            }
+            let x = explain_within(&input, &outcome, entity, budget).unwrap();
+            for g in x.gaps.iter().filter(|g| g.raw_target.is_some()) {
+                let target = g.raw_target.unwrap();
+                assert!(
+                    rank_with(&input, entity, g.criterion, target) < now,
+                    "{g:?}"
+                );
+                let note = g.note.as_deref().unwrap_or_default();
+                let Some(rest) = note
+                    .split("; ")
+                    .find_map(|n| n.strip_prefix("the smallest change that gains lies between "))
+                else {
+                    continue;
+                };
+                assert!(rest.ends_with("over 6 entities the search has 8 engine runs"));
+                let short: f64 = rest.split(' ').next().unwrap().parse().unwrap();
+                assert!(
+                    rank_with(&input, entity, g.criterion, short) >= now,
+                    "{note}"
+                );
+                bracketed += 1;
+            }
+        }
+        assert!(bracketed > 0);
     }
 
     #[test]
