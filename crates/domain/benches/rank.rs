@@ -18,6 +18,28 @@ use zonerank_domain::{
     },
 };
 
+/// The schemes timed: label, normalization, weighting, aggregation.
+const SCHEMES: [(&str, Normalization, Weighting, Aggregation); 3] = [
+    (
+        "min-max, fixed, weighted sum",
+        Normalization::MinMax,
+        Weighting::Fixed,
+        Aggregation::WeightedSum,
+    ),
+    (
+        "vector, entropy, TOPSIS",
+        Normalization::Vector,
+        Weighting::Entropy,
+        Aggregation::Topsis,
+    ),
+    (
+        "efficacy, CRITIC, geometric",
+        Normalization::Efficacy,
+        Weighting::Critic,
+        Aggregation::GeometricMean,
+    ),
+];
+
 fn scheme(normalization: Normalization, weighting: Weighting, aggregation: Aggregation) -> Scheme {
     let criterion = |metric: &str, weight: f64, direction| Criterion {
         metric: metric.into(),
@@ -67,26 +89,7 @@ fn main() {
     let groups: Vec<Vec<String>> = (0..n)
         .map(|i| vec![format!("region:41{:02}00", i % 18)])
         .collect();
-    for (label, normalization, weighting, aggregation) in [
-        (
-            "min-max, fixed, weighted sum",
-            Normalization::MinMax,
-            Weighting::Fixed,
-            Aggregation::WeightedSum,
-        ),
-        (
-            "vector, entropy, TOPSIS",
-            Normalization::Vector,
-            Weighting::Entropy,
-            Aggregation::Topsis,
-        ),
-        (
-            "efficacy, CRITIC, geometric",
-            Normalization::Efficacy,
-            Weighting::Critic,
-            Aggregation::GeometricMean,
-        ),
-    ] {
+    for (label, normalization, weighting, aggregation) in SCHEMES {
         let scheme = scheme(normalization, weighting, aggregation);
         let input = RankingInput {
             scheme: &scheme,
@@ -117,20 +120,7 @@ fn main() {
         .and_then(|v| v.split(',').map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![200, 5000]);
     for size in sizes.into_iter().filter(|&k| k <= n) {
-        for (label, normalization, weighting, aggregation) in [
-            (
-                "min-max, fixed, weighted sum",
-                Normalization::MinMax,
-                Weighting::Fixed,
-                Aggregation::WeightedSum,
-            ),
-            (
-                "vector, entropy, TOPSIS",
-                Normalization::Vector,
-                Weighting::Entropy,
-                Aggregation::Topsis,
-            ),
-        ] {
+        for &(label, normalization, weighting, aggregation) in &SCHEMES[..2] {
             let scheme = scheme(normalization, weighting, aggregation);
             let input = RankingInput {
                 scheme: &scheme,
