@@ -12,13 +12,15 @@ use super::engine::{RankingInput, RankingOutcome, rank};
 use super::scheme::nearly_equal;
 use crate::catalog::Direction;
 
-/// At most this many engine runs per criterion, each a whole `rank` over the cohort: over 200
-/// entities a run takes about 40 µs, so an explanation of 5 criteria takes about 15 ms.
+/// At most this many engine runs per criterion, each a whole `rank` over the cohort: an
+/// explanation of 5 criteria over 200 entities takes about 7 ms, over 5,000 about 0.25 s
+/// (release build; BENCHMARKS.md).
 pub const RUNS_PER_CRITERION: usize = 80;
-/// Beyond 5,000 entities (a run there takes about 1 ms) the runs per criterion shrink so that
-/// runs × entities stays at this, down to [`MIN_RUNS_PER_CRITERION`].
+/// Beyond 5,000 entities the runs per criterion shrink so that runs × entities stays at this,
+/// down to [`MIN_RUNS_PER_CRITERION`].
 const ENTITY_RUNS_PER_CRITERION: usize = 400_000;
-/// The fewest runs per criterion, whatever the cohort (over 500,000 entities, about 8 s).
+/// The fewest runs per criterion, whatever the cohort: over 500,000 entities an explanation of
+/// 5 criteria still takes 16–22 s.
 const MIN_RUNS_PER_CRITERION: usize = 8;
 
 /// How one criterion's engine runs are spent (24 + 12 + 40 + 4 at the full budget).
@@ -213,6 +215,9 @@ fn search(
     }
 
     let gains = |trial: Option<Trial>| trial.filter(|t| t.rank < rank_now);
+    // The bracket is narrow enough at 1e-9 of the values' magnitude.
+    let narrow =
+        |fail: f64, t_hi: f64| t_hi - fail <= 1e-9 * anchor.abs().max(at(t_hi).abs()).max(spread);
     let mut fail = 0.0;
     let mut success = None;
     for &t in &candidates {
@@ -227,8 +232,7 @@ fn search(
     };
     if t_hi > 0.0 {
         for _ in 0..budget.bisections {
-            let tolerance = 1e-9 * anchor.abs().max(at(t_hi).abs()).max(spread);
-            if t_hi - fail <= tolerance {
+            if narrow(fail, t_hi) {
                 break;
             }
             let mid = fail + (t_hi - fail) / 2.0;
@@ -239,8 +243,7 @@ fn search(
         }
     }
     let exact = at(t_hi);
-    let tolerance = 1e-9 * anchor.abs().max(exact.abs()).max(spread);
-    let short_of = (t_hi - fail > tolerance && t_hi > 0.0).then(|| at(fail));
+    let short_of = (t_hi > 0.0 && !narrow(fail, t_hi)).then(|| at(fail));
     if t_hi == 0.0 {
         return Ok(Found {
             value: exact,
@@ -377,18 +380,6 @@ fn explain_within(
         runs: 0,
     };
     let cohort = outcome.entries.iter().filter(|e| e.included).count();
-    let cohort_worst = |j: usize, direction: Direction| {
-        let present = outcome
-            .entries
-            .iter()
-            .filter(|e| e.included)
-            .filter_map(|e| e.raw[j]);
-        match direction {
-            Direction::HigherIsBetter => present.fold(f64::INFINITY, f64::min),
-            Direction::LowerIsBetter => present.fold(f64::NEG_INFINITY, f64::max),
-        }
-    };
-
     let gaps = scheme
         .criteria
         .iter()
@@ -410,9 +401,8 @@ fn explain_within(
                 ));
                 return gap;
             }
-            let current = entry.raw[j];
-            let anchor = current.unwrap_or_else(|| cohort_worst(j, criterion.direction));
-            // The present values of the rest of the cohort.
+            let direction = criterion.direction;
+            // The present values of the rest of the cohort, and the best and worst of them.
             let others: Vec<f64> = outcome
                 .entries
                 .iter()
@@ -420,12 +410,26 @@ fn explain_within(
                 .filter(|&(e, other)| e != entity && other.included)
                 .filter_map(|(_, other)| other.raw[j])
                 .collect();
+            let pick = |better: bool| {
+                others.iter().copied().reduce(|a, b| {
+                    if beyond(b, a, direction) == better {
+                        b
+                    } else {
+                        a
+                    }
+                })
+            };
+            let (best_other, worst_other) = (pick(true), pick(false));
+            let current = entry.raw[j];
+            let Some(anchor) = current.or(worst_other) else {
+                return gap;
+            };
             let runs_before = probe.runs;
             let searched = search(
                 &mut probe,
                 &others,
                 j,
-                criterion.direction,
+                direction,
                 anchor,
                 current.is_none(),
                 entry.rank,
@@ -445,19 +449,11 @@ fn explain_within(
                             shown(found.value)
                         ));
                     }
-                    let best_other = others.iter().copied().reduce(|a, b| {
-                        if beyond(b, a, criterion.direction) {
-                            b
-                        } else {
-                            a
-                        }
-                    });
-                    if best_other.is_some_and(|best| beyond(found.value, best, criterion.direction))
-                    {
+                    if let Some(best) = best_other.filter(|&b| beyond(found.value, b, direction)) {
                         notes.push(format!(
                             "past the cohort's best {metric}, {}: the scale, and with it the \
                              others' scores, moves",
-                            shown(best_other.unwrap_or_default())
+                            shown(best)
                         ));
                     }
                     if let Some(short) = found.short_of {
@@ -484,7 +480,7 @@ fn explain_within(
                         })
                         .map(|(_, c)| c.metric.as_str())
                         .collect();
-                    let way = match criterion.direction {
+                    let way = match direction {
                         Direction::HigherIsBetter => "up",
                         Direction::LowerIsBetter => "down",
                     };
