@@ -844,32 +844,35 @@ mod tests {
 
     #[test]
     fn missing_values_and_deductions_as_the_run_applied_them() {
-        let mut scheme = zone_scheme();
-        scheme.missing_policy = MissingPolicy::Worst;
-        scheme.weighting = Weighting::Entropy;
-        scheme.aggregation = Aggregation::Topsis;
-        let mut input = zone_input(&scheme);
-        // Z3's energy is missing (scored as the worst) and Z2 carries a deduction.
-        input.criteria[1][3] = None;
-        input.extras.get_mut("accidents").unwrap()[2] = Some(0.05);
-        let outcome = rank(&input).unwrap();
-        assert!(outcome.entries[2].bonus < 0.0);
-        for entity in 0..6 {
-            if outcome.entries[entity].rank > 1 {
+        for policy in [MissingPolicy::Worst, MissingPolicy::CohortMean] {
+            let mut scheme = zone_scheme();
+            scheme.missing_policy = policy;
+            scheme.weighting = Weighting::Entropy;
+            scheme.aggregation = Aggregation::Topsis;
+            let mut input = zone_input(&scheme);
+            // Z3's energy is missing (filled by the policy) and Z2 carries a deduction.
+            input.criteria[1][3] = None;
+            input.extras.get_mut("accidents").unwrap()[2] = Some(0.05);
+            let outcome = rank(&input).unwrap();
+            assert!(outcome.entries[2].bonus < 0.0);
+            for entity in 0..6 {
                 advice_holds(&input, entity, true);
             }
+            let x = explain(&input, &outcome, 3).unwrap();
+            let g = &x.gaps[1];
+            assert_eq!(g.raw_gap, None);
+            // The advice is a value to record: with it the entity gains the rank said.
+            let target = g.raw_target.unwrap();
+            assert_eq!(Some(rank_with(&input, 3, 1, target)), g.rank_with_target);
+            assert!(g.rank_with_target.unwrap() < outcome.entries[3].rank);
+            assert!(
+                g.note
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("energy_intensity is missing"),
+                "{policy:?}: {g:?}"
+            );
         }
-        let x = explain(&input, &outcome, 3).unwrap();
-        let g = &x.gaps[1];
-        assert_eq!(g.raw_gap, None);
-        assert!(g.raw_target.is_some());
-        assert!(
-            g.note
-                .as_deref()
-                .unwrap()
-                .starts_with("energy_intensity is missing"),
-            "{g:?}"
-        );
     }
 
     #[test]
