@@ -315,21 +315,27 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
     assert_eq!(above.entity, paged[0].entity);
     assert!((explanation.score_gap - (paged[0].score - second.score)).abs() < 1e-9);
     assert_eq!(explanation.gaps.len(), 2);
-    // Weighted sum: the normalized gap of a criterion alone is score gap ÷ weight (0.5), and
-    // the raw target inverts min-max over the cohort's column.
+    // Each advised value, alone, gives a better rank (the engine was re-run with it); inside
+    // the column's range a weighted sum of min-max columns moves by score gap ÷ weight (0.5).
     for (j, gap) in explanation.gaps.iter().enumerate() {
+        let Some(target) = gap.raw_target else {
+            assert!(gap.note.starts_with("no value of"), "{gap:?}");
+            continue;
+        };
         assert!(
-            (gap.normalized_gap - explanation.score_gap / 0.5).abs() < 1e-9,
+            gap.rank_with_target >= 1 && gap.rank_with_target < second.rank,
             "{gap:?}"
         );
-        if let (Some(target), Some(raw)) = (gap.raw_target, second.criteria[j].raw) {
-            let column: Vec<f64> = if j == 0 { yoy.clone() } else { per_mu.clone() };
-            let (lo, hi) = column
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-            let needed = second.criteria[j].normalized + gap.normalized_gap;
-            assert!((target - (lo + needed * (hi - lo))).abs() < 1e-6, "{gap:?}");
-            assert!((gap.raw_gap.unwrap() - (target - raw)).abs() < 1e-6);
+        let raw = second.criteria[j].raw.unwrap();
+        assert!(target > raw, "{gap:?}");
+        assert!((gap.raw_gap.unwrap() - (target - raw)).abs() < 1e-9);
+        let column: Vec<f64> = if j == 0 { yoy.clone() } else { per_mu.clone() };
+        if target < column.iter().copied().fold(f64::MIN, f64::max) {
+            let needed = explanation.score_gap / 0.5;
+            assert!(
+                gap.normalized_gap >= needed && gap.normalized_gap < needed * 1.001,
+                "{gap:?}"
+            );
         }
     }
 
@@ -522,6 +528,129 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
         );
     }
     assert!(changes.windows(2).all(|w| w[0] >= w[1]), "{changes:?}");
+    deployment.stop().await;
+}
+
+/// The zone's rank in a fresh run of `scheme_id` for 2023.
+async fn rank_now(
+    ranking: &mut v1::ranking_service_client::RankingServiceClient<tonic::transport::Channel>,
+    scheme_id: &str,
+    zone: &str,
+) -> i32 {
+    let run = ranking
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: scheme_id.into(),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("compute")
+        .into_inner()
+        .run
+        .unwrap();
+    ranking
+        .get_ranking(v1::GetRankingRequest {
+            run_id: run.run_id,
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("ranking")
+        .into_inner()
+        .entries
+        .into_iter()
+        .find(|e| e.entity.as_ref().unwrap().id == zone)
+        .expect("ranked")
+        .rank
+}
+
+/// Records the zone's 2023 tax so that its tax per mu becomes `per_mu`.
+async fn record_tax_per_mu(ingestion: &mut Ingestion, zone: &str, per_mu: f64) {
+    let land = ZONES.iter().find(|z| z.0 == zone).unwrap().6;
+    let request = v1::IngestObservationsRequest {
+        observations: vec![v1::Observation {
+            entity: Some(v1::EntityRef {
+                kind: v1::EntityKind::Zone as i32,
+                id: zone.into(),
+            }),
+            indicator: "tax".into(),
+            period: "2023".into(),
+            value: per_mu * land,
+            unit: "万元".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let report = ingestion
+        .ingest_observations(tokio_stream::iter([request]))
+        .await
+        .expect("ingest")
+        .into_inner();
+    assert_eq!(report.updated, 1, "{report:?}");
+}
+
+#[tokio::test]
+async fn explained_advice_written_as_data_gains_the_rank_under_topsis_and_entropy() {
+    let deployment = Deployment::postgres_and_redis().await;
+    let mut ingestion = deployment.ingestion_client().await;
+    let mut ranking = deployment.ranking_client().await;
+    setup(&mut ingestion).await;
+    // Entropy weights and TOPSIS ideals both move with every value, so no inverse of the
+    // normalisation can say what tax per mu gains a rank; only a re-run of the engine can.
+    let mut topsis = scheme("topsis-entropy", 0.5);
+    topsis.criteria[0].metric = "revenue".into();
+    topsis.weighting = v1::Weighting::Entropy as i32;
+    topsis.aggregation = v1::Aggregation::Topsis as i32;
+    ranking
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(topsis),
+        })
+        .await
+        .expect("scheme");
+    let run = ranking
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: "topsis-entropy".into(),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("compute")
+        .into_inner();
+    let third = run
+        .top
+        .iter()
+        .find(|e| e.rank == 3)
+        .expect("a third")
+        .clone();
+    let zone = third.entity.as_ref().unwrap().id.clone();
+
+    let explanation = ranking
+        .explain_ranking(v1::ExplainRankingRequest {
+            run_id: run.run.unwrap().run_id,
+            entity: third.entity.clone(),
+        })
+        .await
+        .expect("explain")
+        .into_inner();
+    let gap = explanation
+        .gaps
+        .iter()
+        .find(|g| g.metric == "per_mu(tax)")
+        .unwrap();
+    let target = gap.raw_target.expect("tax per mu alone can gain the rank");
+    let raw = third.criteria[1].raw.unwrap();
+    assert!(target > raw, "{gap:?}");
+    assert!(gap.rank_with_target < 3, "{gap:?}");
+
+    // Half the advised change is not enough …
+    record_tax_per_mu(&mut ingestion, &zone, raw + (target - raw) / 2.0).await;
+    assert_eq!(rank_now(&mut ranking, "topsis-entropy", &zone).await, 3);
+    // … the advised value, recorded as data and ranked afresh, gains the rank it said.
+    record_tax_per_mu(&mut ingestion, &zone, target).await;
+    assert_eq!(
+        rank_now(&mut ranking, "topsis-entropy", &zone).await,
+        gap.rank_with_target
+    );
     deployment.stop().await;
 }
 

@@ -1,6 +1,7 @@
 //! The ranking engine at the scale of a national enterprise evaluation: 500,000 entities.
 //!
-//! `cargo bench -p zonerank-domain --bench rank` (env `BENCH_ENTITIES`, default 500000)
+//! `cargo bench -p zonerank-domain --bench rank` (env `BENCH_ENTITIES`, default 500000; the
+//! explanations run on the first `BENCH_EXPLAIN` entities, default 200 and 5000)
 
 use std::{collections::HashMap, time::Instant};
 
@@ -11,10 +12,33 @@ use zonerank_domain::{
     ranking::{
         Aggregation, MissingPolicy, Normalization, Weighting,
         engine::{RankingInput, rank},
+        explain::explain,
         robustness::rank_robustness,
         scheme::{Criterion, Gate, Scheme, StarRule, default_class_cuts},
     },
 };
+
+/// The schemes timed: label, normalization, weighting, aggregation.
+const SCHEMES: [(&str, Normalization, Weighting, Aggregation); 3] = [
+    (
+        "min-max, fixed, weighted sum",
+        Normalization::MinMax,
+        Weighting::Fixed,
+        Aggregation::WeightedSum,
+    ),
+    (
+        "vector, entropy, TOPSIS",
+        Normalization::Vector,
+        Weighting::Entropy,
+        Aggregation::Topsis,
+    ),
+    (
+        "efficacy, CRITIC, geometric",
+        Normalization::Efficacy,
+        Weighting::Critic,
+        Aggregation::GeometricMean,
+    ),
+];
 
 fn scheme(normalization: Normalization, weighting: Weighting, aggregation: Aggregation) -> Scheme {
     let criterion = |metric: &str, weight: f64, direction| Criterion {
@@ -65,26 +89,7 @@ fn main() {
     let groups: Vec<Vec<String>> = (0..n)
         .map(|i| vec![format!("region:41{:02}00", i % 18)])
         .collect();
-    for (label, normalization, weighting, aggregation) in [
-        (
-            "min-max, fixed, weighted sum",
-            Normalization::MinMax,
-            Weighting::Fixed,
-            Aggregation::WeightedSum,
-        ),
-        (
-            "vector, entropy, TOPSIS",
-            Normalization::Vector,
-            Weighting::Entropy,
-            Aggregation::Topsis,
-        ),
-        (
-            "efficacy, CRITIC, geometric",
-            Normalization::Efficacy,
-            Weighting::Critic,
-            Aggregation::GeometricMean,
-        ),
-    ] {
+    for (label, normalization, weighting, aggregation) in SCHEMES {
         let scheme = scheme(normalization, weighting, aggregation);
         let input = RankingInput {
             scheme: &scheme,
@@ -107,6 +112,48 @@ fn main() {
                 "robustness {n:>7} entities, 100 samples                    {:>6.2} s ({} intervals)",
                 start.elapsed().as_secs_f64(),
                 intervals.iter().flatten().count()
+            );
+        }
+    }
+    let sizes: Vec<usize> = std::env::var("BENCH_EXPLAIN")
+        .ok()
+        .and_then(|v| v.split(',').map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![200, 5000]);
+    for size in sizes.into_iter().filter(|&k| k <= n) {
+        for &(label, normalization, weighting, aggregation) in &SCHEMES[..2] {
+            let scheme = scheme(normalization, weighting, aggregation);
+            let input = RankingInput {
+                scheme: &scheme,
+                criteria: criteria.iter().map(|c| c[..size].to_vec()).collect(),
+                extras: HashMap::from([("revenue".to_string(), revenue[..size].to_vec())]),
+                groups: groups[..size].to_vec(),
+                previous: vec![],
+            };
+            let outcome = rank(&input).expect("rank");
+            // The entity ranked in the middle: a typical question.
+            let median = outcome
+                .entries
+                .iter()
+                .filter(|e| e.included)
+                .map(|e| e.rank)
+                .max()
+                .unwrap_or(1)
+                / 2;
+            let entity = outcome
+                .entries
+                .iter()
+                .position(|e| e.included && e.rank >= median)
+                .expect("an entity");
+            let start = Instant::now();
+            let explanation = explain(&input, &outcome, entity).expect("explained");
+            println!(
+                "explain {size:>7} entities × 5 criteria, {label:<30} {:>8.1} ms ({} targets)",
+                start.elapsed().as_secs_f64() * 1e3,
+                explanation
+                    .gaps
+                    .iter()
+                    .filter(|g| g.raw_target.is_some())
+                    .count()
             );
         }
     }

@@ -299,14 +299,6 @@ fn build_columns(input: &RankingInput<'_>, n: usize) -> (Columns, Vec<Option<Str
     (columns, excluded)
 }
 
-/// The present raw values of criterion `j` over the cohort, as they were normalised.
-pub(crate) fn present_raw(input: &RankingInput<'_>, cohort: &[usize], j: usize) -> Vec<f64> {
-    cohort
-        .iter()
-        .filter_map(|&e| present(input.criteria[j][e]))
-        .collect()
-}
-
 /// Competition ranks of `scores`, highest first: ties within 1e-12 relative share 1, 2, 2, 4.
 ///
 /// NaN ranks last. `order` and `ranks` are reused buffers; afterwards `order` holds the

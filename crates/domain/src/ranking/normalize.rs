@@ -59,83 +59,6 @@ pub fn normalize(
     }
 }
 
-/// The inverse for one value where the method is linear (min-max, efficacy, z-score, vector, benchmark ratio): the raw value that normalizes to `normalized`, given the column; None for percentile rank or a constant column.
-///
-/// "Constant" means the method's map is constant and so has no inverse: min-max, efficacy and
-/// z-score of a column without spread, vector of an all-zero column, and a benchmark ratio whose
-/// benchmark is 0. Vector and benchmark ratio of a non-zero constant column stay invertible (the
-/// target 1.0 of a fixed benchmark is meaningful even when the whole cohort sits at 80% of it).
-/// Lower-is-better benchmark ratio b ÷ x is inverted as b ÷ n (None for n = 0). Values outside the
-/// attainable range extrapolate linearly.
-pub fn denormalize(
-    normalized: f64,
-    values: &[f64],
-    direction: Direction,
-    method: Normalization,
-    benchmark: Option<f64>,
-) -> Option<f64> {
-    if values.is_empty() || !normalized.is_finite() {
-        return None;
-    }
-    let lower = direction == Direction::LowerIsBetter;
-    let raw = match method {
-        Normalization::MinMax | Normalization::Efficacy => {
-            let share = if method == Normalization::Efficacy {
-                (normalized - 60.0) / 40.0
-            } else {
-                normalized
-            };
-            let (min, max) = min_and_max(values);
-            if min == max {
-                return None;
-            }
-            if lower {
-                max - share * (max - min)
-            } else {
-                min + share * (max - min)
-            }
-        }
-        Normalization::ZScore => {
-            let (mean, sd) = mean_and_population_sd(values);
-            if sd == 0.0 {
-                return None;
-            }
-            if lower {
-                mean - normalized * sd
-            } else {
-                mean + normalized * sd
-            }
-        }
-        Normalization::Vector => {
-            let norm = euclidean_norm(values);
-            if norm == 0.0 {
-                return None;
-            }
-            if lower {
-                (1.0 - normalized) * norm
-            } else {
-                normalized * norm
-            }
-        }
-        Normalization::BenchmarkRatio => {
-            let b = effective_benchmark(values, benchmark);
-            if b == 0.0 {
-                return None;
-            }
-            if lower {
-                if normalized == 0.0 {
-                    return None;
-                }
-                b / normalized
-            } else {
-                normalized * b
-            }
-        }
-        Normalization::PercentileRank => return None,
-    };
-    raw.is_finite().then_some(raw)
-}
-
 /// `offset + scale × min-max`, the shared body of min-max and efficacy.
 fn min_max(values: &[f64], lower: bool, offset: f64, scale: f64) -> Vec<f64> {
     let (min, max) = min_and_max(values);
@@ -271,10 +194,6 @@ mod tests {
             &normalize(&[5.0, 5.0, 5.0], Higher, Normalization::Efficacy, None),
             &[100.0; 3],
         );
-        assert_eq!(
-            denormalize(90.0, &v, Lower, Normalization::Efficacy, None),
-            Some(4.0)
-        );
     }
 
     #[test]
@@ -372,78 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn denormalize_inverts_the_linear_methods() {
-        let v = [2.0, 4.0, 10.0, 7.5];
-        let linear = [
-            Normalization::MinMax,
-            Normalization::Efficacy,
-            Normalization::ZScore,
-            Normalization::Vector,
-            Normalization::BenchmarkRatio,
-        ];
-        for method in linear {
-            for direction in [Higher, Lower] {
-                for benchmark in [None, Some(6.0)] {
-                    let n = normalize(&v, direction, method, benchmark);
-                    for (&x, &y) in v.iter().zip(&n) {
-                        let back = denormalize(y, &v, direction, method, benchmark).unwrap();
-                        assert!(
-                            (back - x).abs() < 1e-9,
-                            "{method:?} {direction:?}: {back} vs {x}"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn denormalize_has_no_answer_for_percentiles_or_flat_columns() {
-        let v = [1.0, 2.0];
-        assert_eq!(
-            denormalize(0.5, &v, Higher, Normalization::PercentileRank, None),
-            None
-        );
-        for method in [
-            Normalization::MinMax,
-            Normalization::Efficacy,
-            Normalization::ZScore,
-        ] {
-            assert_eq!(denormalize(0.5, &[3.0, 3.0], Higher, method, None), None);
-        }
-        assert_eq!(
-            denormalize(0.5, &[0.0, 0.0], Higher, Normalization::Vector, None),
-            None
-        );
-        assert_eq!(
-            denormalize(
-                0.5,
-                &[0.0, 0.0],
-                Higher,
-                Normalization::BenchmarkRatio,
-                None
-            ),
-            None
-        );
-        // A fixed benchmark keeps the ratio invertible even over a constant column.
-        assert_eq!(
-            denormalize(
-                1.0,
-                &[80.0, 80.0],
-                Higher,
-                Normalization::BenchmarkRatio,
-                Some(100.0)
-            ),
-            Some(100.0)
-        );
-    }
-
-    #[test]
     fn empty_column() {
         assert!(normalize(&[], Higher, Normalization::MinMax, None).is_empty());
-        assert_eq!(
-            denormalize(0.5, &[], Higher, Normalization::MinMax, None),
-            None
-        );
     }
 }
