@@ -4,6 +4,7 @@
 //! the only allocations are the per-call accumulators.
 
 use super::Aggregation;
+use super::scale::scale_for;
 
 /// One score per entity from normalized columns (higher is better) and weights summing to 1.
 ///
@@ -14,6 +15,9 @@ use super::Aggregation;
 /// - `Topsis`: v = w·n; the ideal best and worst are the column-wise max and min of v (columns are
 ///   already higher-is-better); D+ and D− are Euclidean distances to them and the score is
 ///   D− ÷ (D+ + D−). When both are 0 (every entity identical) the score is 1, where pymcdm gives NaN.
+///   The distances are taken on v scaled by a power of two near the largest column spread, so
+///   spreads of 1e300 or 1e-300 neither overflow nor vanish when squared; the closeness, a
+///   ratio of distances, is unchanged by the scale.
 ///
 /// The number of entities is the length of the first column; with no columns the result is empty.
 pub fn aggregate(method: Aggregation, normalized: &[Vec<f64>], weights: &[f64]) -> Vec<f64> {
@@ -48,21 +52,37 @@ pub fn aggregate(method: Aggregation, normalized: &[Vec<f64>], weights: &[f64]) 
 
 /// TOPSIS closeness D− ÷ (D+ + D−); see [`aggregate`].
 fn topsis(normalized: &[Vec<f64>], weights: &[f64], entities: usize) -> Vec<f64> {
-    // Squared distances to the best (D+²) and to the worst (D−²), accumulated column by column.
-    let mut to_best = vec![0.0; entities];
-    let mut to_worst = vec![0.0; entities];
-    for (column, &w) in normalized.iter().zip(weights) {
-        // Weight first, then take max/min of v, exactly as pymcdm does (w ≥ 0 makes it the same as
-        // weighting the max/min, but the rounding then matches too).
-        let (worst, best) =
+    // Weight first, then take max/min of v, exactly as pymcdm does (w ≥ 0 makes it the same as
+    // weighting the max/min, but the rounding then matches too).
+    let ideals: Vec<(f64, f64)> = normalized
+        .iter()
+        .zip(weights)
+        .map(|(column, &w)| {
             column
                 .iter()
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &n| {
                     let v = w * n;
                     (lo.min(v), hi.max(v))
-                });
+                })
+        })
+        .collect();
+    // Half the spread: best − worst itself overflows for v of ±1e308.
+    let half_spread = ideals.iter().fold(0.0, |m: f64, &(worst, best)| {
+        m.max(best * 0.5 - worst * 0.5)
+    });
+    let s = scale_for(half_spread);
+    // Squared distances to the best (D+²) and to the worst (D−²), accumulated column by column.
+    let mut to_best = vec![0.0; entities];
+    let mut to_worst = vec![0.0; entities];
+    for ((column, &w), &(worst, best)) in normalized.iter().zip(weights).zip(&ideals) {
+        // A column without spread adds exactly 0 to both distances; skipping it also keeps a huge
+        // constant column from overflowing when a tiny spread elsewhere sets a large scale.
+        if worst == best {
+            continue;
+        }
+        let (worst, best) = (worst * s, best * s);
         for ((plus, minus), &n) in to_best.iter_mut().zip(to_worst.iter_mut()).zip(column) {
-            let v = w * n;
+            let v = w * n * s;
             *plus += (v - best) * (v - best);
             *minus += (v - worst) * (v - worst);
         }
