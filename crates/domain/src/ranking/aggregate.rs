@@ -206,4 +206,28 @@ mod tests {
         assert!(aggregate(Aggregation::WeightedSum, &[], &[]).is_empty());
         assert!(contributions(Aggregation::Topsis, &[], &[]).is_empty());
     }
+
+    /// Spreads of 2^1000 would overflow when squared and spreads of 2^-1000 vanish; the factor is
+    /// a power of two, so the closeness must come out bit for bit as for the ordinary matrix.
+    #[test]
+    fn topsis_of_extreme_spreads_matches_the_ordinary_matrix() {
+        let want = aggregate(Aggregation::Topsis, &matrix(), &[0.6, 0.4]);
+        for factor in [2f64.powi(1000), 2f64.powi(-1000)] {
+            let scaled: Vec<Vec<f64>> = matrix()
+                .iter()
+                .map(|c| c.iter().map(|x| x * factor).collect())
+                .collect();
+            assert_eq!(
+                aggregate(Aggregation::Topsis, &scaled, &[0.6, 0.4]),
+                want,
+                "× {factor:e}"
+            );
+        }
+        // A huge constant column next to a tiny spread neither overflows nor ties everyone.
+        let mixed = [vec![1e300; 3], vec![1e-300, 2e-300, 3e-300]];
+        close(
+            &aggregate(Aggregation::Topsis, &mixed, &[0.5, 0.5]),
+            &[0.0, 0.5, 1.0],
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! documented on [`normalize`] and checked against pymcdm / scipy in `tests/pymcdm_oracle.rs`.
 
 use super::Normalization;
-use super::scale::{max_magnitude, mean, scale_for};
+use super::scale::{max_magnitude, scale_for, scaled_mean};
 use crate::catalog::Direction;
 
 /// Normalizes one criterion column so that higher is better afterwards.
@@ -122,7 +122,7 @@ pub fn denormalize(
             }
         }
         Normalization::BenchmarkRatio => {
-            let b = effective_benchmark(values, benchmark);
+            let (b, s) = scaled_benchmark(values, benchmark);
             if b == 0.0 {
                 return None;
             }
@@ -130,9 +130,9 @@ pub fn denormalize(
                 if normalized == 0.0 {
                     return None;
                 }
-                b / normalized
+                b / normalized / s
             } else {
-                normalized * b
+                normalized * b / s
             }
         }
         Normalization::PercentileRank => return None,
@@ -162,17 +162,17 @@ pub(crate) fn min_max(values: &[f64], lower: bool, offset: f64, scale: f64) -> V
 }
 
 fn benchmark_ratio(values: &[f64], lower: bool, benchmark: Option<f64>) -> Vec<f64> {
-    let b = effective_benchmark(values, benchmark);
+    let (b, s) = scaled_benchmark(values, benchmark);
     if b == 0.0 {
         return vec![1.0; values.len()];
     }
     if !lower {
-        return values.iter().map(|&x| x / b).collect();
+        return values.iter().map(|&x| x * s / b).collect();
     }
     let best_finite = values
         .iter()
         .filter(|&&x| x != 0.0)
-        .map(|&x| b / x)
+        .map(|&x| b / (x * s))
         .fold(f64::NEG_INFINITY, f64::max);
     let at_zero = if best_finite.is_finite() {
         best_finite
@@ -181,15 +181,16 @@ fn benchmark_ratio(values: &[f64], lower: bool, benchmark: Option<f64>) -> Vec<f
     };
     values
         .iter()
-        .map(|&x| if x == 0.0 { at_zero } else { b / x })
+        .map(|&x| if x == 0.0 { at_zero } else { b / (x * s) })
         .collect()
 }
 
-/// The benchmark in use: the given one unless it is missing or 0, else the cohort mean.
-fn effective_benchmark(values: &[f64], benchmark: Option<f64>) -> f64 {
+/// The benchmark in use as (b·s, s), values to be divided as x·s: the given one with s = 1
+/// unless it is missing or 0, else the cohort mean at its scale (see [`scaled_mean`]).
+fn scaled_benchmark(values: &[f64], benchmark: Option<f64>) -> (f64, f64) {
     match benchmark {
-        Some(b) if b != 0.0 => b,
-        _ => mean(values),
+        Some(b) if b != 0.0 => (b, 1.0),
+        _ => scaled_mean(values),
     }
 }
 
@@ -464,5 +465,49 @@ mod tests {
             denormalize(0.5, &[], Higher, Normalization::MinMax, None),
             None
         );
+    }
+
+    /// A power-of-two factor is exact, so a column near f64::MAX (mixed signs: max − min alone
+    /// would overflow), one of subnormals or one near 2^-600 must normalize to the very same bits.
+    #[test]
+    fn extreme_magnitudes_normalize_exactly_like_ordinary_ones() {
+        let ordinary = [-15.0, 5.0, 10.0, 15.5, 0.0];
+        let factors = [
+            2f64.powi(1020),
+            2f64.powi(-600),
+            f64::from_bits(1 << 14), // 2^-1060: every value is subnormal
+        ];
+        let methods = [
+            Normalization::MinMax,
+            Normalization::Efficacy,
+            Normalization::ZScore,
+            Normalization::Vector,
+            Normalization::BenchmarkRatio,
+            Normalization::PercentileRank,
+        ];
+        for factor in factors {
+            let extreme: Vec<f64> = ordinary.iter().map(|x| x * factor).collect();
+            for method in methods {
+                for direction in [Higher, Lower] {
+                    let want = normalize(&ordinary, direction, method, None);
+                    let got = normalize(&extreme, direction, method, None);
+                    assert_eq!(got, want, "{method:?} {direction:?} × {factor:e}");
+                    if method == Normalization::PercentileRank {
+                        continue;
+                    }
+                    for (&x, &n) in extreme.iter().zip(&got) {
+                        if x == 0.0 && method == Normalization::BenchmarkRatio && direction == Lower
+                        {
+                            continue; // 0 takes the best finite ratio, which inverts elsewhere
+                        }
+                        let back = denormalize(n, &extreme, direction, method, None).unwrap();
+                        assert!(
+                            (back - x).abs() <= 1e-12 * (15.5 * factor),
+                            "{method:?} {direction:?} × {factor:e}: {back:e} vs {x:e}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

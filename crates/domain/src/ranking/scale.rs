@@ -37,11 +37,20 @@ pub(crate) fn scale_for(magnitude: f64) -> f64 {
     f64::from_bits(((k + 1023) as u64) << 52)
 }
 
-/// The mean of `values`, summed at [`scale_for`] their largest magnitude so that the sum cannot
-/// overflow; NaN for an empty slice.
-pub(crate) fn mean(values: &[f64]) -> f64 {
+/// (mean·s, s): the mean of the values times s = [`scale_for`] their largest magnitude, so that
+/// the sum cannot overflow and a mean of subnormal values keeps its digits; NaN for an empty slice.
+pub(crate) fn scaled_mean(values: &[f64]) -> (f64, f64) {
     let s = scale_for(max_magnitude(values));
-    values.iter().map(|&x| x * s).sum::<f64>() / values.len() as f64 / s
+    (
+        values.iter().map(|&x| x * s).sum::<f64>() / values.len() as f64,
+        s,
+    )
+}
+
+/// The mean of `values` without overflow (see [`scaled_mean`]); NaN for an empty slice.
+pub(crate) fn mean(values: &[f64]) -> f64 {
+    let (m, s) = scaled_mean(values);
+    m / s
 }
 
 /// Divides `values` (finite, ≥ 0) by their sum so that they sum to 1, summing at [`scale_for`]

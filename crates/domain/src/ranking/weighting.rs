@@ -351,4 +351,45 @@ mod tests {
             .collect();
         close(&critic_weights(&[a, b, c]), &critic_weights(&scaled));
     }
+
+    #[test]
+    fn fixed_weights_of_1e308_sum_without_overflow() {
+        close(
+            &weights(Weighting::Fixed, &[1e308, 1e308, 5e307], &[], &[]).unwrap(),
+            &[0.4, 0.4, 0.2],
+        );
+        close(
+            &weights(Weighting::Fixed, &[f64::MAX, f64::MAX], &[], &[]).unwrap(),
+            &[0.5, 0.5],
+        );
+    }
+
+    /// Power-of-two factors are exact, so extreme columns must give the very same weights.
+    #[test]
+    fn entropy_and_critic_of_extreme_columns_match_ordinary_ones() {
+        let raw = vec![
+            vec![1.0, 5.0, 2.0, 8.0, 3.0],
+            vec![4.0, 1.0, 6.0, 2.0, 2.5],
+            vec![0.0, 7.5, 1.0, 3.0, 9.0],
+        ];
+        let signed = vec![vec![-15.0, 5.0, 10.0, 15.5], vec![3.0, -2.0, 1.0, 0.0]];
+        for factor in [2f64.powi(1020), 2f64.powi(-600), f64::from_bits(1 << 14)] {
+            let scale = |columns: &[Vec<f64>]| -> Vec<Vec<f64>> {
+                columns
+                    .iter()
+                    .map(|c| c.iter().map(|x| x * factor).collect())
+                    .collect()
+            };
+            assert_eq!(
+                entropy_weights(&scale(&raw)),
+                entropy_weights(&raw),
+                "× {factor:e}"
+            );
+            assert_eq!(
+                critic_weights(&scale(&signed)),
+                critic_weights(&signed),
+                "× {factor:e}"
+            );
+        }
+    }
 }
