@@ -8,7 +8,8 @@ use super::scale::scale_for;
 
 /// One score per entity from normalized columns (higher is better) and weights summing to 1.
 ///
-/// - `WeightedSum`: Σ_j w_j n_j.
+/// - `WeightedSum`: Σ_j w_j n_j. The weights sum to 1 (and are ≥ 0), so no partial sum exceeds
+///   the largest |n| and nothing needs scaling.
 /// - `GeometricMean`: Π_j n_j^w_j, computed as exp(Σ w_j ln n_j) so that it is exactly the
 ///   exponential of the sum of [`contributions`]; callers guarantee n > 0 (a 0 gives score 0), and a
 ///   criterion with weight 0 is skipped (0^0 = 1).

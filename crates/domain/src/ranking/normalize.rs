@@ -225,9 +225,8 @@ fn scaled_min_and_max(values: &[f64]) -> (f64, f64, f64) {
 /// (mean·s, σ·s, s), σ the population standard deviation, both computed on the values times s
 /// = [`scale_for`] their largest magnitude, so neither the sum nor the squares overflow or vanish.
 fn scaled_mean_and_population_sd(values: &[f64]) -> (f64, f64, f64) {
-    let s = scale_for(max_magnitude(values));
+    let (m, s) = scaled_mean(values);
     let n = values.len() as f64;
-    let m = values.iter().map(|&x| x * s).sum::<f64>() / n;
     let var = values
         .iter()
         .map(|&x| (x * s - m) * (x * s - m))

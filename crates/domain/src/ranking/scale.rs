@@ -31,9 +31,10 @@ pub(crate) fn scale_for(magnitude: f64) -> f64 {
     } else {
         (magnitude, 0)
     };
-    let exponent = i64::try_from(lifted.abs().to_bits() >> 52).unwrap_or(0) - 1023 - lift;
+    // The sign bit is 0, so the top 12 bits are the biased exponent (≤ 2046 for a finite value).
+    let exponent = (lifted.to_bits() >> 52) as i64 - 1023 - lift;
     let k = (1 - exponent).clamp(-1022, 1000);
-    // k is in [-1022, 1000], so k + 1023 is a normal exponent field.
+    // k + 1023 is in [1, 2023]: a normal exponent field, so this is exactly 2^k.
     f64::from_bits(((k + 1023) as u64) << 52)
 }
 
