@@ -4,16 +4,21 @@
 //! the only allocations are the per-call accumulators.
 
 use super::Aggregation;
+use super::scale::scale_for;
 
 /// One score per entity from normalized columns (higher is better) and weights summing to 1.
 ///
-/// - `WeightedSum`: Σ_j w_j n_j.
+/// - `WeightedSum`: Σ_j w_j n_j. The weights sum to 1 (and are ≥ 0), so no partial sum exceeds
+///   the largest |n| and nothing needs scaling.
 /// - `GeometricMean`: Π_j n_j^w_j, computed as exp(Σ w_j ln n_j) so that it is exactly the
 ///   exponential of the sum of [`contributions`]; callers guarantee n > 0 (a 0 gives score 0), and a
 ///   criterion with weight 0 is skipped (0^0 = 1).
 /// - `Topsis`: v = w·n; the ideal best and worst are the column-wise max and min of v (columns are
 ///   already higher-is-better); D+ and D− are Euclidean distances to them and the score is
 ///   D− ÷ (D+ + D−). When both are 0 (every entity identical) the score is 1, where pymcdm gives NaN.
+///   The distances are taken on v scaled by a power of two near the largest column spread, so
+///   spreads of 1e300 or 1e-300 neither overflow nor vanish when squared; the closeness, a
+///   ratio of distances, is unchanged by the scale.
 ///
 /// The number of entities is the length of the first column; with no columns the result is empty.
 pub fn aggregate(method: Aggregation, normalized: &[Vec<f64>], weights: &[f64]) -> Vec<f64> {
@@ -48,21 +53,37 @@ pub fn aggregate(method: Aggregation, normalized: &[Vec<f64>], weights: &[f64]) 
 
 /// TOPSIS closeness D− ÷ (D+ + D−); see [`aggregate`].
 fn topsis(normalized: &[Vec<f64>], weights: &[f64], entities: usize) -> Vec<f64> {
-    // Squared distances to the best (D+²) and to the worst (D−²), accumulated column by column.
-    let mut to_best = vec![0.0; entities];
-    let mut to_worst = vec![0.0; entities];
-    for (column, &w) in normalized.iter().zip(weights) {
-        // Weight first, then take max/min of v, exactly as pymcdm does (w ≥ 0 makes it the same as
-        // weighting the max/min, but the rounding then matches too).
-        let (worst, best) =
+    // Weight first, then take max/min of v, exactly as pymcdm does (w ≥ 0 makes it the same as
+    // weighting the max/min, but the rounding then matches too).
+    let ideals: Vec<(f64, f64)> = normalized
+        .iter()
+        .zip(weights)
+        .map(|(column, &w)| {
             column
                 .iter()
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &n| {
                     let v = w * n;
                     (lo.min(v), hi.max(v))
-                });
+                })
+        })
+        .collect();
+    // Half the spread: best − worst itself overflows for v of ±1e308.
+    let half_spread = ideals.iter().fold(0.0, |m: f64, &(worst, best)| {
+        m.max(best * 0.5 - worst * 0.5)
+    });
+    let s = scale_for(half_spread);
+    // Squared distances to the best (D+²) and to the worst (D−²), accumulated column by column.
+    let mut to_best = vec![0.0; entities];
+    let mut to_worst = vec![0.0; entities];
+    for ((column, &w), &(worst, best)) in normalized.iter().zip(weights).zip(&ideals) {
+        // A column without spread adds exactly 0 to both distances; skipping it also keeps a huge
+        // constant column from overflowing when a tiny spread elsewhere sets a large scale.
+        if worst == best {
+            continue;
+        }
+        let (worst, best) = (worst * s, best * s);
         for ((plus, minus), &n) in to_best.iter_mut().zip(to_worst.iter_mut()).zip(column) {
-            let v = w * n;
+            let v = w * n * s;
             *plus += (v - best) * (v - best);
             *minus += (v - worst) * (v - worst);
         }
@@ -185,5 +206,29 @@ mod tests {
     fn no_criteria() {
         assert!(aggregate(Aggregation::WeightedSum, &[], &[]).is_empty());
         assert!(contributions(Aggregation::Topsis, &[], &[]).is_empty());
+    }
+
+    /// Spreads of 2^1000 would overflow when squared and spreads of 2^-1000 vanish; the factor is
+    /// a power of two, so the closeness must come out bit for bit as for the ordinary matrix.
+    #[test]
+    fn topsis_of_extreme_spreads_matches_the_ordinary_matrix() {
+        let want = aggregate(Aggregation::Topsis, &matrix(), &[0.6, 0.4]);
+        for factor in [2f64.powi(1000), 2f64.powi(-1000)] {
+            let scaled: Vec<Vec<f64>> = matrix()
+                .iter()
+                .map(|c| c.iter().map(|x| x * factor).collect())
+                .collect();
+            assert_eq!(
+                aggregate(Aggregation::Topsis, &scaled, &[0.6, 0.4]),
+                want,
+                "× {factor:e}"
+            );
+        }
+        // A huge constant column next to a tiny spread neither overflows nor ties everyone.
+        let mixed = [vec![1e300; 3], vec![1e-300, 2e-300, 3e-300]];
+        close(
+            &aggregate(Aggregation::Topsis, &mixed, &[0.5, 0.5]),
+            &[0.0, 0.5, 1.0],
+        );
     }
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use super::MissingPolicy;
 use super::aggregate::{aggregate, contributions};
 use super::normalize::normalize;
+use super::scale::mean;
 use super::scheme::{Scheme, SchemeFault, nearly_equal, validate};
 use super::weighting::{WeightingError, weights};
 
@@ -63,6 +64,29 @@ pub enum RankingError {
     /// The weighting method failed on this cohort.
     #[error("weighting failed: {0}")]
     Weighting(#[from] WeightingError),
+    /// A normalised value or a score is not a finite number, e.g. a value far above a fixed
+    /// benchmark whose ratio exceeds `f64::MAX`.
+    #[error(
+        "{stage} gave entity {entity} a value that is not a finite number at criterion {criterion}"
+    )]
+    NonFinite {
+        /// The entity's input index.
+        entity: usize,
+        /// The criterion's position: the cell's at normalization, the largest part at aggregation.
+        criterion: usize,
+        /// `normalization` or `aggregation`.
+        stage: &'static str,
+    },
+    /// An entity's bonus and deduction points are not a finite number.
+    #[error(
+        "the bonus and deduction points of entity {entity} are not a finite number after adjustments[{adjustment}]"
+    )]
+    NonFiniteBonus {
+        /// The entity's input index.
+        entity: usize,
+        /// The adjustment whose points overflowed.
+        adjustment: usize,
+    },
 }
 
 fn faults_text(faults: &[SchemeFault]) -> String {
@@ -264,15 +288,14 @@ fn build_columns(input: &RankingInput<'_>, n: usize) -> (Columns, Vec<Option<Str
             criterion.benchmark,
         );
         debug_assert_eq!(normalized_present.len(), present_values.len());
-        let count = normalized_present.len() as f64;
         let fill = match scheme.missing_policy {
             MissingPolicy::Worst => normalized_present
                 .iter()
                 .copied()
                 .fold(f64::INFINITY, f64::min),
-            _ => normalized_present.iter().sum::<f64>() / count,
+            _ => mean(&normalized_present),
         };
-        let raw_mean = present_values.iter().sum::<f64>() / count;
+        let raw_mean = mean(&present_values);
         let k = columns.cohort.len();
         let mut normalized = Vec::with_capacity(k);
         let mut raw_filled = Vec::with_capacity(k);
@@ -331,16 +354,70 @@ pub fn competition_ranks(scores: &[f64], order: &mut Vec<usize>, ranks: &mut Vec
 }
 
 /// Points from bonus and deduction items per entity (a missing count counts 0 events).
-fn bonuses(input: &RankingInput<'_>, n: usize, adjustments: &[&[Option<f64>]]) -> Vec<f64> {
+fn bonuses(
+    input: &RankingInput<'_>,
+    n: usize,
+    adjustments: &[&[Option<f64>]],
+) -> Result<Vec<f64>, RankingError> {
     let mut bonus = vec![0.0; n];
-    for (adjustment, column) in input.scheme.adjustments.iter().zip(adjustments) {
-        for (b, v) in bonus.iter_mut().zip(column.iter()) {
+    for (i, (adjustment, column)) in input.scheme.adjustments.iter().zip(adjustments).enumerate() {
+        for (entity, (b, v)) in bonus.iter_mut().zip(column.iter()).enumerate() {
             if let Some(events) = present(*v) {
                 *b += adjustment.points_per_event * events;
+                if !b.is_finite() {
+                    return Err(RankingError::NonFiniteBonus {
+                        entity,
+                        adjustment: i,
+                    });
+                }
             }
         }
     }
-    bonus
+    Ok(bonus)
+}
+
+/// The first normalised cell that is not a finite number, a present value before a filled one
+/// (a fill is derived from the present values).
+fn non_finite_normalized(columns: &Columns) -> Option<RankingError> {
+    for (criterion, (column, filled)) in columns.normalized.iter().zip(&columns.filled).enumerate()
+    {
+        if column.iter().all(|x| x.is_finite()) {
+            continue;
+        }
+        let bad = |&p: &usize| !column[p].is_finite();
+        let p = (0..column.len())
+            .filter(|&p| !filled[p])
+            .find(bad)
+            .or_else(|| (0..column.len()).find(bad))?;
+        return Some(RankingError::NonFinite {
+            entity: columns.cohort[p],
+            criterion,
+            stage: "normalization",
+        });
+    }
+    None
+}
+
+/// The first score that is not a finite number, named by the criterion whose part is not finite
+/// or else (the parts overflowed together, or with the bonus) the largest part.
+fn non_finite_score(scores: &[f64], parts: &[Vec<f64>], cohort: &[usize]) -> Option<RankingError> {
+    let p = scores.iter().position(|s| !s.is_finite())?;
+    let magnitude = |j: usize| {
+        let part = parts[j][p];
+        if part.is_finite() {
+            part.abs()
+        } else {
+            f64::INFINITY
+        }
+    };
+    let criterion = (0..parts.len())
+        .max_by(|&a, &b| magnitude(a).total_cmp(&magnitude(b)).then(b.cmp(&a)))
+        .unwrap_or(0);
+    Some(RankingError::NonFinite {
+        entity: cohort[p],
+        criterion,
+        stage: "aggregation",
+    })
 }
 
 /// Runs the scheme over the cohort: scores, ranks, stars and classes for every entity.
@@ -388,7 +465,10 @@ pub fn rank(input: &RankingInput<'_>) -> Result<RankingOutcome, RankingError> {
         .collect::<Result<Vec<_>, _>>()?;
 
     let (columns, excluded) = build_columns(input, n);
-    let bonus = bonuses(input, n, &adjustment_columns);
+    if let Some(fault) = non_finite_normalized(&columns) {
+        return Err(fault);
+    }
+    let bonus = bonuses(input, n, &adjustment_columns)?;
     let k = columns.cohort.len();
 
     let (weights_used, scores, contribution_columns) = if k == 0 {
@@ -406,6 +486,9 @@ pub fn rank(input: &RankingInput<'_>) -> Result<RankingOutcome, RankingError> {
             *score += bonus[e];
         }
         let parts = contributions(scheme.aggregation, &columns.normalized, &w);
+        if let Some(fault) = non_finite_score(&scores, &parts, &columns.cohort) {
+            return Err(fault);
+        }
         (w, scores, parts)
     };
 

@@ -7,6 +7,7 @@ pub mod explain;
 pub mod improved;
 pub mod normalize;
 pub mod robustness;
+mod scale;
 pub mod scheme;
 pub mod weighting;
 

@@ -3,6 +3,7 @@
 //! documented on [`normalize`] and checked against pymcdm / scipy in `tests/pymcdm_oracle.rs`.
 
 use super::Normalization;
+use super::scale::{max_magnitude, scale_for, scaled_mean};
 use crate::catalog::Direction;
 
 /// Normalizes one criterion column so that higher is better afterwards.
@@ -21,7 +22,10 @@ use crate::catalog::Direction;
 /// - `PercentileRank`: (number of values ≤ x) ÷ n [(number of values ≥ x) ÷ n], so ties share the
 ///   highest share and the best value scores 1 (`scipy.stats.percentileofscore(kind="weak")`).
 ///
-/// An empty column gives an empty vector.
+/// Sums and squares run on the column scaled by a power of two (see [`super::scale`]), so values
+/// near `f64::MAX` or `f64::MIN_POSITIVE` normalize as the same values divided by 1e300 would.
+/// A ratio that itself exceeds `f64::MAX` (a value far above a fixed benchmark) is infinite; the
+/// engine refuses it. An empty column gives an empty vector.
 pub fn normalize(
     values: &[f64],
     direction: Direction,
@@ -36,22 +40,22 @@ pub fn normalize(
         Normalization::MinMax => min_max(values, lower, 0.0, 1.0),
         Normalization::Efficacy => min_max(values, lower, 60.0, 40.0),
         Normalization::ZScore => {
-            let (mean, sd) = mean_and_population_sd(values);
+            let (mean, sd, s) = scaled_mean_and_population_sd(values);
             if sd == 0.0 {
                 return vec![0.0; values.len()];
             }
             let sign = if lower { -1.0 } else { 1.0 };
-            values.iter().map(|&x| sign * (x - mean) / sd).collect()
+            values.iter().map(|&x| sign * (x * s - mean) / sd).collect()
         }
         Normalization::Vector => {
-            let norm = euclidean_norm(values);
+            let (norm, s) = scaled_euclidean_norm(values);
             if norm == 0.0 {
                 return vec![1.0; values.len()];
             }
             if lower {
-                values.iter().map(|&x| 1.0 - x / norm).collect()
+                values.iter().map(|&x| 1.0 - x * s / norm).collect()
             } else {
-                values.iter().map(|&x| x / norm).collect()
+                values.iter().map(|&x| x * s / norm).collect()
             }
         }
         Normalization::BenchmarkRatio => benchmark_ratio(values, lower, benchmark),
@@ -59,38 +63,39 @@ pub fn normalize(
     }
 }
 
-/// `offset + scale × min-max`, the shared body of min-max and efficacy.
-fn min_max(values: &[f64], lower: bool, offset: f64, scale: f64) -> Vec<f64> {
-    let (min, max) = min_and_max(values);
+/// `offset + scale × min-max`, the shared body of min-max, efficacy and CRITIC's first step.
+pub(crate) fn min_max(values: &[f64], lower: bool, offset: f64, scale: f64) -> Vec<f64> {
+    let (min, max, s) = scaled_min_and_max(values);
     if min == max {
         return vec![offset + scale; values.len()];
     }
+    // Scaled, max − min cannot overflow even for values of ±1e308.
     let range = max - min;
     if lower {
         values
             .iter()
-            .map(|&x| offset + scale * ((max - x) / range))
+            .map(|&x| offset + scale * ((max - x * s) / range))
             .collect()
     } else {
         values
             .iter()
-            .map(|&x| offset + scale * ((x - min) / range))
+            .map(|&x| offset + scale * ((x * s - min) / range))
             .collect()
     }
 }
 
 fn benchmark_ratio(values: &[f64], lower: bool, benchmark: Option<f64>) -> Vec<f64> {
-    let b = effective_benchmark(values, benchmark);
+    let (b, s) = scaled_benchmark(values, benchmark);
     if b == 0.0 {
         return vec![1.0; values.len()];
     }
     if !lower {
-        return values.iter().map(|&x| x / b).collect();
+        return values.iter().map(|&x| x * s / b).collect();
     }
     let best_finite = values
         .iter()
         .filter(|&&x| x != 0.0)
-        .map(|&x| b / x)
+        .map(|&x| b / (x * s))
         .fold(f64::NEG_INFINITY, f64::max);
     let at_zero = if best_finite.is_finite() {
         best_finite
@@ -99,15 +104,16 @@ fn benchmark_ratio(values: &[f64], lower: bool, benchmark: Option<f64>) -> Vec<f
     };
     values
         .iter()
-        .map(|&x| if x == 0.0 { at_zero } else { b / x })
+        .map(|&x| if x == 0.0 { at_zero } else { b / (x * s) })
         .collect()
 }
 
-/// The benchmark in use: the given one unless it is missing or 0, else the cohort mean.
-fn effective_benchmark(values: &[f64], benchmark: Option<f64>) -> f64 {
+/// The benchmark in use as (b·s, s), values to be divided as x·s: the given one with s = 1
+/// unless it is missing or 0, else the cohort mean at its scale (see [`scaled_mean`]).
+fn scaled_benchmark(values: &[f64], benchmark: Option<f64>) -> (f64, f64) {
     match benchmark {
-        Some(b) if b != 0.0 => b,
-        _ => mean(values),
+        Some(b) if b != 0.0 => (b, 1.0),
+        _ => scaled_mean(values),
     }
 }
 
@@ -128,26 +134,39 @@ fn percentile_rank(values: &[f64], lower: bool) -> Vec<f64> {
         .collect()
 }
 
-fn min_and_max(values: &[f64]) -> (f64, f64) {
-    values
+/// (min·s, max·s, s) with s = [`scale_for`] the larger magnitude of the two.
+fn scaled_min_and_max(values: &[f64]) -> (f64, f64, f64) {
+    let (min, max) = values
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
             (lo.min(x), hi.max(x))
-        })
+        });
+    let s = scale_for(min.abs().max(max.abs()));
+    (min * s, max * s, s)
 }
 
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len() as f64
+/// (mean·s, σ·s, s), σ the population standard deviation, both computed on the values times s
+/// = [`scale_for`] their largest magnitude, so neither the sum nor the squares overflow or vanish.
+fn scaled_mean_and_population_sd(values: &[f64]) -> (f64, f64, f64) {
+    let (m, s) = scaled_mean(values);
+    let n = values.len() as f64;
+    let var = values
+        .iter()
+        .map(|&x| (x * s - m) * (x * s - m))
+        .sum::<f64>()
+        / n;
+    (m, var.sqrt(), s)
 }
 
-fn mean_and_population_sd(values: &[f64]) -> (f64, f64) {
-    let m = mean(values);
-    let var = values.iter().map(|&x| (x - m) * (x - m)).sum::<f64>() / values.len() as f64;
-    (m, var.sqrt())
-}
-
-fn euclidean_norm(values: &[f64]) -> f64 {
-    values.iter().map(|&x| x * x).sum::<f64>().sqrt()
+/// (‖x‖₂·s, s), the norm of the values times s = [`scale_for`] their largest magnitude.
+fn scaled_euclidean_norm(values: &[f64]) -> (f64, f64) {
+    let s = scale_for(max_magnitude(values));
+    let norm = values
+        .iter()
+        .map(|&x| (x * s) * (x * s))
+        .sum::<f64>()
+        .sqrt();
+    (norm, s)
 }
 
 #[cfg(test)]
@@ -293,5 +312,35 @@ mod tests {
     #[test]
     fn empty_column() {
         assert!(normalize(&[], Higher, Normalization::MinMax, None).is_empty());
+    }
+
+    /// A power-of-two factor is exact, so a column near f64::MAX (mixed signs: max − min alone
+    /// would overflow), one of subnormals or one near 2^-600 must normalize to the very same bits.
+    #[test]
+    fn extreme_magnitudes_normalize_exactly_like_ordinary_ones() {
+        let ordinary = [-15.0, 5.0, 10.0, 15.5, 0.0];
+        let factors = [
+            2f64.powi(1020),
+            2f64.powi(-600),
+            f64::from_bits(1 << 14), // 2^-1060: every value is subnormal
+        ];
+        let methods = [
+            Normalization::MinMax,
+            Normalization::Efficacy,
+            Normalization::ZScore,
+            Normalization::Vector,
+            Normalization::BenchmarkRatio,
+            Normalization::PercentileRank,
+        ];
+        for factor in factors {
+            let extreme: Vec<f64> = ordinary.iter().map(|x| x * factor).collect();
+            for method in methods {
+                for direction in [Higher, Lower] {
+                    let want = normalize(&ordinary, direction, method, None);
+                    let got = normalize(&extreme, direction, method, None);
+                    assert_eq!(got, want, "{method:?} {direction:?} × {factor:e}");
+                }
+            }
+        }
     }
 }

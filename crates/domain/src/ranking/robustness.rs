@@ -6,6 +6,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 use super::aggregate::aggregate;
 use super::engine::{RankingInput, RankingOutcome, competition_ranks};
+use super::scale::divide_by_sum;
 
 /// An entity's rank in the run and the spread of its rank under perturbed weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,10 +86,7 @@ pub fn rank_robustness(
         for (w, &base) in weights.iter_mut().zip(&outcome.weights) {
             *w = base * (1.0 - spread + 2.0 * spread * unit(&mut rng));
         }
-        let total: f64 = weights.iter().sum();
-        if total > 0.0 && total.is_finite() {
-            weights.iter_mut().for_each(|w| *w /= total);
-        } else {
+        if !divide_by_sum(&mut weights) {
             weights.copy_from_slice(&outcome.weights);
         }
         let aggregated = aggregate(method, &columns, &weights);

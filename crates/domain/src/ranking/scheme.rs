@@ -692,6 +692,16 @@ mod tests {
         s.criteria[0].weight = -0.1;
         s.criteria[1].weight = f64::NAN;
         assert_eq!(fields(&s), ["criteria[0].weight", "criteria[1].weight"]);
+        for infinite in [f64::INFINITY, f64::NEG_INFINITY] {
+            let mut s = scheme();
+            s.criteria[1].weight = infinite;
+            assert_eq!(fields(&s), ["criteria[1].weight"]);
+        }
+        // Huge and tiny finite weights are fine: the weighting scales them before summing.
+        let mut s = scheme();
+        s.criteria[0].weight = f64::MAX;
+        s.criteria[1].weight = f64::MIN_POSITIVE;
+        assert_eq!(validate(&s), Ok(()));
     }
 
     #[test]

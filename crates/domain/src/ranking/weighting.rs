@@ -2,6 +2,8 @@
 //! pymcdm's `entropy_weights` and `critic_weights`; `tests/pymcdm_oracle.rs` checks them.
 
 use super::Weighting;
+use super::normalize::min_max;
+use super::scale::{divide_by_sum, max_magnitude, scale_for};
 
 /// Why weights could not be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -32,6 +34,13 @@ pub enum WeightingError {
         /// The value found.
         value: f64,
     },
+    /// A computed weight is not a finite number (a guard: the sums are scaled so that finite
+    /// inputs give finite weights).
+    #[error("weighting gave criterion {criterion} a weight that is not a finite number")]
+    NonFinite {
+        /// The criterion's position.
+        criterion: usize,
+    },
 }
 
 /// Criterion weights summing to 1. `fixed` are the scheme's weights (used by Fixed; ignored otherwise); `raw` and `normalized` are the columns.
@@ -45,7 +54,7 @@ pub fn weights(
     raw: &[Vec<f64>],
     normalized: &[Vec<f64>],
 ) -> Result<Vec<f64>, WeightingError> {
-    match method {
+    let computed = match method {
         Weighting::Fixed => fixed_weights(fixed),
         Weighting::Equal => {
             let k = normalized.len().max(raw.len());
@@ -61,10 +70,15 @@ pub fn weights(
             }
             Ok(critic_weights(normalized))
         }
+    }?;
+    match computed.iter().position(|w| !w.is_finite()) {
+        Some(criterion) => Err(WeightingError::NonFinite { criterion }),
+        None => Ok(computed),
     }
 }
 
 /// The scheme's weights divided by their sum; negative, non-finite or all-zero weights are errors.
+/// The sum is taken at the scale of the largest weight, so 1e308, 1e308 are 1, 1.
 fn fixed_weights(fixed: &[f64]) -> Result<Vec<f64>, WeightingError> {
     if fixed.is_empty() {
         return Err(WeightingError::NoCriteria);
@@ -76,11 +90,11 @@ fn fixed_weights(fixed: &[f64]) -> Result<Vec<f64>, WeightingError> {
     {
         return Err(WeightingError::InvalidWeight { criterion, value });
     }
-    let sum: f64 = fixed.iter().sum();
-    if sum == 0.0 {
+    let mut shares = fixed.to_vec();
+    if !divide_by_sum(&mut shares) {
         return Err(WeightingError::AllZero);
     }
-    Ok(fixed.iter().map(|&w| w / sum).collect())
+    Ok(shares)
 }
 
 /// Shannon-entropy weights of the raw columns (pymcdm `entropy_weights`).
@@ -115,9 +129,11 @@ pub fn entropy_weights(raw: &[Vec<f64>]) -> Result<Vec<f64>, WeightingError> {
 }
 
 /// d = 1 − E for one column of values ≥ 0; 0 where the column carries no information.
+/// p = x ÷ Σx is taken on the column scaled by a power of two, so Σx cannot overflow.
 fn entropy_divergence(column: &[f64]) -> f64 {
     let n = column.len();
-    let sum: f64 = column.iter().sum();
+    let s = scale_for(max_magnitude(column));
+    let sum: f64 = column.iter().map(|&x| x * s).sum();
     let constant = column.iter().all(|&x| x == column[0]);
     if n < 2 || sum == 0.0 || constant {
         return 0.0;
@@ -126,7 +142,7 @@ fn entropy_divergence(column: &[f64]) -> f64 {
         .iter()
         .filter(|&&x| x > 0.0)
         .map(|&x| {
-            let p = x / sum;
+            let p = x * s / sum;
             p * p.ln()
         })
         .sum();
@@ -153,20 +169,13 @@ pub fn critic_weights(normalized: &[Vec<f64>]) -> Vec<f64> {
     if n < 2 {
         return vec![1.0 / k as f64; k];
     }
-    // Min-max, then centre: the Pearson correlation and the sample sd need only the centred
-    // columns and their sums of squares.
+    // Min-max (which scales extreme columns, so nothing after it can overflow), then centre: the
+    // Pearson correlation and the sample sd need only the centred columns and their sums of
+    // squares. A constant column min-maxes to all 1 and so centres to all 0.
     let centred: Vec<Vec<f64>> = normalized
         .iter()
         .map(|column| {
-            let (min, max) = column
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-                    (lo.min(x), hi.max(x))
-                });
-            if min == max {
-                return vec![0.0; column.len()];
-            }
-            let scaled: Vec<f64> = column.iter().map(|&x| (x - min) / (max - min)).collect();
+            let scaled = min_max(column, false, 0.0, 1.0);
             let mean = scaled.iter().sum::<f64>() / n as f64;
             scaled.into_iter().map(|x| x - mean).collect()
         })
@@ -204,10 +213,7 @@ pub fn critic_weights(normalized: &[Vec<f64>]) -> Vec<f64> {
 
 /// Divides by the sum, or gives equal weights when the sum is 0.
 fn normalize_or_equal(mut values: Vec<f64>) -> Vec<f64> {
-    let sum: f64 = values.iter().sum();
-    if sum > 0.0 {
-        values.iter_mut().for_each(|v| *v /= sum);
-    } else {
+    if !divide_by_sum(&mut values) {
         let equal = 1.0 / values.len() as f64;
         values.iter_mut().for_each(|v| *v = equal);
     }
@@ -344,5 +350,46 @@ mod tests {
             .map(|col| col.iter().map(|x| 3.0 * x + 10.0).collect())
             .collect();
         close(&critic_weights(&[a, b, c]), &critic_weights(&scaled));
+    }
+
+    #[test]
+    fn fixed_weights_of_1e308_sum_without_overflow() {
+        close(
+            &weights(Weighting::Fixed, &[1e308, 1e308, 5e307], &[], &[]).unwrap(),
+            &[0.4, 0.4, 0.2],
+        );
+        close(
+            &weights(Weighting::Fixed, &[f64::MAX, f64::MAX], &[], &[]).unwrap(),
+            &[0.5, 0.5],
+        );
+    }
+
+    /// Power-of-two factors are exact, so extreme columns must give the very same weights.
+    #[test]
+    fn entropy_and_critic_of_extreme_columns_match_ordinary_ones() {
+        let raw = vec![
+            vec![1.0, 5.0, 2.0, 8.0, 3.0],
+            vec![4.0, 1.0, 6.0, 2.0, 2.5],
+            vec![0.0, 7.5, 1.0, 3.0, 9.0],
+        ];
+        let signed = vec![vec![-15.0, 5.0, 10.0, 15.5], vec![3.0, -2.0, 1.0, 0.0]];
+        for factor in [2f64.powi(1020), 2f64.powi(-600), f64::from_bits(1 << 14)] {
+            let scale = |columns: &[Vec<f64>]| -> Vec<Vec<f64>> {
+                columns
+                    .iter()
+                    .map(|c| c.iter().map(|x| x * factor).collect())
+                    .collect()
+            };
+            assert_eq!(
+                entropy_weights(&scale(&raw)),
+                entropy_weights(&raw),
+                "× {factor:e}"
+            );
+            assert_eq!(
+                critic_weights(&scale(&signed)),
+                critic_weights(&signed),
+                "× {factor:e}"
+            );
+        }
     }
 }
