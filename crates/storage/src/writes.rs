@@ -86,11 +86,11 @@ pub struct EnterpriseReferences {
 }
 
 /// The records of `records` that are new or differ from their stored version, and the counts.
-fn classify<'r, R: PartialEq, K: Eq + Hash>(
-    records: &'r [R],
+fn classify<R: PartialEq, K: Eq + Hash>(
+    records: &[R],
     stored: Vec<R>,
     key: impl Fn(&R) -> K,
-) -> (Vec<&'r R>, UpsertCounts) {
+) -> (Vec<&R>, UpsertCounts) {
     let stored: HashMap<K, R> = stored.into_iter().map(|r| (key(&r), r)).collect();
     let mut counts = UpsertCounts::default();
     let mut changed = Vec::new();

@@ -1549,7 +1549,7 @@ async fn case_writes_count_roll_back_and_remove(store: &Store) {
         &["四支撑", "一中心"],
     );
     assert_eq!(
-        store.upsert_zones(&[ly.clone()]).await.unwrap(),
+        store.upsert_zones(std::slice::from_ref(&ly)).await.unwrap(),
         counts(1, 0, 0)
     );
     let shuffled = zone(
