@@ -901,6 +901,28 @@ async fn dry_runs_of_every_upsert_and_import_write_nothing_and_count_what_a_real
         .expect("dry stream")
         .into_inner();
     assert_eq!((report.dry_run, report.accepted), (true, 1));
+    // A dry run asked for after the first batch is refused rather than written.
+    let late = tokio_stream::iter(vec![
+        v1::IngestObservationsRequest {
+            observations: vec![observation("411725-CJQ", "tax", "2014", 1.0, "亿元")],
+            allow_partial: false,
+            dry_run: false,
+        },
+        v1::IngestObservationsRequest {
+            observations: vec![],
+            allow_partial: false,
+            dry_run: true,
+        },
+    ]);
+    let status = client
+        .ingest_observations(late)
+        .await
+        .expect_err("a late dry run");
+    assert!(
+        status.message().starts_with("dry_run"),
+        "{}",
+        status.message()
+    );
     for indicator in ["tax", "output_value", "land_area"] {
         assert!(
             read(&mut client, "411725-CJQ", indicator, None)

@@ -274,7 +274,16 @@ impl IngestionService for Ingestion {
         // All or nothing needs the whole stream before the one transaction that writes it.
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            flags.get_or_insert((batch.allow_partial, batch.dry_run));
+            let (_, dry_run) = *flags.get_or_insert((batch.allow_partial, batch.dry_run));
+            // The flags are read from the first batch; a dry run asked for later must not
+            // turn into a write.
+            if batch.dry_run && !dry_run {
+                return Err(ServiceError::invalid(
+                    "dry_run",
+                    "set on a later batch only; set it on the first batch of the stream",
+                )
+                .into());
+            }
             for o in batch.observations {
                 let position = rows.len() as i64 + 1;
                 let row = if o.row > 0 { o.row } else { position };
