@@ -165,6 +165,16 @@ fn records(content: &[u8]) -> Result<Vec<std::collections::HashMap<String, Strin
         .collect()
 }
 
+/// The wire value of an enum cell: 0 (UNSPECIFIED: keep the stored value) when blank, and a
+/// value no enum has when misspelt, so the server names the field instead of the upsert
+/// silently keeping what is stored.
+fn enum_cell(cell: &str, prefix: &str, by_name: impl Fn(&str) -> Option<i32>) -> i32 {
+    if cell.trim().is_empty() {
+        return 0;
+    }
+    by_name(&format!("{prefix}{}", cell.trim().to_uppercase())).unwrap_or(-1)
+}
+
 fn list(cell: Option<&String>) -> Vec<String> {
     cell.map(|c| {
         c.split(['|', ';'])
@@ -192,12 +202,13 @@ async fn upsert_regions(args: &ImportArgs, content: &[u8]) -> Result<Upserted, S
         .into_iter()
         .map(|r| {
             let cell = |k: &str| r.get(k).cloned().unwrap_or_default();
-            let level = format!("REGION_LEVEL_{}", cell("level").to_uppercase());
             v1::Region {
                 code: cell("code"),
                 name: cell("name"),
                 name_en: cell("name_en"),
-                level: v1::RegionLevel::from_str_name(&level).unwrap_or_default() as i32,
+                level: enum_cell(&cell("level"), "REGION_LEVEL_", |name| {
+                    v1::RegionLevel::from_str_name(name).map(|l| l as i32)
+                }),
                 parent_code: cell("parent_code"),
             }
         })
@@ -222,12 +233,13 @@ async fn upsert_zones(args: &ImportArgs, content: &[u8]) -> Result<Upserted, Str
         .into_iter()
         .map(|r| {
             let cell = |k: &str| r.get(k).cloned().unwrap_or_default();
-            let kind = format!("ZONE_KIND_{}", cell("kind").to_uppercase());
             v1::Zone {
                 id: cell("id"),
                 name: cell("name"),
                 region_code: cell("region_code"),
-                kind: v1::ZoneKind::from_str_name(&kind).unwrap_or_default() as i32,
+                kind: enum_cell(&cell("kind"), "ZONE_KIND_", |name| {
+                    v1::ZoneKind::from_str_name(name).map(|k| k as i32)
+                }),
                 tags: list(r.get("tags")),
                 leading_industries: list(r.get("leading_industries")),
             }

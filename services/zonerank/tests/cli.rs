@@ -243,6 +243,18 @@ fn serve_import_reimport_reject_and_stop_on_sigterm() {
     assert_eq!(api.zone_name("411725-CJQ"), "确山县产业集聚区");
     assert_eq!(api.data_version(), version);
 
+    // A misspelt kind is named, not silently left as stored.
+    let typo = dir.path().join("typo.csv");
+    std::fs::write(
+        &typo,
+        "id,name,region_code,kind\n411725-CJQ,确山县产业集聚区,411725,AGGLOMERATON_ZONE\n",
+    )
+    .unwrap();
+    let rejected = import(&server, &[typo], &["--dry-run"]);
+    let stderr = String::from_utf8_lossy(&rejected.stderr);
+    assert!(!rejected.status.success());
+    assert!(stderr.contains("zones[0].kind"), "{stderr}");
+
     let again = import(&server, &files[2..], &[]);
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(
