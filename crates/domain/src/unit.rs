@@ -4,7 +4,9 @@
 //! reported as 亿元 by one source and 元 by another can be summed and ranked together.
 //! Currencies are separate dimensions because the system does no exchange-rate conversion.
 
-use std::fmt;
+use std::{fmt, str::FromStr};
+
+use rust_decimal::Decimal;
 
 /// What a unit measures; values convert only within one dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,8 +84,9 @@ pub struct Unit {
     pub symbol: &'static str,
     /// What the unit measures.
     pub dimension: Dimension,
-    /// Multiply a value in this unit by `factor` to get the canonical unit.
-    pub factor: f64,
+    /// Multiply a value in this unit by `factor` to get the canonical unit; a decimal, so that
+    /// conversions are the decimal arithmetic users expect.
+    pub factor: Decimal,
 }
 
 /// Why a unit was not accepted.
@@ -125,30 +128,31 @@ fn currency_hint(found: Dimension, expected: Dimension) -> &'static str {
     }
 }
 
-static YUAN: Unit = unit("元", Dimension::Cny, 0.0001);
-static WAN_YUAN: Unit = unit("万元", Dimension::Cny, 1.0);
-static YI_YUAN: Unit = unit("亿元", Dimension::Cny, 10_000.0);
-static USD: Unit = unit("美元", Dimension::Usd, 0.0001);
-static WAN_USD: Unit = unit("万美元", Dimension::Usd, 1.0);
-static YI_USD: Unit = unit("亿美元", Dimension::Usd, 10_000.0);
-static MU: Unit = unit("亩", Dimension::Area, 1.0);
-static WAN_MU: Unit = unit("万亩", Dimension::Area, 10_000.0);
-static HECTARE: Unit = unit("公顷", Dimension::Area, 15.0);
-static SQUARE_KM: Unit = unit("平方公里", Dimension::Area, 1_500.0);
-static PERSON: Unit = unit("人", Dimension::People, 1.0);
-static WAN_PERSON: Unit = unit("万人", Dimension::People, 10_000.0);
-static TCE: Unit = unit("吨标准煤", Dimension::Energy, 1.0);
-static WAN_TCE: Unit = unit("万吨标准煤", Dimension::Energy, 10_000.0);
-static PERCENT: Unit = unit("%", Dimension::Percent, 1.0);
-static GE: Unit = unit("个", Dimension::Count, 1.0);
-static WAN_YUAN_PER_MU: Unit = unit("万元/亩", Dimension::CnyPerMu, 1.0);
-static YUAN_PER_MU: Unit = unit("元/亩", Dimension::CnyPerMu, 0.0001);
+static YUAN: Unit = unit("元", Dimension::Cny, 1, 4);
+static WAN_YUAN: Unit = unit("万元", Dimension::Cny, 1, 0);
+static YI_YUAN: Unit = unit("亿元", Dimension::Cny, 10_000, 0);
+static USD: Unit = unit("美元", Dimension::Usd, 1, 4);
+static WAN_USD: Unit = unit("万美元", Dimension::Usd, 1, 0);
+static YI_USD: Unit = unit("亿美元", Dimension::Usd, 10_000, 0);
+static MU: Unit = unit("亩", Dimension::Area, 1, 0);
+static WAN_MU: Unit = unit("万亩", Dimension::Area, 10_000, 0);
+static HECTARE: Unit = unit("公顷", Dimension::Area, 15, 0);
+static SQUARE_KM: Unit = unit("平方公里", Dimension::Area, 1_500, 0);
+static PERSON: Unit = unit("人", Dimension::People, 1, 0);
+static WAN_PERSON: Unit = unit("万人", Dimension::People, 10_000, 0);
+static TCE: Unit = unit("吨标准煤", Dimension::Energy, 1, 0);
+static WAN_TCE: Unit = unit("万吨标准煤", Dimension::Energy, 10_000, 0);
+static PERCENT: Unit = unit("%", Dimension::Percent, 1, 0);
+static GE: Unit = unit("个", Dimension::Count, 1, 0);
+static WAN_YUAN_PER_MU: Unit = unit("万元/亩", Dimension::CnyPerMu, 1, 0);
+static YUAN_PER_MU: Unit = unit("元/亩", Dimension::CnyPerMu, 1, 4);
 
-const fn unit(symbol: &'static str, dimension: Dimension, factor: f64) -> Unit {
+/// A unit whose factor is `digits` × 10^-`scale`.
+const fn unit(symbol: &'static str, dimension: Dimension, digits: u32, scale: u32) -> Unit {
     Unit {
         symbol,
         dimension,
-        factor,
+        factor: Decimal::from_parts(digits, 0, 0, false, scale),
     }
 }
 
@@ -228,39 +232,45 @@ impl Unit {
 }
 
 /// Multiplies (or divides) by a unit factor as decimal arithmetic would: users type decimals,
-/// and 1.14亿元 must be 11400万元, not the 11399.999999999998 that `1.14 * 10000.0` gives.
-/// A power-of-ten factor shifts the shortest decimal spelling of the value, which parses to the
-/// correctly rounded result; other factors (公顷 ×15, 平方公里 ×1500) multiply exactly enough.
-fn scale(value: f64, factor: f64, inverse: bool) -> f64 {
-    let Some(exponent) = power_of_ten(factor) else {
-        return if inverse {
+/// and 8.2 平方公里 must be 12300 亩, not the 12299.999999999998 that `8.2 * 1500.0` gives.
+///
+/// The value's shortest decimal spelling (what the user typed, for any figure with at most 17
+/// significant digits) is split into its mantissa and power of ten; the mantissa, below 10 in
+/// magnitude, is scaled in decimal — exactly when multiplying, to 28 digits when dividing — and
+/// the result, with the power of ten put back, parses to the nearest binary number. Splitting
+/// the power of ten off keeps every magnitude within the decimal type's 28 digits.
+fn scale(value: f64, factor: Decimal, inverse: bool) -> f64 {
+    let binary = || {
+        let factor = f64::from_str(&factor.to_string()).unwrap_or(f64::NAN);
+        if inverse {
             value / factor
         } else {
             value * factor
-        };
+        }
     };
-    if !value.is_finite() || value == 0.0 {
+    if factor == Decimal::ONE {
         return value;
     }
-    let shift = if inverse { -exponent } else { exponent };
-    let text = format!("{value:e}");
-    let Some((mantissa, exp)) = text.split_once('e') else {
-        return value * 10f64.powi(shift);
-    };
-    match exp.parse::<i32>() {
-        Ok(exp) => format!("{mantissa}e{}", exp + shift)
-            .parse()
-            .unwrap_or(value * 10f64.powi(shift)),
-        Err(_) => value * 10f64.powi(shift),
+    if !value.is_finite() || value == 0.0 {
+        return binary();
     }
-}
-
-/// `k` when `factor` is 10^k for a small k.
-fn power_of_ten(factor: f64) -> Option<i32> {
-    (-12..=12).find(|&k| {
-        let p = 10f64.powi(k);
-        ((factor - p) / p).abs() < 1e-12
-    })
+    let text = format!("{value:e}");
+    let Some((mantissa, exponent)) = text.split_once('e') else {
+        return binary();
+    };
+    let scaled = Decimal::from_str(mantissa).ok().and_then(|m| {
+        if inverse {
+            m.checked_div(factor)
+        } else {
+            m.checked_mul(factor)
+        }
+    });
+    match scaled {
+        Some(scaled) => format!("{scaled}e{exponent}")
+            .parse()
+            .unwrap_or_else(|_| binary()),
+        None => binary(),
+    }
 }
 
 impl fmt::Display for Unit {
@@ -311,7 +321,7 @@ mod tests {
             let unit = dimension.canonical_unit();
             assert_eq!(unit.symbol, symbol);
             assert_eq!(unit.dimension, dimension);
-            assert_eq!(unit.factor, 1.0);
+            assert_eq!(unit.factor, Decimal::ONE);
             assert!(unit.is_canonical());
         }
         assert_eq!(Dimension::ALL.len(), expected.len());
@@ -511,6 +521,33 @@ mod tests {
         assert_eq!(yuan.to_canonical(-0.5), -0.00005);
         let km2 = Unit::parse("平方公里").unwrap();
         assert_eq!(km2.to_canonical(2.0), 3000.0);
+        assert_eq!(km2.to_canonical(8.2), 12300.0);
+        assert_eq!(km2.from_canonical(12300.0), 8.2);
+        assert_eq!(Unit::parse("公顷").unwrap().to_canonical(3.3), 49.5);
+        assert_eq!(Unit::parse("公顷").unwrap().to_canonical(0.7), 10.5);
+        assert_eq!(yi.to_canonical(0.1), 1000.0);
         assert!(yi.to_canonical(f64::NAN).is_nan());
+        assert_eq!(yi.to_canonical(f64::INFINITY), f64::INFINITY);
+        assert_eq!(yi.to_canonical(-0.0), 0.0);
+        // Magnitudes far outside the decimal type's 28 digits keep their precision.
+        assert_eq!(km2.to_canonical(8.2e-30), 1.23e-26);
+        assert_eq!(km2.to_canonical(8.2e250), 1.23e254);
+        assert_eq!(km2.to_canonical(1e308), f64::INFINITY);
+    }
+
+    /// Every figure with up to four decimals, converted by every unit, is the decimal product
+    /// (or quotient) rounded once to the nearest binary number.
+    #[test]
+    fn conversions_equal_decimal_arithmetic_rounded_once() {
+        for unit in Unit::all() {
+            for cents in (1..200_000).step_by(37) {
+                let typed = Decimal::new(cents, 4);
+                let value: f64 = typed.to_string().parse().unwrap();
+                let product: f64 = (typed * unit.factor).to_string().parse().unwrap();
+                assert_eq!(unit.to_canonical(value), product, "{typed} {unit}");
+                let quotient: f64 = (typed / unit.factor).to_string().parse().unwrap();
+                assert_eq!(unit.from_canonical(value), quotient, "{typed} {unit}");
+            }
+        }
     }
 }

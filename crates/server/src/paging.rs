@@ -51,6 +51,26 @@ pub fn decode_page_token(token: &str) -> Result<Option<String>, ServiceError> {
     String::from_utf8(bytes).map(Some).map_err(|_| bad_token())
 }
 
+/// Separates the parts of a composite key in a token: PostgreSQL text cannot hold NUL, so no
+/// stored key contains it.
+const KEY_PART_SEPARATOR: char = '\0';
+
+/// The page token of a composite sort key, e.g. (indicator, period, revision).
+pub fn encode_key_token(parts: &[&str]) -> String {
+    encode_page_token(&parts.join(&KEY_PART_SEPARATOR.to_string()))
+}
+
+/// The `N` parts of a composite key a page token stands for; an empty token is the first page.
+pub fn decode_key_token<const N: usize>(token: &str) -> Result<Option<[String; N]>, ServiceError> {
+    let Some(key) = decode_page_token(token)? else {
+        return Ok(None);
+    };
+    let parts: Vec<String> = key.split(KEY_PART_SEPARATOR).map(str::to_string).collect();
+    <[String; N]>::try_from(parts)
+        .map(Some)
+        .map_err(|_| bad_token())
+}
+
 /// A fingerprint of the request fields an offset token is bound to (FNV-1a over their
 /// encodings; stable across processes, unlike std's hasher).
 pub fn fingerprint(parts: &[&[u8]]) -> u64 {
@@ -141,6 +161,18 @@ mod tests {
         assert_eq!(decode_page_token("").unwrap(), None);
         assert!(decode_page_token("zz").is_err());
         assert!(decode_page_token("abc").is_err());
+    }
+
+    #[test]
+    fn composite_key_tokens_round_trip_and_count_their_parts() {
+        let token = encode_key_token(&["output_value", "2014-H1", "2"]);
+        assert_eq!(
+            decode_key_token::<3>(&token).unwrap(),
+            Some(["output_value".into(), "2014-H1".into(), "2".into()])
+        );
+        assert_eq!(decode_key_token::<3>("").unwrap(), None);
+        assert!(decode_key_token::<2>(&token).is_err());
+        assert!(decode_key_token::<2>(&encode_page_token("2014")).is_err());
     }
 
     #[test]

@@ -10,19 +10,21 @@ mod ranking;
 mod reference;
 mod store;
 pub mod test_support;
+mod writes;
 
 pub use cohort::{CohortMember, CohortQuery};
 pub use error::StorageError;
 pub use observations::{
-    ObservationInput, ObservationQuery, StoredObservation, ValueQuery, ValueRow, WriteOutcome,
-    WriteSummary,
+    ObservationInput, ObservationPosition, ObservationQuery, StoredObservation, ValueQuery,
+    ValueRow, WriteOutcome, WriteSummary,
 };
 pub use ranking::{RunRow, SchemeRow};
 pub use reference::{
-    ClusterRecord, EnterpriseRecord, Page, ProjectRecord, RegionRecord, TargetRecord, ZoneFilter,
-    ZoneRecord,
+    ClusterRecord, EnterpriseFilter, EnterpriseRecord, Page, ProjectRecord, RegionRecord,
+    TargetRecord, ZoneFilter, ZoneRecord,
 };
 pub use store::{DataVersion, SchemaStatus, Store};
+pub use writes::{EnterpriseReferences, UpsertCounts, Writes, ZoneReferences};
 
 /// Microseconds since the Unix epoch, the clock every revision is recorded with.
 pub fn now_micros() -> i64 {

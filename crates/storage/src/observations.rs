@@ -4,15 +4,14 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait,
-    sea_query::OnConflict,
-    sea_query::{ArrayType, Value},
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    sea_query::{ArrayType, Expr, ExprTrait, OnConflict, Value},
 };
 use zonerank_domain::{entity::EntityKind, period::Period};
 
 use crate::{
-    StorageError, Store,
+    Page, StorageError, Store,
     entity::{observation, observation_revision},
     reference::rows_per_statement,
     store::bump_version,
@@ -64,6 +63,15 @@ pub struct ObservationQuery {
     pub as_of: Option<i64>,
     /// Every revision instead of the one served.
     pub include_revisions: bool,
+}
+
+/// Where a page of observations ends: the sort key of its last item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservationPosition {
+    pub indicator: String,
+    /// Canonical period spelling.
+    pub period: String,
+    pub revision: i32,
 }
 
 /// An observation as stored.
@@ -151,28 +159,67 @@ impl Store {
         &self,
         query: &ObservationQuery,
     ) -> Result<Vec<StoredObservation>, StorageError> {
+        Ok(self.observations_page(query, None, None).await?.items)
+    }
+
+    /// One page of an entity's observations in (indicator, period, revision) order, after the
+    /// position `after`, at most `limit` of them (all when None).
+    pub async fn observations_page(
+        &self,
+        query: &ObservationQuery,
+        after: Option<&ObservationPosition>,
+        limit: Option<u64>,
+    ) -> Result<Page<StoredObservation, ObservationPosition>, StorageError> {
         let kind = query.kind;
+        let after = match after {
+            Some(a) => {
+                let period =
+                    Period::parse(&a.period).map_err(|_| StorageError::InvalidPageToken)?;
+                Some((
+                    a.indicator.clone(),
+                    period.start_ordinal() as i32,
+                    period.end_ordinal() as i32,
+                    a.revision,
+                ))
+            }
+            None => None,
+        };
+        let position = |r: &StoredObservation| ObservationPosition {
+            indicator: r.indicator.clone(),
+            period: r.period.clone(),
+            revision: r.revision,
+        };
+        let everything = u64::MAX;
         if query.as_of.is_none() && !query.include_revisions {
+            use observation::Column as C;
             let mut select = observation::Entity::find()
-                .filter(observation::Column::EntityKind.eq(kind.as_str()))
-                .filter(observation::Column::EntityId.eq(query.entity_id.as_str()));
+                .filter(C::EntityKind.eq(kind.as_str()))
+                .filter(C::EntityId.eq(query.entity_id.as_str()));
             if let Some(indicator) = &query.indicator {
-                select = select.filter(observation::Column::Indicator.eq(indicator.as_str()));
+                select = select.filter(C::Indicator.eq(indicator.as_str()));
             }
             if let Some(from) = &query.from {
-                select = select
-                    .filter(observation::Column::PeriodStart.gte(from.start_ordinal() as i32));
+                select = select.filter(C::PeriodStart.gte(from.start_ordinal() as i32));
             }
             if let Some(to) = &query.to {
-                select = select.filter(observation::Column::PeriodEnd.lte(to.end_ordinal() as i32));
+                select = select.filter(C::PeriodEnd.lte(to.end_ordinal() as i32));
+            }
+            if let Some(after) = after {
+                select = select.filter(after_position(
+                    [C::Indicator, C::PeriodStart, C::PeriodEnd, C::Revision],
+                    after,
+                ));
+            }
+            if let Some(limit) = limit {
+                select = select.limit(limit + 1);
             }
             let rows = select
-                .order_by_asc(observation::Column::Indicator)
-                .order_by_asc(observation::Column::PeriodStart)
-                .order_by_asc(observation::Column::PeriodEnd)
+                .order_by_asc(C::Indicator)
+                .order_by_asc(C::PeriodStart)
+                .order_by_asc(C::PeriodEnd)
+                .order_by_asc(C::Revision)
                 .all(&self.db)
-                .await?;
-            return Ok(rows
+                .await?
                 .into_iter()
                 .map(|r| StoredObservation {
                     kind,
@@ -184,30 +231,43 @@ impl Store {
                     recorded_at: r.recorded_at,
                     revision: r.revision,
                 })
-                .collect());
+                .collect();
+            return Ok(Page::of(rows, limit.unwrap_or(everything), position));
         }
+        use observation_revision::Column as C;
         let mut select = observation_revision::Entity::find()
-            .filter(observation_revision::Column::EntityKind.eq(kind.as_str()))
-            .filter(observation_revision::Column::EntityId.eq(query.entity_id.as_str()));
+            .filter(C::EntityKind.eq(kind.as_str()))
+            .filter(C::EntityId.eq(query.entity_id.as_str()));
         if let Some(indicator) = &query.indicator {
-            select = select.filter(observation_revision::Column::Indicator.eq(indicator.as_str()));
+            select = select.filter(C::Indicator.eq(indicator.as_str()));
         }
         if let Some(from) = &query.from {
-            select = select
-                .filter(observation_revision::Column::PeriodStart.gte(from.start_ordinal() as i32));
+            select = select.filter(C::PeriodStart.gte(from.start_ordinal() as i32));
         }
         if let Some(to) = &query.to {
-            select =
-                select.filter(observation_revision::Column::PeriodEnd.lte(to.end_ordinal() as i32));
+            select = select.filter(C::PeriodEnd.lte(to.end_ordinal() as i32));
         }
         if let Some(as_of) = query.as_of {
-            select = select.filter(observation_revision::Column::RecordedAt.lte(as_of));
+            select = select.filter(C::RecordedAt.lte(as_of));
+        }
+        if let Some(after) = after {
+            // The served revision of a key is its last one at as_of: later rows of the same key
+            // are after as_of, so the next page starts at the next key.
+            select = select.filter(after_position(
+                [C::Indicator, C::PeriodStart, C::PeriodEnd, C::Revision],
+                after,
+            ));
+        }
+        // Every revision is one item: the page is a SQL limit. Served values collapse a key's
+        // revisions into one, so they are counted after reading.
+        if let (Some(limit), true) = (limit, query.include_revisions) {
+            select = select.limit(limit + 1);
         }
         let rows = select
-            .order_by_asc(observation_revision::Column::Indicator)
-            .order_by_asc(observation_revision::Column::PeriodStart)
-            .order_by_asc(observation_revision::Column::PeriodEnd)
-            .order_by_asc(observation_revision::Column::Revision)
+            .order_by_asc(C::Indicator)
+            .order_by_asc(C::PeriodStart)
+            .order_by_asc(C::PeriodEnd)
+            .order_by_asc(C::Revision)
             .all(&self.db)
             .await?;
         let mut out: Vec<StoredObservation> = Vec::with_capacity(rows.len());
@@ -231,10 +291,33 @@ impl Store {
                 *last = row;
                 continue;
             }
+            if limit.is_some_and(|limit| out.len() as u64 > limit) {
+                break;
+            }
             out.push(row);
         }
-        Ok(out)
+        Ok(Page::of(out, limit.unwrap_or(everything), position))
     }
+}
+
+/// Rows after `position` in (indicator, period start, period end, revision) order: a row-value
+/// comparison, so the database orders and compares with one collation.
+fn after_position<C: ColumnTrait>(columns: [C; 4], position: (String, i32, i32, i32)) -> Condition {
+    let [indicator, start, end, revision] = columns;
+    Condition::all().add(
+        Expr::tuple([
+            Expr::col(indicator),
+            Expr::col(start),
+            Expr::col(end),
+            Expr::col(revision),
+        ])
+        .gt(Expr::tuple([
+            Expr::val(position.0),
+            Expr::val(position.1),
+            Expr::val(position.2),
+            Expr::val(position.3),
+        ])),
+    )
 }
 
 /// The entity ids, indicators and periods of one kind in a batch.

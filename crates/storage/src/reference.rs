@@ -1,11 +1,11 @@
 //! Reference data: regions, zones, enterprises, clusters, projects, the indicator catalog and
-//! targets. Every upsert is one transaction of multi-row statements and bumps the data version.
+//! targets, and their reads. Writes go through [`Writes`], one transaction each.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Iterable,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use zonerank_domain::{
@@ -15,9 +15,8 @@ use zonerank_domain::{
 };
 
 use crate::{
-    StorageError, Store,
+    StorageError, Store, UpsertCounts, Writes,
     entity::{cluster, enterprise, indicator, project, region, target, zone, zone_tag},
-    store::bump_version,
 };
 
 /// Bind parameters one statement may carry: SQLite allows 32,766, PostgreSQL 65,535.
@@ -108,82 +107,295 @@ pub struct ZoneFilter {
     pub tags: Vec<String>,
 }
 
+/// Filters of an enterprise listing.
+#[derive(Clone, Debug, Default)]
+pub struct EnterpriseFilter {
+    /// Enterprises of this zone.
+    pub zone_id: Option<String>,
+    /// Enterprises whose zone lies in this region's subtree.
+    pub region_code: Option<String>,
+    /// Enterprises whose industry code starts with this prefix (letters and digits only).
+    pub industry_prefix: Option<String>,
+}
+
 /// One page of a keyset-paginated listing.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Page<T> {
+pub struct Page<T, K = String> {
     pub items: Vec<T>,
     /// The last key of this page when more follow.
-    pub next_after: Option<String>,
+    pub next_after: Option<K>,
+}
+
+impl<T, K> Page<T, K> {
+    /// The page of `rows` read with one row more than `limit`: that row says more follow.
+    pub(crate) fn of(mut rows: Vec<T>, limit: u64, key: impl Fn(&T) -> K) -> Page<T, K> {
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let next_after = if more { rows.last().map(key) } else { None };
+        Page {
+            items: rows,
+            next_after,
+        }
+    }
+}
+
+pub(crate) fn region_record(r: region::Model) -> Result<RegionRecord, StorageError> {
+    Ok(RegionRecord {
+        level: RegionLevel::parse(&r.level).map_err(|_| {
+            StorageError::Corrupt(format!("region {} has level {:?}", r.code, r.level))
+        })?,
+        code: r.code,
+        name: r.name,
+        name_en: r.name_en,
+        parent_code: r.parent_code,
+    })
+}
+
+pub(crate) fn region_model(r: &RegionRecord) -> region::ActiveModel {
+    region::ActiveModel {
+        code: Set(r.code.clone()),
+        name: Set(r.name.clone()),
+        name_en: Set(r.name_en.clone()),
+        level: Set(r.level.as_str().to_string()),
+        parent_code: Set(r.parent_code.clone()),
+    }
+}
+
+pub(crate) fn enterprise_record(e: enterprise::Model) -> EnterpriseRecord {
+    EnterpriseRecord {
+        credit_code: e.credit_code,
+        name: e.name,
+        zone_id: e.zone_id,
+        industry_code: e.industry_code,
+        above_scale: e.above_scale,
+    }
+}
+
+pub(crate) fn enterprise_model(e: &EnterpriseRecord) -> enterprise::ActiveModel {
+    enterprise::ActiveModel {
+        credit_code: Set(e.credit_code.clone()),
+        name: Set(e.name.clone()),
+        zone_id: Set(e.zone_id.clone()),
+        industry_code: Set(e.industry_code.clone()),
+        above_scale: Set(e.above_scale),
+    }
+}
+
+pub(crate) fn cluster_record(c: cluster::Model) -> ClusterRecord {
+    ClusterRecord {
+        id: c.id,
+        name: c.name,
+        region_code: c.region_code,
+        zone_id: c.zone_id,
+        industry: c.industry,
+    }
+}
+
+pub(crate) fn cluster_model(c: &ClusterRecord) -> cluster::ActiveModel {
+    cluster::ActiveModel {
+        id: Set(c.id.clone()),
+        name: Set(c.name.clone()),
+        region_code: Set(c.region_code.clone()),
+        zone_id: Set(c.zone_id.clone()),
+        industry: Set(c.industry.clone()),
+    }
+}
+
+pub(crate) fn project_record(p: project::Model) -> ProjectRecord {
+    ProjectRecord {
+        id: p.id,
+        name: p.name,
+        zone_id: p.zone_id,
+        status: p.status,
+        planned_investment: p.planned_investment,
+    }
+}
+
+pub(crate) fn project_model(p: &ProjectRecord) -> project::ActiveModel {
+    project::ActiveModel {
+        id: Set(p.id.clone()),
+        name: Set(p.name.clone()),
+        zone_id: Set(p.zone_id.clone()),
+        status: Set(p.status.clone()),
+        planned_investment: Set(p.planned_investment),
+    }
+}
+
+pub(crate) fn target_record(t: target::Model) -> Result<TargetRecord, StorageError> {
+    Ok(TargetRecord {
+        entity_kind: EntityKind::parse(&t.entity_kind).map_err(|_| {
+            StorageError::Corrupt(format!(
+                "target of {} has kind {:?}",
+                t.entity_id, t.entity_kind
+            ))
+        })?,
+        entity_id: t.entity_id,
+        metric: t.metric,
+        period: t.period,
+        comparator: t.comparator,
+        value: t.value,
+        unit: t.unit,
+        note: t.note,
+    })
+}
+
+pub(crate) fn target_model(t: &TargetRecord) -> target::ActiveModel {
+    target::ActiveModel {
+        entity_kind: Set(t.entity_kind.as_str().to_string()),
+        entity_id: Set(t.entity_id.clone()),
+        metric: Set(t.metric.clone()),
+        period: Set(t.period.clone()),
+        comparator: Set(t.comparator.clone()),
+        value: Set(t.value),
+        unit: Set(t.unit.clone()),
+        note: Set(t.note.clone()),
+    }
+}
+
+/// A catalog row and its built-in flag.
+pub(crate) fn indicator_entry(r: indicator::Model) -> Result<(Indicator, bool), StorageError> {
+    let corrupt =
+        |what: &str| StorageError::Corrupt(format!("indicator {} has a bad {what}", r.code));
+    Ok((
+        Indicator {
+            unit: Unit::parse(&r.unit).map_err(|_| corrupt("unit"))?,
+            kind: IndicatorKind::parse(&r.kind).map_err(|_| corrupt("kind"))?,
+            direction: Direction::parse(&r.direction).map_err(|_| corrupt("direction"))?,
+            code: r.code.clone(),
+            name_zh: r.name_zh.clone(),
+            name_en: r.name_en.clone(),
+        },
+        r.builtin,
+    ))
+}
+
+/// The rows of `E` whose `column` is one of `keys`, in chunks under the bind limit.
+pub(crate) async fn rows_with_keys<E, C>(
+    db: &C,
+    column: E::Column,
+    keys: &[String],
+) -> Result<Vec<E::Model>, StorageError>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let mut rows = Vec::new();
+    for chunk in keys.chunks(rows_per_statement(1)) {
+        rows.extend(
+            E::find()
+                .filter(column.is_in(chunk.iter().cloned()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
+/// Every region, ordered by code.
+pub(crate) async fn regions_in<C: ConnectionTrait>(
+    db: &C,
+) -> Result<Vec<RegionRecord>, StorageError> {
+    region::Entity::find()
+        .order_by_asc(region::Column::Code)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(region_record)
+        .collect()
+}
+
+/// The zones with these ids, ordered by id, each with its tags (in byte order).
+pub(crate) async fn zones_in<C: ConnectionTrait>(
+    db: &C,
+    ids: &[String],
+) -> Result<Vec<ZoneRecord>, StorageError> {
+    let mut rows = rows_with_keys::<zone::Entity, _>(db, zone::Column::Id, ids).await?;
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    zones_with_tags(db, rows).await
+}
+
+async fn zones_with_tags<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<zone::Model>,
+) -> Result<Vec<ZoneRecord>, StorageError> {
+    let ids: Vec<String> = rows.iter().map(|z| z.id.clone()).collect();
+    let mut tags: HashMap<String, Vec<String>> = HashMap::new();
+    for t in rows_with_keys::<zone_tag::Entity, _>(db, zone_tag::Column::ZoneId, &ids).await? {
+        tags.entry(t.zone_id).or_default().push(t.tag);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|z| ZoneRecord {
+            // Byte order, whatever the database collation: records compare equal when their
+            // tag sets are.
+            tags: tags
+                .remove(&z.id)
+                .map(|mut t| {
+                    t.sort();
+                    t
+                })
+                .unwrap_or_default(),
+            leading_industries: serde_json::from_str(&z.leading_industries).unwrap_or_default(),
+            id: z.id,
+            name: z.name,
+            region_code: z.region_code,
+            kind: z.kind,
+        })
+        .collect())
+}
+
+/// Which of `ids` exist as entities of `kind`.
+pub(crate) async fn existing_in<C: ConnectionTrait>(
+    db: &C,
+    kind: EntityKind,
+    ids: &[String],
+) -> Result<HashSet<String>, StorageError> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(rows_per_statement(1)) {
+        let chunk = chunk.iter().cloned();
+        let rows: Vec<String> = match kind {
+            EntityKind::Region => {
+                key_column(region::Entity, region::Column::Code, chunk, db).await?
+            }
+            EntityKind::Zone => key_column(zone::Entity, zone::Column::Id, chunk, db).await?,
+            EntityKind::Enterprise => {
+                key_column(
+                    enterprise::Entity,
+                    enterprise::Column::CreditCode,
+                    chunk,
+                    db,
+                )
+                .await?
+            }
+            EntityKind::Cluster => {
+                key_column(cluster::Entity, cluster::Column::Id, chunk, db).await?
+            }
+            EntityKind::Project => {
+                key_column(project::Entity, project::Column::Id, chunk, db).await?
+            }
+        };
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// The whole catalog, ordered by code, each with its built-in flag.
+pub(crate) async fn indicators_in<C: ConnectionTrait>(
+    db: &C,
+) -> Result<Vec<(Indicator, bool)>, StorageError> {
+    indicator::Entity::find()
+        .order_by_asc(indicator::Column::Code)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(indicator_entry)
+        .collect()
 }
 
 impl Store {
-    /// Upserts rows in one transaction of multi-row statements and bumps the data version.
-    async fn upsert_committed<A>(
-        &self,
-        models: Vec<A>,
-        on_conflict: OnConflict,
-    ) -> Result<i64, StorageError>
-    where
-        A: ActiveModelTrait + Clone + Send + Sync,
-    {
-        let columns = <A::Entity as EntityTrait>::Column::iter().count();
-        let txn = self.db.begin().await?;
-        for chunk in models.chunks(rows_per_statement(columns)) {
-            <A::Entity as EntityTrait>::insert_many(chunk.to_vec())
-                .on_conflict(on_conflict.clone())
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        bump_version(&txn).await?;
-        txn.commit().await?;
-        Ok(models.len() as i64)
-    }
-
-    /// Creates or replaces regions by code.
-    pub async fn upsert_regions(&self, regions: &[RegionRecord]) -> Result<i64, StorageError> {
-        let models = regions
-            .iter()
-            .map(|r| region::ActiveModel {
-                code: sea_orm::Set(r.code.clone()),
-                name: sea_orm::Set(r.name.clone()),
-                name_en: sea_orm::Set(r.name_en.clone()),
-                level: sea_orm::Set(r.level.as_str().to_string()),
-                parent_code: sea_orm::Set(r.parent_code.clone()),
-            })
-            .collect();
-        self.upsert_committed(
-            models,
-            OnConflict::column(region::Column::Code)
-                .update_columns([
-                    region::Column::Name,
-                    region::Column::NameEn,
-                    region::Column::Level,
-                    region::Column::ParentCode,
-                ])
-                .to_owned(),
-        )
-        .await
-    }
-
     /// Every region, ordered by code.
     pub async fn regions(&self) -> Result<Vec<RegionRecord>, StorageError> {
-        let rows = region::Entity::find()
-            .order_by_asc(region::Column::Code)
-            .all(&self.db)
-            .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(RegionRecord {
-                    level: RegionLevel::parse(&r.level).map_err(|_| {
-                        StorageError::Corrupt(format!("region {} has level {:?}", r.code, r.level))
-                    })?,
-                    code: r.code,
-                    name: r.name,
-                    name_en: r.name_en,
-                    parent_code: r.parent_code,
-                })
-            })
-            .collect()
+        regions_in(&self.db).await
     }
 
     /// The codes of `root` and every region under it.
@@ -211,59 +423,6 @@ impl Store {
             }
         }
         Ok(subtree)
-    }
-
-    /// Creates or replaces zones by id, their tags with them.
-    pub async fn upsert_zones(&self, zones: &[ZoneRecord]) -> Result<i64, StorageError> {
-        let txn = self.db.begin().await?;
-        for chunk in zones.chunks(rows_per_statement(5)) {
-            let models = chunk.iter().map(|z| zone::ActiveModel {
-                id: sea_orm::Set(z.id.clone()),
-                name: sea_orm::Set(z.name.clone()),
-                region_code: sea_orm::Set(z.region_code.clone()),
-                kind: sea_orm::Set(z.kind.clone()),
-                leading_industries: sea_orm::Set(
-                    serde_json::to_string(&z.leading_industries).unwrap_or_else(|_| "[]".into()),
-                ),
-            });
-            zone::Entity::insert_many(models)
-                .on_conflict(
-                    OnConflict::column(zone::Column::Id)
-                        .update_columns([
-                            zone::Column::Name,
-                            zone::Column::RegionCode,
-                            zone::Column::Kind,
-                            zone::Column::LeadingIndustries,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
-            zone_tag::Entity::delete_many()
-                .filter(zone_tag::Column::ZoneId.is_in(chunk.iter().map(|z| z.id.clone())))
-                .exec(&txn)
-                .await?;
-        }
-        let tags: Vec<zone_tag::ActiveModel> =
-            zones
-                .iter()
-                .flat_map(|z| {
-                    z.tags.iter().collect::<BTreeSet<_>>().into_iter().map(|t| {
-                        zone_tag::ActiveModel {
-                            zone_id: sea_orm::Set(z.id.clone()),
-                            tag: sea_orm::Set(t.clone()),
-                        }
-                    })
-                })
-                .collect();
-        for chunk in tags.chunks(rows_per_statement(2)) {
-            zone_tag::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        bump_version(&txn).await?;
-        txn.commit().await?;
-        Ok(zones.len() as i64)
     }
 
     /// One page of zones ordered by id, after the id `after`.
@@ -300,128 +459,58 @@ impl Store {
         if let Some(after) = after {
             query = query.filter(zone::Column::Id.gt(after));
         }
-        let mut rows = query.limit(limit + 1).all(&self.db).await?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next_after = more.then(|| rows.last().map(|z| z.id.clone())).flatten();
-        let items = self.zones_with_tags(rows).await?;
-        Ok(Page { items, next_after })
+        let rows = query.limit(limit + 1).all(&self.db).await?;
+        let page = Page::of(rows, limit, |z| z.id.clone());
+        Ok(Page {
+            items: zones_with_tags(&self.db, page.items).await?,
+            next_after: page.next_after,
+        })
     }
 
     /// The zones with these ids (unknown ids are skipped).
     pub async fn zones_by_id(&self, ids: &[String]) -> Result<Vec<ZoneRecord>, StorageError> {
-        let rows = zone::Entity::find()
-            .filter(zone::Column::Id.is_in(ids.iter().cloned()))
-            .order_by_asc(zone::Column::Id)
-            .all(&self.db)
-            .await?;
-        self.zones_with_tags(rows).await
+        zones_in(&self.db, ids).await
     }
 
-    async fn zones_with_tags(
+    /// One page of enterprises ordered by credit code, after the code `after`.
+    pub async fn list_enterprises(
         &self,
-        rows: Vec<zone::Model>,
-    ) -> Result<Vec<ZoneRecord>, StorageError> {
-        let mut tags: HashMap<String, Vec<String>> = HashMap::new();
-        for chunk in rows.chunks(rows_per_statement(1)) {
-            let found = zone_tag::Entity::find()
-                .filter(zone_tag::Column::ZoneId.is_in(chunk.iter().map(|z| z.id.clone())))
-                .order_by_asc(zone_tag::Column::Tag)
-                .all(&self.db)
-                .await?;
-            for t in found {
-                tags.entry(t.zone_id).or_default().push(t.tag);
-            }
+        filter: &EnterpriseFilter,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Page<EnterpriseRecord>, StorageError> {
+        let mut query = enterprise::Entity::find().order_by_asc(enterprise::Column::CreditCode);
+        if let Some(zone_id) = &filter.zone_id {
+            query = query.filter(enterprise::Column::ZoneId.eq(zone_id.as_str()));
         }
-        Ok(rows
-            .into_iter()
-            .map(|z| ZoneRecord {
-                tags: tags.remove(&z.id).unwrap_or_default(),
-                leading_industries: serde_json::from_str(&z.leading_industries).unwrap_or_default(),
-                id: z.id,
-                name: z.name,
-                region_code: z.region_code,
-                kind: z.kind,
-            })
-            .collect())
-    }
-
-    /// Creates or replaces enterprises by credit code.
-    pub async fn upsert_enterprises(&self, rows: &[EnterpriseRecord]) -> Result<i64, StorageError> {
-        let models = rows
-            .iter()
-            .map(|e| enterprise::ActiveModel {
-                credit_code: sea_orm::Set(e.credit_code.clone()),
-                name: sea_orm::Set(e.name.clone()),
-                zone_id: sea_orm::Set(e.zone_id.clone()),
-                industry_code: sea_orm::Set(e.industry_code.clone()),
-                above_scale: sea_orm::Set(e.above_scale),
-            })
-            .collect();
-        self.upsert_committed(
-            models,
-            OnConflict::column(enterprise::Column::CreditCode)
-                .update_columns([
-                    enterprise::Column::Name,
-                    enterprise::Column::ZoneId,
-                    enterprise::Column::IndustryCode,
-                    enterprise::Column::AboveScale,
-                ])
-                .to_owned(),
-        )
-        .await
-    }
-
-    /// Creates or replaces clusters by id.
-    pub async fn upsert_clusters(&self, rows: &[ClusterRecord]) -> Result<i64, StorageError> {
-        let models = rows
-            .iter()
-            .map(|c| cluster::ActiveModel {
-                id: sea_orm::Set(c.id.clone()),
-                name: sea_orm::Set(c.name.clone()),
-                region_code: sea_orm::Set(c.region_code.clone()),
-                zone_id: sea_orm::Set(c.zone_id.clone()),
-                industry: sea_orm::Set(c.industry.clone()),
-            })
-            .collect();
-        self.upsert_committed(
-            models,
-            OnConflict::column(cluster::Column::Id)
-                .update_columns([
-                    cluster::Column::Name,
-                    cluster::Column::RegionCode,
-                    cluster::Column::ZoneId,
-                    cluster::Column::Industry,
-                ])
-                .to_owned(),
-        )
-        .await
-    }
-
-    /// Creates or replaces projects by id.
-    pub async fn upsert_projects(&self, rows: &[ProjectRecord]) -> Result<i64, StorageError> {
-        let models = rows
-            .iter()
-            .map(|p| project::ActiveModel {
-                id: sea_orm::Set(p.id.clone()),
-                name: sea_orm::Set(p.name.clone()),
-                zone_id: sea_orm::Set(p.zone_id.clone()),
-                status: sea_orm::Set(p.status.clone()),
-                planned_investment: sea_orm::Set(p.planned_investment),
-            })
-            .collect();
-        self.upsert_committed(
-            models,
-            OnConflict::column(project::Column::Id)
-                .update_columns([
-                    project::Column::Name,
-                    project::Column::ZoneId,
-                    project::Column::Status,
-                    project::Column::PlannedInvestment,
-                ])
-                .to_owned(),
-        )
-        .await
+        if let Some(root) = &filter.region_code {
+            let subtree = self.region_subtree(root).await?;
+            let zones_in_subtree = Query::select()
+                .column(zone::Column::Id)
+                .from(zone::Entity)
+                .and_where(zone::Column::RegionCode.is_in(subtree))
+                .to_owned();
+            query = query.filter(enterprise::Column::ZoneId.in_subquery(zones_in_subtree));
+        }
+        if let Some(prefix) = &filter.industry_prefix {
+            if !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
+                // A LIKE pattern must not carry wildcards of its own.
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_after: None,
+                });
+            }
+            query = query.filter(enterprise::Column::IndustryCode.starts_with(prefix.as_str()));
+        }
+        if let Some(after) = after {
+            query = query.filter(enterprise::Column::CreditCode.gt(after));
+        }
+        let rows = query.limit(limit + 1).all(&self.db).await?;
+        let page = Page::of(rows, limit, |e| e.credit_code.clone());
+        Ok(Page {
+            items: page.items.into_iter().map(enterprise_record).collect(),
+            next_after: page.next_after,
+        })
     }
 
     /// Which of `ids` exist as entities of `kind`.
@@ -430,114 +519,36 @@ impl Store {
         kind: EntityKind,
         ids: &[String],
     ) -> Result<HashSet<String>, StorageError> {
-        let mut found = HashSet::new();
-        for chunk in ids.chunks(rows_per_statement(1)) {
-            let chunk = chunk.iter().cloned();
-            let rows: Vec<String> = match kind {
-                EntityKind::Region => {
-                    key_column(region::Entity, region::Column::Code, chunk, &self.db).await?
-                }
-                EntityKind::Zone => {
-                    key_column(zone::Entity, zone::Column::Id, chunk, &self.db).await?
-                }
-                EntityKind::Enterprise => {
-                    key_column(
-                        enterprise::Entity,
-                        enterprise::Column::CreditCode,
-                        chunk,
-                        &self.db,
-                    )
-                    .await?
-                }
-                EntityKind::Cluster => {
-                    key_column(cluster::Entity, cluster::Column::Id, chunk, &self.db).await?
-                }
-                EntityKind::Project => {
-                    key_column(project::Entity, project::Column::Id, chunk, &self.db).await?
-                }
-            };
-            found.extend(rows);
-        }
-        Ok(found)
-    }
-
-    /// Adds indicators to the catalog or replaces user-defined ones; built-ins are never replaced.
-    pub async fn upsert_indicators(&self, indicators: &[Indicator]) -> Result<i64, StorageError> {
-        let txn = self.db.begin().await?;
-        insert_indicators(&txn, indicators.iter(), false).await?;
-        bump_version(&txn).await?;
-        txn.commit().await?;
-        Ok(indicators.len() as i64)
+        existing_in(&self.db, kind, ids).await
     }
 
     /// The whole catalog, ordered by code, each with its built-in flag.
     pub async fn indicators(&self) -> Result<Vec<(Indicator, bool)>, StorageError> {
-        let rows = indicator::Entity::find()
-            .order_by_asc(indicator::Column::Code)
-            .all(&self.db)
-            .await?;
-        rows.into_iter()
-            .map(|r| {
-                let corrupt = |what: &str| {
-                    StorageError::Corrupt(format!("indicator {} has a bad {what}", r.code))
-                };
-                Ok((
-                    Indicator {
-                        unit: Unit::parse(&r.unit).map_err(|_| corrupt("unit"))?,
-                        kind: IndicatorKind::parse(&r.kind).map_err(|_| corrupt("kind"))?,
-                        direction: Direction::parse(&r.direction)
-                            .map_err(|_| corrupt("direction"))?,
-                        code: r.code.clone(),
-                        name_zh: r.name_zh.clone(),
-                        name_en: r.name_en.clone(),
-                    },
-                    r.builtin,
-                ))
-            })
-            .collect()
+        indicators_in(&self.db).await
     }
 
-    /// Creates or replaces targets by (entity, metric, period).
-    pub async fn upsert_targets(&self, targets: &[TargetRecord]) -> Result<i64, StorageError> {
-        let models = targets
-            .iter()
-            .map(|t| target::ActiveModel {
-                entity_kind: sea_orm::Set(t.entity_kind.as_str().to_string()),
-                entity_id: sea_orm::Set(t.entity_id.clone()),
-                metric: sea_orm::Set(t.metric.clone()),
-                period: sea_orm::Set(t.period.clone()),
-                comparator: sea_orm::Set(t.comparator.clone()),
-                value: sea_orm::Set(t.value),
-                unit: sea_orm::Set(t.unit.clone()),
-                note: sea_orm::Set(t.note.clone()),
-            })
-            .collect();
-        self.upsert_committed(
-            models,
-            OnConflict::columns([
-                target::Column::EntityKind,
-                target::Column::EntityId,
-                target::Column::Metric,
-                target::Column::Period,
-            ])
-            .update_columns([
-                target::Column::Comparator,
-                target::Column::Value,
-                target::Column::Unit,
-                target::Column::Note,
-            ])
-            .to_owned(),
-        )
-        .await
-    }
-
-    /// The targets of one entity, optionally of one period.
+    /// The targets of one entity, optionally of one period, ordered by period then metric.
     pub async fn targets(
         &self,
         kind: EntityKind,
         entity_id: &str,
         period: Option<&str>,
     ) -> Result<Vec<TargetRecord>, StorageError> {
+        Ok(self
+            .targets_page(kind, entity_id, period, None, None)
+            .await?
+            .items)
+    }
+
+    /// One page of an entity's targets ordered by (period, metric), after the key `after`.
+    pub async fn targets_page(
+        &self,
+        kind: EntityKind,
+        entity_id: &str,
+        period: Option<&str>,
+        after: Option<&(String, String)>,
+        limit: Option<u64>,
+    ) -> Result<Page<TargetRecord, (String, String)>, StorageError> {
         let mut query = target::Entity::find()
             .filter(target::Column::EntityKind.eq(kind.as_str()))
             .filter(target::Column::EntityId.eq(entity_id))
@@ -546,21 +557,96 @@ impl Store {
         if let Some(period) = period {
             query = query.filter(target::Column::Period.eq(period));
         }
-        Ok(query
+        if let Some((period, metric)) = after {
+            query = query.filter(
+                Expr::tuple([
+                    Expr::col(target::Column::Period),
+                    Expr::col(target::Column::Metric),
+                ])
+                .gt(Expr::tuple([
+                    Expr::val(period.as_str()),
+                    Expr::val(metric.as_str()),
+                ])),
+            );
+        }
+        if let Some(limit) = limit {
+            query = query.limit(limit + 1);
+        }
+        let rows = query
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|t| TargetRecord {
-                entity_kind: kind,
-                entity_id: t.entity_id,
-                metric: t.metric,
-                period: t.period,
-                comparator: t.comparator,
-                value: t.value,
-                unit: t.unit,
-                note: t.note,
-            })
-            .collect())
+            .map(target_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::of(rows, limit.unwrap_or(u64::MAX), |t| {
+            (t.period.clone(), t.metric.clone())
+        }))
+    }
+
+    /// Runs `write` in a transaction of its own and commits it.
+    async fn committed<T>(
+        &self,
+        write: impl AsyncFnOnce(&mut Writes) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut writes = self.begin_writes().await?;
+        let done = write(&mut writes).await?;
+        writes.finish(false).await?;
+        Ok(done)
+    }
+
+    /// Creates or replaces regions by code, in a transaction of its own.
+    pub async fn upsert_regions(
+        &self,
+        rows: &[RegionRecord],
+    ) -> Result<UpsertCounts, StorageError> {
+        self.committed(async |w| w.put_regions(rows).await).await
+    }
+
+    /// Creates or replaces zones by id, their tags with them, in a transaction of its own.
+    pub async fn upsert_zones(&self, rows: &[ZoneRecord]) -> Result<UpsertCounts, StorageError> {
+        self.committed(async |w| w.put_zones(rows).await).await
+    }
+
+    /// Creates or replaces enterprises by credit code, in a transaction of its own.
+    pub async fn upsert_enterprises(
+        &self,
+        rows: &[EnterpriseRecord],
+    ) -> Result<UpsertCounts, StorageError> {
+        self.committed(async |w| w.put_enterprises(rows).await)
+            .await
+    }
+
+    /// Creates or replaces clusters by id, in a transaction of its own.
+    pub async fn upsert_clusters(
+        &self,
+        rows: &[ClusterRecord],
+    ) -> Result<UpsertCounts, StorageError> {
+        self.committed(async |w| w.put_clusters(rows).await).await
+    }
+
+    /// Creates or replaces projects by id, in a transaction of its own.
+    pub async fn upsert_projects(
+        &self,
+        rows: &[ProjectRecord],
+    ) -> Result<UpsertCounts, StorageError> {
+        self.committed(async |w| w.put_projects(rows).await).await
+    }
+
+    /// Adds indicators to the catalog or replaces user-defined ones, in a transaction of its
+    /// own; built-ins are never replaced.
+    pub async fn upsert_indicators(
+        &self,
+        rows: &[Indicator],
+    ) -> Result<UpsertCounts, StorageError> {
+        self.committed(async |w| w.put_indicators(rows).await).await
+    }
+
+    /// Creates or replaces targets by (entity, metric, period), in a transaction of its own.
+    pub async fn upsert_targets(
+        &self,
+        rows: &[TargetRecord],
+    ) -> Result<UpsertCounts, StorageError> {
+        self.committed(async |w| w.put_targets(rows).await).await
     }
 }
 

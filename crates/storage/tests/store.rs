@@ -10,9 +10,10 @@ use zonerank_domain::{
     period::Period,
 };
 use zonerank_storage::{
-    ClusterRecord, EnterpriseRecord, ObservationInput, ObservationQuery, ProjectRecord,
-    RegionRecord, SchemaStatus, StorageError, Store, StoredObservation, TargetRecord, WriteOutcome,
-    WriteSummary, ZoneFilter, ZoneRecord, now_micros, test_support::TestDatabase,
+    ClusterRecord, EnterpriseFilter, EnterpriseRecord, ObservationInput, ObservationPosition,
+    ObservationQuery, ProjectRecord, RegionRecord, SchemaStatus, StorageError, Store,
+    StoredObservation, TargetRecord, UpsertCounts, WriteOutcome, WriteSummary, ZoneFilter,
+    ZoneRecord, ZoneReferences, now_micros, test_support::TestDatabase,
 };
 
 /// Runs a case on a migrated store of one backend and drops the database afterwards, then
@@ -103,6 +104,8 @@ backends!(case_indicators);
 backends!(case_existing_entities);
 backends!(case_concurrent_writers);
 backends!(case_concurrent_same_keys);
+backends!(case_writes_count_roll_back_and_remove);
+backends!(case_pages_of_observations_targets_and_enterprises);
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -294,7 +297,7 @@ async fn case_unmigrated_schema(url: String) {
 
 async fn case_regions_and_subtree(store: &Store) {
     let v0 = store.data_version().await.unwrap();
-    assert_eq!(store.upsert_regions(&henan()).await.unwrap(), 5);
+    assert_eq!(store.upsert_regions(&henan()).await.unwrap().created, 5);
     let v1 = store.data_version().await.unwrap();
     assert!(v1 > v0, "an upsert bumps the data version ({v0} → {v1})");
 
@@ -366,7 +369,7 @@ async fn case_zones(store: &Store) {
         ),
     ];
     let v0 = store.data_version().await.unwrap();
-    assert_eq!(store.upsert_zones(&zones).await.unwrap(), 5);
+    assert_eq!(store.upsert_zones(&zones).await.unwrap().created, 5);
     assert!(store.data_version().await.unwrap() > v0);
 
     // Everything round-trips, tags sorted and de-duplicated.
@@ -1123,7 +1126,7 @@ async fn case_targets(store: &Store) {
         queshan.clone(),
         luoyang_fai.clone(),
     ];
-    assert_eq!(store.upsert_targets(&all).await.unwrap(), 4);
+    assert_eq!(store.upsert_targets(&all).await.unwrap().created, 4);
     assert!(store.data_version().await.unwrap() > v0);
 
     // By entity: ordered by period, then metric.
@@ -1484,4 +1487,395 @@ async fn case_concurrent_same_keys(store: &Store) {
     assert_eq!(accepted, 200, "every row accepted exactly once");
     assert_eq!(store.data_version().await.unwrap(), v0 + 1);
     assert_eq!(count_rows(store, "observation_revisions").await, 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// writes: counts, dry runs, removals
+
+fn counts(created: i64, updated: i64, unchanged: i64) -> UpsertCounts {
+    UpsertCounts {
+        created,
+        updated,
+        unchanged,
+    }
+}
+
+fn enterprise(code: &str, zone: Option<&str>, industry: &str) -> EnterpriseRecord {
+    EnterpriseRecord {
+        credit_code: code.to_string(),
+        name: format!("{code} 有限公司"),
+        zone_id: zone.map(str::to_string),
+        industry_code: industry.to_string(),
+        above_scale: true,
+    }
+}
+
+async fn case_writes_count_roll_back_and_remove(store: &Store) {
+    // A dry run counts what a real run does and leaves no trace, not even a data version.
+    let v0 = store.data_version().await.unwrap();
+    let mut writes = store.begin_writes().await.unwrap();
+    assert_eq!(writes.put_regions(&henan()).await.unwrap(), counts(5, 0, 0));
+    assert_eq!(writes.regions().await.unwrap().len(), 5, "read inside");
+    writes.finish(true).await.unwrap();
+    assert!(store.regions().await.unwrap().is_empty());
+    assert_eq!(store.data_version().await.unwrap(), v0);
+
+    assert_eq!(
+        store.upsert_regions(&henan()).await.unwrap(),
+        counts(5, 0, 0)
+    );
+    let v1 = store.data_version().await.unwrap();
+    assert!(v1 > v0);
+    // Equal records are counted unchanged, nothing is written and the version stays.
+    let mut renamed = henan();
+    renamed[1].name_en = "Luoyang".to_string();
+    assert_eq!(
+        store.upsert_regions(&renamed).await.unwrap(),
+        counts(0, 1, 4)
+    );
+    let v2 = store.data_version().await.unwrap();
+    assert!(v2 > v1);
+    assert_eq!(
+        store.upsert_regions(&renamed).await.unwrap(),
+        counts(0, 0, 5)
+    );
+    assert_eq!(store.data_version().await.unwrap(), v2);
+
+    // Zone tags are a set: another order or a repeat is no change.
+    let ly = zone(
+        "ly-a",
+        "410300",
+        "AGGLOMERATION_ZONE",
+        &["四支撑", "一中心"],
+    );
+    assert_eq!(
+        store.upsert_zones(std::slice::from_ref(&ly)).await.unwrap(),
+        counts(1, 0, 0)
+    );
+    let shuffled = zone(
+        "ly-a",
+        "410300",
+        "AGGLOMERATION_ZONE",
+        &["一中心", "四支撑", "一中心"],
+    );
+    assert_eq!(
+        store.upsert_zones(&[shuffled]).await.unwrap(),
+        counts(0, 0, 1)
+    );
+    store
+        .upsert_zones(&[zone("zmd-d", "411725", "INDUSTRIAL_PARK", &[])])
+        .await
+        .unwrap();
+    store
+        .upsert_enterprises(&[
+            enterprise("91410300MA44L0XX1Y", Some("ly-a"), "C3311"),
+            enterprise("91410300MA44L0XX2Y", Some("ly-a"), "C2614"),
+        ])
+        .await
+        .unwrap();
+    store
+        .upsert_clusters(&[ClusterRecord {
+            id: "ly-bearings".to_string(),
+            name: "洛阳轴承产业集群".to_string(),
+            region_code: "410300".to_string(),
+            zone_id: Some("ly-a".to_string()),
+            industry: "bearings".to_string(),
+        }])
+        .await
+        .unwrap();
+    store
+        .upsert_projects(&[ProjectRecord {
+            id: "p-1".to_string(),
+            name: "轴承产业园".to_string(),
+            zone_id: "ly-a".to_string(),
+            status: "SIGNED".to_string(),
+            planned_investment: 105_600.0,
+        }])
+        .await
+        .unwrap();
+    let figures = [
+        zone_obs("ly-a", "tax", "2023", 1.0),
+        zone_obs("ly-a", "tax", "2024", 2.0),
+        obs(EntityKind::Project, "p-1", "output_value", "2024", 3.0),
+        zone_obs("zmd-d", "tax", "2024", 4.0),
+    ];
+    store.write_observations(&figures, false).await.unwrap();
+    store
+        .write_observations(&[zone_obs("ly-a", "tax", "2024", 2.5)], false)
+        .await
+        .unwrap();
+    store
+        .upsert_targets(&[target(
+            EntityKind::Zone,
+            "ly-a",
+            "tax",
+            "2025",
+            "AT_LEAST",
+            3.0,
+        )])
+        .await
+        .unwrap();
+
+    let writes = store.begin_writes().await.unwrap();
+    assert_eq!(
+        writes.zone_references("ly-a").await.unwrap(),
+        Some(ZoneReferences {
+            observations: 2,
+            targets: 1,
+            enterprises: 2,
+            clusters: 1,
+            projects: 1,
+        })
+    );
+    assert_eq!(writes.zone_references("no-such-zone").await.unwrap(), None);
+    writes.finish(false).await.unwrap();
+
+    // Removing a zone in a dry run changes nothing.
+    let v3 = store.data_version().await.unwrap();
+    let mut writes = store.begin_writes().await.unwrap();
+    assert_eq!(writes.remove_zone("ly-a").await.unwrap(), 3);
+    writes.finish(true).await.unwrap();
+    assert_eq!(
+        store.zones_by_id(&strings(&["ly-a"])).await.unwrap().len(),
+        1
+    );
+    assert_eq!(store.data_version().await.unwrap(), v3);
+
+    // For real: the zone, its tags, figures and projects go; enterprises and clusters stay.
+    let mut writes = store.begin_writes().await.unwrap();
+    assert_eq!(writes.remove_zone("ly-a").await.unwrap(), 3);
+    writes.finish(false).await.unwrap();
+    assert!(store.data_version().await.unwrap() > v3);
+    assert!(
+        store
+            .zones_by_id(&strings(&["ly-a"]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(count_rows(store, "zone_tags").await, 0);
+    assert_eq!(count_rows(store, "projects").await, 0);
+    assert_eq!(count_rows(store, "targets").await, 0);
+    assert_eq!(count_rows(store, "observations").await, 1, "zmd-d's stays");
+    assert_eq!(count_rows(store, "observation_revisions").await, 1);
+    let firms = store
+        .list_enterprises(&EnterpriseFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(firms.items.len(), 2);
+    assert!(firms.items.iter().all(|e| e.zone_id.is_none()));
+    assert_eq!(count_rows(store, "clusters").await, 1);
+
+    // Removing one target says whether there was one.
+    store
+        .upsert_targets(&[target(
+            EntityKind::Zone,
+            "zmd-d",
+            "tax",
+            "2025",
+            "AT_LEAST",
+            3.0,
+        )])
+        .await
+        .unwrap();
+    let mut writes = store.begin_writes().await.unwrap();
+    assert!(
+        writes
+            .remove_target(EntityKind::Zone, "zmd-d", "tax", "2025")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !writes
+            .remove_target(EntityKind::Zone, "zmd-d", "tax", "2026")
+            .await
+            .unwrap()
+    );
+    writes.finish(false).await.unwrap();
+    assert_eq!(count_rows(store, "targets").await, 0);
+}
+
+async fn case_pages_of_observations_targets_and_enterprises(store: &Store) {
+    // Observations: pages over (indicator, period, revision) cover every item once.
+    let mut figures = Vec::new();
+    for year in 2015..2025 {
+        for indicator in ["tax", "output_value", "land_area"] {
+            figures.push(zone_obs("z1", indicator, &year.to_string(), year as f64));
+        }
+        figures.push(zone_obs("z1", "tax", &format!("{year}-H1"), 1.0));
+    }
+    store.write_observations(&figures, false).await.unwrap();
+    let all = store.observations(&zone_query("z1")).await.unwrap();
+    assert_eq!(all.len(), 40);
+    let revised: Vec<_> = figures
+        .iter()
+        .take(5)
+        .map(|f| ObservationInput {
+            value: f.value + 0.5,
+            ..f.clone()
+        })
+        .collect();
+    tick().await;
+    let between = now_micros();
+    tick().await;
+    store.write_observations(&revised, false).await.unwrap();
+    for query in [
+        zone_query("z1"),
+        ObservationQuery {
+            include_revisions: true,
+            ..zone_query("z1")
+        },
+        ObservationQuery {
+            as_of: Some(between),
+            ..zone_query("z1")
+        },
+        ObservationQuery {
+            indicator: Some("tax".to_string()),
+            ..zone_query("z1")
+        },
+    ] {
+        let whole = store.observations(&query).await.unwrap();
+        let mut paged = Vec::new();
+        let mut after: Option<ObservationPosition> = None;
+        loop {
+            let page = store
+                .observations_page(&query, after.as_ref(), Some(7))
+                .await
+                .unwrap();
+            assert!(page.items.len() <= 7);
+            paged.extend(page.items);
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(brief(&paged), brief(&whole), "{query:?}");
+    }
+    let bad = ObservationPosition {
+        indicator: "tax".to_string(),
+        period: "not a period".to_string(),
+        revision: 1,
+    };
+    assert!(matches!(
+        store
+            .observations_page(&zone_query("z1"), Some(&bad), Some(3))
+            .await,
+        Err(StorageError::InvalidPageToken)
+    ));
+
+    // Targets: pages over (period, metric).
+    let targets: Vec<TargetRecord> = (2015..2025)
+        .flat_map(|year| {
+            ["tax", "yoy(tax)"].map(|m| {
+                target(
+                    EntityKind::Zone,
+                    "z1",
+                    m,
+                    &year.to_string(),
+                    "AT_LEAST",
+                    1.0,
+                )
+            })
+        })
+        .collect();
+    store.upsert_targets(&targets).await.unwrap();
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .targets_page(EntityKind::Zone, "z1", None, after.as_ref(), Some(3))
+            .await
+            .unwrap();
+        paged.extend(page.items);
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        paged,
+        store.targets(EntityKind::Zone, "z1", None).await.unwrap()
+    );
+    assert_eq!(paged.len(), 20);
+
+    // Enterprises: by zone, by region subtree, by industry prefix, in pages.
+    store.upsert_regions(&henan()).await.unwrap();
+    store
+        .upsert_zones(&[
+            zone("ly-a", "410323", "AGGLOMERATION_ZONE", &[]),
+            zone("zmd-d", "411725", "AGGLOMERATION_ZONE", &[]),
+        ])
+        .await
+        .unwrap();
+    let firms: Vec<EnterpriseRecord> = (0..9)
+        .map(|i| {
+            let zone = ["ly-a", "zmd-d", ""][i % 3];
+            enterprise(
+                &format!("91410300MA44L0X{i}1Y"),
+                Some(zone).filter(|z| !z.is_empty()),
+                ["C3311", "C2614", "D4411"][i % 3],
+            )
+        })
+        .collect();
+    store.upsert_enterprises(&firms).await.unwrap();
+    let codes = async |filter: EnterpriseFilter| {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .list_enterprises(&filter, after.as_deref(), 2)
+                .await
+                .unwrap();
+            seen.extend(page.items.into_iter().map(|e| e.credit_code));
+            match page.next_after {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        seen
+    };
+    let every: Vec<String> = firms.iter().map(|e| e.credit_code.clone()).collect();
+    assert_eq!(codes(EnterpriseFilter::default()).await, every);
+    let of = |i: usize| every[i].clone();
+    assert_eq!(
+        codes(EnterpriseFilter {
+            region_code: Some("410300".into()),
+            ..Default::default()
+        })
+        .await,
+        [of(0), of(3), of(6)]
+    );
+    assert_eq!(
+        codes(EnterpriseFilter {
+            zone_id: Some("zmd-d".into()),
+            ..Default::default()
+        })
+        .await,
+        [of(1), of(4), of(7)]
+    );
+    assert_eq!(
+        codes(EnterpriseFilter {
+            industry_prefix: Some("C".into()),
+            region_code: Some("410000".into()),
+            ..Default::default()
+        })
+        .await,
+        [of(0), of(1), of(3), of(4), of(6), of(7)]
+    );
+    assert_eq!(
+        codes(EnterpriseFilter {
+            industry_prefix: Some("C26".into()),
+            ..Default::default()
+        })
+        .await,
+        [of(1), of(4), of(7)]
+    );
+    assert!(
+        codes(EnterpriseFilter {
+            industry_prefix: Some("C%".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
 }

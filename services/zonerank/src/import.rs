@@ -2,7 +2,8 @@
 //! (`code,name,…,level,parent_code`), zones (`id,name,region_code,kind,…`) or observations in
 //! long format, streamed to IngestObservations in batches with a progress bar. The server checks
 //! everything; the client only splits lines and numbers, so a file it cannot read is reported
-//! before anything is sent.
+//! before anything is sent. With `--dry-run` every file is checked by the server and what it
+//! would do is printed; nothing is written.
 
 use std::{
     path::{Path, PathBuf},
@@ -33,7 +34,9 @@ pub struct ImportArgs {
     /// Write the good rows and report the bad ones instead of rejecting the file.
     #[arg(long)]
     allow_partial: bool,
-    /// Check the file and report what would happen, writing nothing.
+    /// Check every file and report what would happen, writing nothing. Files are checked
+    /// against what is stored: zones of a regions file checked in the same dry run are not
+    /// there yet.
     #[arg(long)]
     dry_run: bool,
     /// Observations per streamed message.
@@ -45,13 +48,50 @@ pub struct ImportArgs {
 }
 
 pub async fn run(args: ImportArgs) -> ExitCode {
-    for file in &args.files {
-        let code = import_file(&args, file).await;
-        if code != ExitCode::SUCCESS {
-            return code;
+    let mut failed = false;
+    for (i, file) in args.files.iter().enumerate() {
+        if import_file(&args, file).await == ExitCode::SUCCESS {
+            continue;
+        }
+        failed = true;
+        if !args.dry_run {
+            // Later files may build on this one (zones on regions): stop here.
+            return ExitCode::FAILURE;
+        }
+        if i > 0 {
+            eprintln!(
+                "  (dry run: the files before {} were checked, not written, so what they \
+                 would create is not there for it)",
+                file.display()
+            );
         }
     }
-    ExitCode::SUCCESS
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// What a reference-data file did, or would do on a dry run.
+fn describe_counts(file: &Path, counts: &v1::UpsertCounts, dry_run: bool) -> String {
+    if dry_run {
+        format!(
+            "{}: would create {}, update {}, leave {} unchanged (dry run: nothing written)",
+            file.display(),
+            counts.created,
+            counts.updated,
+            counts.unchanged
+        )
+    } else {
+        format!(
+            "{}: created {}, updated {}, unchanged {}",
+            file.display(),
+            counts.created,
+            counts.updated,
+            counts.unchanged
+        )
+    }
 }
 
 async fn import_file(args: &ImportArgs, file: &Path) -> ExitCode {
@@ -77,8 +117,8 @@ async fn import_file(args: &ImportArgs, file: &Path) -> ExitCode {
         ))
     };
     match result {
-        Ok(count) => {
-            println!("{}: {count} upserted", file.display());
+        Ok((counts, dry_run)) => {
+            println!("{}", describe_counts(file, &counts, dry_run));
             ExitCode::SUCCESS
         }
         Err(message) => {
@@ -125,6 +165,16 @@ fn records(content: &[u8]) -> Result<Vec<std::collections::HashMap<String, Strin
         .collect()
 }
 
+/// The wire value of an enum cell: 0 (UNSPECIFIED: keep the stored value) when blank, and a
+/// value no enum has when misspelt, so the server names the field instead of the upsert
+/// silently keeping what is stored.
+fn enum_cell(cell: &str, prefix: &str, by_name: impl Fn(&str) -> Option<i32>) -> i32 {
+    if cell.trim().is_empty() {
+        return 0;
+    }
+    by_name(&format!("{prefix}{}", cell.trim().to_uppercase())).unwrap_or(-1)
+}
+
 fn list(cell: Option<&String>) -> Vec<String> {
     cell.map(|c| {
         c.split(['|', ';'])
@@ -144,17 +194,21 @@ async fn client(
         .map_err(|e| format!("cannot reach {}: {e}", args.server))
 }
 
-async fn upsert_regions(args: &ImportArgs, content: &[u8]) -> Result<i64, String> {
+/// What an upsert answered: its counts and whether it was a dry run.
+type Upserted = (v1::UpsertCounts, bool);
+
+async fn upsert_regions(args: &ImportArgs, content: &[u8]) -> Result<Upserted, String> {
     let regions = records(content)?
         .into_iter()
         .map(|r| {
             let cell = |k: &str| r.get(k).cloned().unwrap_or_default();
-            let level = format!("REGION_LEVEL_{}", cell("level").to_uppercase());
             v1::Region {
                 code: cell("code"),
                 name: cell("name"),
                 name_en: cell("name_en"),
-                level: v1::RegionLevel::from_str_name(&level).unwrap_or_default() as i32,
+                level: enum_cell(&cell("level"), "REGION_LEVEL_", |name| {
+                    v1::RegionLevel::from_str_name(name).map(|l| l as i32)
+                }),
                 parent_code: cell("parent_code"),
             }
         })
@@ -163,24 +217,29 @@ async fn upsert_regions(args: &ImportArgs, content: &[u8]) -> Result<i64, String
         .await?
         .upsert_regions(v1::UpsertRegionsRequest {
             regions,
+            dry_run: args.dry_run,
             ..Default::default()
         })
         .await
-        .map(|r| r.into_inner().upserted)
+        .map(|r| {
+            let r = r.into_inner();
+            (r.counts.unwrap_or_default(), r.dry_run)
+        })
         .map_err(|s| describe(&s))
 }
 
-async fn upsert_zones(args: &ImportArgs, content: &[u8]) -> Result<i64, String> {
+async fn upsert_zones(args: &ImportArgs, content: &[u8]) -> Result<Upserted, String> {
     let zones = records(content)?
         .into_iter()
         .map(|r| {
             let cell = |k: &str| r.get(k).cloned().unwrap_or_default();
-            let kind = format!("ZONE_KIND_{}", cell("kind").to_uppercase());
             v1::Zone {
                 id: cell("id"),
                 name: cell("name"),
                 region_code: cell("region_code"),
-                kind: v1::ZoneKind::from_str_name(&kind).unwrap_or_default() as i32,
+                kind: enum_cell(&cell("kind"), "ZONE_KIND_", |name| {
+                    v1::ZoneKind::from_str_name(name).map(|k| k as i32)
+                }),
                 tags: list(r.get("tags")),
                 leading_industries: list(r.get("leading_industries")),
             }
@@ -190,17 +249,21 @@ async fn upsert_zones(args: &ImportArgs, content: &[u8]) -> Result<i64, String> 
         .await?
         .upsert_zones(v1::UpsertZonesRequest {
             zones,
+            dry_run: args.dry_run,
             ..Default::default()
         })
         .await
-        .map(|r| r.into_inner().upserted)
+        .map(|r| {
+            let r = r.into_inner();
+            (r.counts.unwrap_or_default(), r.dry_run)
+        })
         .map_err(|s| describe(&s))
 }
 
 async fn import_observations(args: &ImportArgs, file: &Path, content: &[u8]) -> ExitCode {
     match import(args, file, content).await {
         Ok(report) => {
-            print_report(&report);
+            print_report(file, &report);
             if report.rejected > 0 && !args.allow_partial {
                 ExitCode::FAILURE
             } else {
@@ -318,16 +381,29 @@ fn describe(status: &tonic::Status) -> String {
     text
 }
 
-fn print_report(report: &v1::IngestReport) {
-    println!(
-        "{}accepted {}, updated {}, unchanged {}, rejected {}; data version {}",
-        if report.dry_run { "dry run: " } else { "" },
-        report.accepted,
-        report.updated,
-        report.unchanged,
-        report.rejected,
-        report.data_version
-    );
+fn print_report(file: &Path, report: &v1::IngestReport) {
+    if report.dry_run {
+        println!(
+            "{}: would accept {}, update {}, leave {} unchanged, reject {} \
+             (dry run: nothing written; data version stays {})",
+            file.display(),
+            report.accepted,
+            report.updated,
+            report.unchanged,
+            report.rejected,
+            report.data_version
+        );
+    } else {
+        println!(
+            "{}: accepted {}, updated {}, unchanged {}, rejected {}; data version {}",
+            file.display(),
+            report.accepted,
+            report.updated,
+            report.unchanged,
+            report.rejected,
+            report.data_version
+        );
+    }
     for e in &report.errors {
         println!("  row {} {}: {}", e.row, e.field, e.reason);
     }

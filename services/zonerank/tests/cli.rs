@@ -9,6 +9,8 @@ use std::{
     time::Duration,
 };
 
+use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
+
 fn data(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/data")
@@ -29,6 +31,81 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Reads back through the API what the CLI wrote.
+struct Api {
+    runtime: tokio::runtime::Runtime,
+    server: String,
+}
+
+impl Api {
+    fn new(server: &str) -> Api {
+        Api {
+            runtime: tokio::runtime::Runtime::new().unwrap(),
+            server: server.to_string(),
+        }
+    }
+
+    fn client(&self) -> IngestionServiceClient<tonic::transport::Channel> {
+        self.runtime
+            .block_on(IngestionServiceClient::connect(self.server.clone()))
+            .expect("connect")
+    }
+
+    fn observations(&self) -> v1::GetObservationsResponse {
+        let request = v1::GetObservationsRequest {
+            entity: Some(v1::EntityRef {
+                kind: v1::EntityKind::Zone as i32,
+                id: "411725-CJQ".into(),
+            }),
+            ..Default::default()
+        };
+        self.runtime
+            .block_on(self.client().get_observations(request))
+            .expect("observations")
+            .into_inner()
+    }
+
+    fn data_version(&self) -> i64 {
+        self.observations().data_version
+    }
+
+    fn zones(&self) -> Vec<v1::Zone> {
+        self.runtime
+            .block_on(self.client().list_zones(v1::ListZonesRequest::default()))
+            .expect("zones")
+            .into_inner()
+            .zones
+    }
+
+    fn zone_name(&self, id: &str) -> String {
+        self.zones()
+            .into_iter()
+            .find(|z| z.id == id)
+            .map(|z| z.name)
+            .unwrap_or_default()
+    }
+
+    /// (regions, zones, observations of 411725-CJQ) stored.
+    fn counts(&self) -> (usize, usize, usize) {
+        let regions = self
+            .runtime
+            .block_on(
+                self.client()
+                    .list_regions(v1::ListRegionsRequest::default()),
+            )
+            .expect("regions")
+            .into_inner()
+            .regions
+            .len();
+        let observations = if self.zones().iter().any(|z| z.id == "411725-CJQ") {
+            self.observations().observations.len()
+        } else {
+            0
+        };
+        (regions, self.zones().len(), observations)
     }
 }
 
@@ -78,6 +155,29 @@ fn serve_import_reimport_reject_and_stop_on_sigterm() {
         data("zones.csv"),
         data("queshan-2014.csv"),
     ];
+    // A dry run on the empty database: every file is checked, nothing is written. The zones'
+    // regions are not stored (the regions file was only checked), and the run says so.
+    let dry = import(&server, &files, &["--dry-run"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&dry.stdout),
+        String::from_utf8_lossy(&dry.stderr),
+    );
+    assert!(!dry.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "regions.csv: would create 5, update 0, leave 0 unchanged (dry run: nothing written)"
+        ),
+        "{stdout}"
+    );
+    assert!(stderr.contains("zones[0].region_code"), "{stderr}");
+    assert!(stderr.contains("checked, not written"), "{stderr}");
+    assert!(
+        stderr.contains("unknown zone"),
+        "the observations were checked too: {stderr}"
+    );
+    let api = Api::new(&server);
+    assert_eq!(api.counts(), (0, 0, 0), "nothing written");
+
     let first = import(&server, &files, &[]);
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(
@@ -85,11 +185,75 @@ fn serve_import_reimport_reject_and_stop_on_sigterm() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(stdout.contains("regions.csv: 5 upserted"), "{stdout}");
+    assert!(
+        stdout.contains("regions.csv: created 5, updated 0, unchanged 0"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("accepted 6, updated 0, unchanged 0, rejected 0"),
         "{stdout}"
     );
+    assert_eq!(api.counts(), (5, 2, 6));
+
+    // A dry run of changed files says what would change and still writes nothing.
+    let zones = dir.path().join("zones.csv");
+    std::fs::write(
+        &zones,
+        "id,name,region_code,kind\n\
+         411725-CJQ,确山县产业集聚区（新）,411725,AGGLOMERATION_ZONE\n\
+         410323-XA,新安县产业集聚区,410323,AGGLOMERATION_ZONE\n\
+         411725-NEW,确山县新园区,411725,INDUSTRIAL_PARK\n",
+    )
+    .unwrap();
+    let figures = dir.path().join("figures.csv");
+    std::fs::write(
+        &figures,
+        "entity_kind,entity_id,indicator,period,value,unit\n\
+         ZONE,411725-CJQ,output_value,2014-H1,60,亿元\n\
+         ZONE,411725-CJQ,land_area,2014,8.2,平方公里\n",
+    )
+    .unwrap();
+    let version = api.data_version();
+    let dry = import(
+        &server,
+        &[data("regions.csv"), zones, figures],
+        &["--dry-run"],
+    );
+    let stdout = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        stdout.contains("regions.csv: would create 0, update 0, leave 5 unchanged (dry run"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("zones.csv: would create 1, update 1, leave 1 unchanged (dry run"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "figures.csv: would accept 1, update 1, leave 0 unchanged, reject 0 (dry run: nothing written"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(api.counts(), (5, 2, 6), "nothing written");
+    assert_eq!(api.zone_name("411725-CJQ"), "确山县产业集聚区");
+    assert_eq!(api.data_version(), version);
+
+    // A misspelt kind is named, not silently left as stored.
+    let typo = dir.path().join("typo.csv");
+    std::fs::write(
+        &typo,
+        "id,name,region_code,kind\n411725-CJQ,确山县产业集聚区,411725,AGGLOMERATON_ZONE\n",
+    )
+    .unwrap();
+    let rejected = import(&server, &[typo], &["--dry-run"]);
+    let stderr = String::from_utf8_lossy(&rejected.stderr);
+    assert!(!rejected.status.success());
+    assert!(stderr.contains("zones[0].kind"), "{stderr}");
 
     let again = import(&server, &files[2..], &[]);
     let stdout = String::from_utf8_lossy(&again.stdout);

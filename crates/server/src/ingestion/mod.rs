@@ -1,7 +1,9 @@
 //! IngestionService: reference data, the indicator catalog, observations and targets.
 
 pub mod csv;
+mod mask;
 mod reference;
+mod removal;
 pub mod rows;
 
 pub use reference::target_to_wire;
@@ -13,13 +15,13 @@ use zonerank_domain::{
     entity::{EntityKind, validate_id},
     period::Period,
 };
-use zonerank_storage::{ObservationQuery, Store};
+use zonerank_storage::{ObservationPosition, ObservationQuery, Store, UpsertCounts};
 
 use crate::{
     convert::{self, micros_timestamp, timestamp_micros},
     error::ServiceError,
     ingestion::rows::IncomingObservation,
-    paging::{decode_page_token, encode_page_token, page_size},
+    paging::{decode_key_token, decode_page_token, encode_key_token, encode_page_token, page_size},
 };
 
 /// The ingestion service over a store.
@@ -78,6 +80,23 @@ fn parse_optional_period(field: &str, text: &str) -> Result<Option<Period>, Serv
         .map_err(|e| ServiceError::invalid(field, e))
 }
 
+/// The wire form of what an upsert did (or would do), logged on the way out.
+fn upsert_counts(what: &str, counts: UpsertCounts, dry_run: bool) -> Option<v1::UpsertCounts> {
+    tracing::info!(
+        what,
+        created = counts.created,
+        updated = counts.updated,
+        unchanged = counts.unchanged,
+        dry_run,
+        "upserted"
+    );
+    Some(v1::UpsertCounts {
+        created: counts.created,
+        updated: counts.updated,
+        unchanged: counts.unchanged,
+    })
+}
+
 /// A validated entity reference.
 pub(crate) fn entity_ref(
     field: &str,
@@ -97,10 +116,19 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertRegionsRequest>,
     ) -> Result<Response<v1::UpsertRegionsResponse>, Status> {
-        let upserted = reference::upsert_regions(&self.store, request.into_inner().regions).await?;
+        let request = request.into_inner();
+        let dry_run = request.dry_run;
+        let counts = reference::upsert_regions(
+            &self.store,
+            request.regions,
+            request.update_mask.as_ref(),
+            dry_run,
+        )
+        .await?;
         Ok(Response::new(v1::UpsertRegionsResponse {
-            upserted,
-            ..Default::default()
+            upserted: counts.total(),
+            dry_run,
+            counts: upsert_counts("regions", counts, dry_run),
         }))
     }
 
@@ -108,10 +136,19 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertZonesRequest>,
     ) -> Result<Response<v1::UpsertZonesResponse>, Status> {
-        let upserted = reference::upsert_zones(&self.store, request.into_inner().zones).await?;
+        let request = request.into_inner();
+        let dry_run = request.dry_run;
+        let counts = reference::upsert_zones(
+            &self.store,
+            request.zones,
+            request.update_mask.as_ref(),
+            dry_run,
+        )
+        .await?;
         Ok(Response::new(v1::UpsertZonesResponse {
-            upserted,
-            ..Default::default()
+            upserted: counts.total(),
+            dry_run,
+            counts: upsert_counts("zones", counts, dry_run),
         }))
     }
 
@@ -119,11 +156,19 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertEnterprisesRequest>,
     ) -> Result<Response<v1::UpsertEnterprisesResponse>, Status> {
-        let upserted =
-            reference::upsert_enterprises(&self.store, request.into_inner().enterprises).await?;
+        let request = request.into_inner();
+        let dry_run = request.dry_run;
+        let counts = reference::upsert_enterprises(
+            &self.store,
+            request.enterprises,
+            request.update_mask.as_ref(),
+            dry_run,
+        )
+        .await?;
         Ok(Response::new(v1::UpsertEnterprisesResponse {
-            upserted,
-            ..Default::default()
+            upserted: counts.total(),
+            dry_run,
+            counts: upsert_counts("enterprises", counts, dry_run),
         }))
     }
 
@@ -131,11 +176,13 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertClustersRequest>,
     ) -> Result<Response<v1::UpsertClustersResponse>, Status> {
-        let upserted =
-            reference::upsert_clusters(&self.store, request.into_inner().clusters).await?;
+        let request = request.into_inner();
+        let dry_run = request.dry_run;
+        let counts = reference::upsert_clusters(&self.store, request.clusters, dry_run).await?;
         Ok(Response::new(v1::UpsertClustersResponse {
-            upserted,
-            ..Default::default()
+            upserted: counts.total(),
+            dry_run,
+            counts: upsert_counts("clusters", counts, dry_run),
         }))
     }
 
@@ -143,11 +190,13 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertProjectsRequest>,
     ) -> Result<Response<v1::UpsertProjectsResponse>, Status> {
-        let upserted =
-            reference::upsert_projects(&self.store, request.into_inner().projects).await?;
+        let request = request.into_inner();
+        let dry_run = request.dry_run;
+        let counts = reference::upsert_projects(&self.store, request.projects, dry_run).await?;
         Ok(Response::new(v1::UpsertProjectsResponse {
-            upserted,
-            ..Default::default()
+            upserted: counts.total(),
+            dry_run,
+            counts: upsert_counts("projects", counts, dry_run),
         }))
     }
 
@@ -155,11 +204,13 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertIndicatorsRequest>,
     ) -> Result<Response<v1::UpsertIndicatorsResponse>, Status> {
-        let upserted =
-            reference::upsert_indicators(&self.store, request.into_inner().indicators).await?;
+        let request = request.into_inner();
+        let dry_run = request.dry_run;
+        let counts = reference::upsert_indicators(&self.store, request.indicators, dry_run).await?;
         Ok(Response::new(v1::UpsertIndicatorsResponse {
-            upserted,
-            ..Default::default()
+            upserted: counts.total(),
+            dry_run,
+            counts: upsert_counts("indicators", counts, dry_run),
         }))
     }
 
@@ -223,7 +274,16 @@ impl IngestionService for Ingestion {
         // All or nothing needs the whole stream before the one transaction that writes it.
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            flags.get_or_insert((batch.allow_partial, batch.dry_run));
+            let (_, dry_run) = *flags.get_or_insert((batch.allow_partial, batch.dry_run));
+            // The flags are read from the first batch; a dry run asked for later must not
+            // turn into a write.
+            if batch.dry_run && !dry_run {
+                return Err(ServiceError::invalid(
+                    "dry_run",
+                    "set on a later batch only; set it on the first batch of the stream",
+                )
+                .into());
+            }
             for o in batch.observations {
                 let position = rows.len() as i64 + 1;
                 let row = if o.row > 0 { o.row } else { position };
@@ -286,6 +346,18 @@ impl IngestionService for Ingestion {
     ) -> Result<Response<v1::GetObservationsResponse>, Status> {
         let request = request.into_inner();
         let (kind, entity_id) = entity_ref("entity", request.entity.as_ref())?;
+        let limit = page_size(request.page_size, 1000, 10_000)?;
+        let after = decode_key_token::<3>(&request.page_token)?
+            .map(|[indicator, period, revision]| {
+                Ok::<_, ServiceError>(ObservationPosition {
+                    indicator,
+                    period,
+                    revision: revision.parse().map_err(|_| {
+                        ServiceError::invalid("page_token", "not a token this service handed out")
+                    })?,
+                })
+            })
+            .transpose()?;
         let query = ObservationQuery {
             kind,
             entity_id,
@@ -308,12 +380,13 @@ impl IngestionService for Ingestion {
             .into_iter()
             .map(|(i, _)| (i.code, i.unit.symbol.to_string()))
             .collect();
-        let rows = self
+        let page = self
             .store
-            .observations(&query)
+            .observations_page(&query, after.as_ref(), Some(limit))
             .await
             .map_err(ServiceError::from)?;
-        let observations = rows
+        let observations = page
+            .items
             .into_iter()
             .map(|r| v1::Observation {
                 entity: Some(v1::EntityRef {
@@ -330,10 +403,14 @@ impl IngestionService for Ingestion {
                 row: 0,
             })
             .collect();
+        let next_page_token = page
+            .next_after
+            .map(|p| encode_key_token(&[&p.indicator, &p.period, &p.revision.to_string()]))
+            .unwrap_or_default();
         Ok(Response::new(v1::GetObservationsResponse {
             observations,
             data_version,
-            next_page_token: String::new(),
+            next_page_token,
         }))
     }
 
@@ -341,10 +418,13 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertTargetsRequest>,
     ) -> Result<Response<v1::UpsertTargetsResponse>, Status> {
-        let upserted = reference::upsert_targets(&self.store, request.into_inner().targets).await?;
+        let request = request.into_inner();
+        let dry_run = request.dry_run;
+        let counts = reference::upsert_targets(&self.store, request.targets, dry_run).await?;
         Ok(Response::new(v1::UpsertTargetsResponse {
-            upserted,
-            ..Default::default()
+            upserted: counts.total(),
+            dry_run,
+            counts: upsert_counts("targets", counts, dry_run),
         }))
     }
 
@@ -355,14 +435,59 @@ impl IngestionService for Ingestion {
         let request = request.into_inner();
         let (kind, id) = entity_ref("entity", request.entity.as_ref())?;
         let period = parse_optional_period("period", &request.period)?.map(|p| p.canonical());
-        let targets = self
+        let limit = page_size(request.page_size, 100, 1000)?;
+        let after = decode_key_token::<2>(&request.page_token)?.map(|[p, m]| (p, m));
+        let page = self
             .store
-            .targets(kind, &id, period.as_deref())
+            .targets_page(kind, &id, period.as_deref(), after.as_ref(), Some(limit))
             .await
             .map_err(ServiceError::from)?;
         Ok(Response::new(v1::ListTargetsResponse {
-            targets: targets.into_iter().map(reference::target_to_wire).collect(),
-            next_page_token: String::new(),
+            targets: page
+                .items
+                .into_iter()
+                .map(reference::target_to_wire)
+                .collect(),
+            next_page_token: page
+                .next_after
+                .map(|(p, m)| encode_key_token(&[&p, &m]))
+                .unwrap_or_default(),
         }))
+    }
+
+    async fn list_enterprises(
+        &self,
+        request: Request<v1::ListEnterprisesRequest>,
+    ) -> Result<Response<v1::ListEnterprisesResponse>, Status> {
+        Ok(Response::new(
+            reference::list_enterprises(&self.store, request.into_inner()).await?,
+        ))
+    }
+
+    async fn delete_zone(
+        &self,
+        request: Request<v1::DeleteZoneRequest>,
+    ) -> Result<Response<v1::DeleteZoneResponse>, Status> {
+        Ok(Response::new(
+            removal::delete_zone(&self.store, request.into_inner()).await?,
+        ))
+    }
+
+    async fn delete_enterprise(
+        &self,
+        request: Request<v1::DeleteEnterpriseRequest>,
+    ) -> Result<Response<v1::DeleteEnterpriseResponse>, Status> {
+        Ok(Response::new(
+            removal::delete_enterprise(&self.store, request.into_inner()).await?,
+        ))
+    }
+
+    async fn delete_target(
+        &self,
+        request: Request<v1::DeleteTargetRequest>,
+    ) -> Result<Response<v1::DeleteTargetResponse>, Status> {
+        Ok(Response::new(
+            removal::delete_target(&self.store, request.into_inner()).await?,
+        ))
     }
 }

@@ -1,9 +1,9 @@
 //! Checking and storing reference data: every fault of a request is reported at once, with the
 //! field path of the item at fault, and a request with any fault writes nothing.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use zonerank_api::v1;
+use zonerank_api::{prost_types::FieldMask, v1};
 use zonerank_domain::{
     catalog::{Indicator, builtin_indicator},
     entity::{EntityKind, validate_id},
@@ -12,14 +12,15 @@ use zonerank_domain::{
     unit::{Dimension, convert_to},
 };
 use zonerank_storage::{
-    ClusterRecord, EnterpriseRecord, ProjectRecord, RegionRecord, Store, TargetRecord, ZoneFilter,
-    ZoneRecord,
+    ClusterRecord, EnterpriseFilter, EnterpriseRecord, ProjectRecord, RegionRecord, Store,
+    TargetRecord, UpsertCounts, Writes, ZoneFilter, ZoneRecord,
 };
 
 use crate::paging::{decode_page_token, encode_page_token, page_size};
 use crate::{
     convert::{self, enum_suffix},
     error::{ServiceError, Violation},
+    ingestion::mask::Mask,
 };
 
 /// Collects the faults of one request.
@@ -58,7 +59,7 @@ impl Faults {
     /// Records a fault for each reference to an entity that neither the store nor this request has.
     async fn exist(
         &mut self,
-        store: &Store,
+        store: &Writes,
         kind: EntityKind,
         refs: Vec<(String, String)>,
         in_request: &HashSet<String>,
@@ -98,7 +99,63 @@ impl Faults {
     }
 }
 
-pub async fn upsert_regions(store: &Store, regions: Vec<v1::Region>) -> Result<i64, ServiceError> {
+/// The fields of a region an update mask may name, besides its key `code`.
+const REGION_FIELDS: [&str; 4] = ["name", "name_en", "level", "parent_code"];
+
+fn merge_region(mask: &Mask, sent: v1::Region, stored: v1::Region) -> v1::Region {
+    v1::Region {
+        code: sent.code,
+        name: mask.pick("name", sent.name, stored.name),
+        name_en: mask.pick("name_en", sent.name_en, stored.name_en),
+        level: mask.pick("level", sent.level, stored.level),
+        parent_code: mask.pick("parent_code", sent.parent_code, stored.parent_code),
+    }
+}
+
+/// Each sent item merged into its stored record, when there is one (looked up by its key as
+/// normalized; an invalid key finds nothing and is reported by the checks).
+fn merged<W, R: Clone>(
+    sent: Vec<W>,
+    kind: EntityKind,
+    key: impl Fn(&W) -> &str,
+    stored: &HashMap<String, R>,
+    merge: impl Fn(W, R) -> W,
+) -> Vec<W> {
+    sent.into_iter()
+        .map(|item| {
+            let found = validate_id(kind, key(&item))
+                .ok()
+                .and_then(|k| stored.get(&k).cloned());
+            match found {
+                Some(record) => merge(item, record),
+                None => item,
+            }
+        })
+        .collect()
+}
+
+/// Checks regions merged into the stored ones and writes them (or, on a dry run, only counts).
+pub async fn upsert_regions(
+    store: &Store,
+    regions: Vec<v1::Region>,
+    update_mask: Option<&FieldMask>,
+    dry_run: bool,
+) -> Result<UpsertCounts, ServiceError> {
+    let mask = Mask::parse(update_mask, "code", &REGION_FIELDS)?;
+    let mut writes = store.begin_writes().await?;
+    let stored: HashMap<String, RegionRecord> = writes
+        .regions()
+        .await?
+        .into_iter()
+        .map(|r| (r.code.clone(), r))
+        .collect();
+    let regions = merged(
+        regions,
+        EntityKind::Region,
+        |r| &r.code,
+        &stored,
+        |r, s| merge_region(&mask, r, region_to_wire(s)),
+    );
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(regions.len());
     // Each record's index in the request: a rejected item leaves no record, so fields name
@@ -155,14 +212,12 @@ pub async fn upsert_regions(store: &Store, regions: Vec<v1::Region>) -> Result<i
         })
         .collect();
     faults
-        .exist(store, EntityKind::Region, parents, &in_request)
+        .exist(&writes, EntityKind::Region, parents, &in_request)
         .await?;
     // A parent chain must end at a root: a cycle would send every walk up the tree round for
     // ever (group ranks, tier counts, zone totals).
-    let mut parent_of: std::collections::HashMap<String, Option<String>> = store
-        .regions()
-        .await?
-        .into_iter()
+    let mut parent_of: HashMap<String, Option<String>> = stored
+        .into_values()
         .map(|r| (r.code, r.parent_code))
         .collect();
     for r in &records {
@@ -183,10 +238,58 @@ pub async fn upsert_regions(store: &Store, regions: Vec<v1::Region>) -> Result<i
         }
     }
     faults.finish("regions", regions.len())?;
-    Ok(store.upsert_regions(&records).await?)
+    let counts = writes.put_regions(&records).await?;
+    writes.finish(dry_run).await?;
+    Ok(counts)
 }
 
-pub async fn upsert_zones(store: &Store, zones: Vec<v1::Zone>) -> Result<i64, ServiceError> {
+/// The fields of a zone an update mask may name, besides its key `id`.
+const ZONE_FIELDS: [&str; 5] = ["name", "region_code", "kind", "tags", "leading_industries"];
+
+fn merge_zone(mask: &Mask, sent: v1::Zone, stored: v1::Zone) -> v1::Zone {
+    v1::Zone {
+        id: sent.id,
+        name: mask.pick("name", sent.name, stored.name),
+        region_code: mask.pick("region_code", sent.region_code, stored.region_code),
+        kind: mask.pick("kind", sent.kind, stored.kind),
+        tags: mask.pick("tags", sent.tags, stored.tags),
+        leading_industries: mask.pick(
+            "leading_industries",
+            sent.leading_industries,
+            stored.leading_industries,
+        ),
+    }
+}
+
+/// The valid, normalized keys of the sent items.
+fn keys<W>(sent: &[W], kind: EntityKind, key: impl Fn(&W) -> &str) -> Vec<String> {
+    sent.iter()
+        .filter_map(|item| validate_id(kind, key(item)).ok())
+        .collect()
+}
+
+/// Checks zones merged into the stored ones and writes them (or, on a dry run, only counts).
+pub async fn upsert_zones(
+    store: &Store,
+    zones: Vec<v1::Zone>,
+    update_mask: Option<&FieldMask>,
+    dry_run: bool,
+) -> Result<UpsertCounts, ServiceError> {
+    let mask = Mask::parse(update_mask, "id", &ZONE_FIELDS)?;
+    let mut writes = store.begin_writes().await?;
+    let stored: HashMap<String, ZoneRecord> = writes
+        .zones_by_id(&keys(&zones, EntityKind::Zone, |z| &z.id))
+        .await?
+        .into_iter()
+        .map(|z| (z.id.clone(), z))
+        .collect();
+    let zones = merged(
+        zones,
+        EntityKind::Zone,
+        |z| &z.id,
+        &stored,
+        |z, s| merge_zone(&mask, z, zone_to_wire(s)),
+    );
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(zones.len());
     for (i, z) in zones.iter().enumerate() {
@@ -238,16 +341,51 @@ pub async fn upsert_zones(store: &Store, zones: Vec<v1::Zone>) -> Result<i64, Se
         .map(|(i, z)| (format!("zones[{i}].region_code"), z.region_code.clone()))
         .collect();
     faults
-        .exist(store, EntityKind::Region, regions, &HashSet::new())
+        .exist(&writes, EntityKind::Region, regions, &HashSet::new())
         .await?;
     faults.finish("zones", zones.len())?;
-    Ok(store.upsert_zones(&records).await?)
+    let counts = writes.put_zones(&records).await?;
+    writes.finish(dry_run).await?;
+    Ok(counts)
 }
 
+/// The fields of an enterprise an update mask may name, besides its key `credit_code`.
+const ENTERPRISE_FIELDS: [&str; 4] = ["name", "zone_id", "industry_code", "above_scale"];
+
+fn merge_enterprise(mask: &Mask, sent: v1::Enterprise, stored: v1::Enterprise) -> v1::Enterprise {
+    v1::Enterprise {
+        credit_code: sent.credit_code,
+        name: mask.pick("name", sent.name, stored.name),
+        zone_id: mask.pick("zone_id", sent.zone_id, stored.zone_id),
+        industry_code: mask.pick("industry_code", sent.industry_code, stored.industry_code),
+        above_scale: mask.pick("above_scale", sent.above_scale, stored.above_scale),
+    }
+}
+
+/// Checks enterprises merged into the stored ones and writes them (or, on a dry run, only
+/// counts).
 pub async fn upsert_enterprises(
     store: &Store,
     enterprises: Vec<v1::Enterprise>,
-) -> Result<i64, ServiceError> {
+    update_mask: Option<&FieldMask>,
+    dry_run: bool,
+) -> Result<UpsertCounts, ServiceError> {
+    let mask = Mask::parse(update_mask, "credit_code", &ENTERPRISE_FIELDS)?;
+    let mut writes = store.begin_writes().await?;
+    let codes = keys(&enterprises, EntityKind::Enterprise, |e| &e.credit_code);
+    let stored: HashMap<String, EnterpriseRecord> = writes
+        .enterprises_by_code(&codes)
+        .await?
+        .into_iter()
+        .map(|e| (e.credit_code.clone(), e))
+        .collect();
+    let enterprises = merged(
+        enterprises,
+        EntityKind::Enterprise,
+        |e| &e.credit_code,
+        &stored,
+        |e, s| merge_enterprise(&mask, e, enterprise_to_wire(s)),
+    );
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(enterprises.len());
     for (i, e) in enterprises.iter().enumerate() {
@@ -294,16 +432,21 @@ pub async fn upsert_enterprises(
         })
         .collect();
     faults
-        .exist(store, EntityKind::Zone, zones, &HashSet::new())
+        .exist(&writes, EntityKind::Zone, zones, &HashSet::new())
         .await?;
     faults.finish("enterprises", enterprises.len())?;
-    Ok(store.upsert_enterprises(&records).await?)
+    let counts = writes.put_enterprises(&records).await?;
+    writes.finish(dry_run).await?;
+    Ok(counts)
 }
 
+/// Checks clusters and writes them whole (or, on a dry run, only counts).
 pub async fn upsert_clusters(
     store: &Store,
     clusters: Vec<v1::Cluster>,
-) -> Result<i64, ServiceError> {
+    dry_run: bool,
+) -> Result<UpsertCounts, ServiceError> {
+    let mut writes = store.begin_writes().await?;
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(clusters.len());
     for (i, c) in clusters.iter().enumerate() {
@@ -341,7 +484,7 @@ pub async fn upsert_clusters(
         .map(|(i, c)| (format!("clusters[{i}].region_code"), c.region_code.clone()))
         .collect();
     faults
-        .exist(store, EntityKind::Region, regions, &HashSet::new())
+        .exist(&writes, EntityKind::Region, regions, &HashSet::new())
         .await?;
     let zones = records
         .iter()
@@ -353,16 +496,21 @@ pub async fn upsert_clusters(
         })
         .collect();
     faults
-        .exist(store, EntityKind::Zone, zones, &HashSet::new())
+        .exist(&writes, EntityKind::Zone, zones, &HashSet::new())
         .await?;
     faults.finish("clusters", clusters.len())?;
-    Ok(store.upsert_clusters(&records).await?)
+    let counts = writes.put_clusters(&records).await?;
+    writes.finish(dry_run).await?;
+    Ok(counts)
 }
 
+/// Checks projects and writes them whole (or, on a dry run, only counts).
 pub async fn upsert_projects(
     store: &Store,
     projects: Vec<v1::Project>,
-) -> Result<i64, ServiceError> {
+    dry_run: bool,
+) -> Result<UpsertCounts, ServiceError> {
+    let mut writes = store.begin_writes().await?;
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(projects.len());
     for (i, p) in projects.iter().enumerate() {
@@ -416,16 +564,20 @@ pub async fn upsert_projects(
         .map(|(i, p)| (format!("projects[{i}].zone_id"), p.zone_id.clone()))
         .collect();
     faults
-        .exist(store, EntityKind::Zone, zones, &HashSet::new())
+        .exist(&writes, EntityKind::Zone, zones, &HashSet::new())
         .await?;
     faults.finish("projects", projects.len())?;
-    Ok(store.upsert_projects(&records).await?)
+    let counts = writes.put_projects(&records).await?;
+    writes.finish(dry_run).await?;
+    Ok(counts)
 }
 
+/// Checks user-defined indicators and writes them whole (or, on a dry run, only counts).
 pub async fn upsert_indicators(
     store: &Store,
     indicators: Vec<v1::Indicator>,
-) -> Result<i64, ServiceError> {
+    dry_run: bool,
+) -> Result<UpsertCounts, ServiceError> {
     let mut faults = Faults::default();
     let mut records: Vec<Indicator> = Vec::with_capacity(indicators.len());
     let mut origin = Vec::with_capacity(indicators.len());
@@ -476,12 +628,21 @@ pub async fn upsert_indicators(
             .map(|(r, i)| (format!("indicators[{i}].code"), r.code.clone())),
     );
     faults.finish("indicators", indicators.len())?;
-    Ok(store.upsert_indicators(&records).await?)
+    let mut writes = store.begin_writes().await?;
+    let counts = writes.put_indicators(&records).await?;
+    writes.finish(dry_run).await?;
+    Ok(counts)
 }
 
-pub async fn upsert_targets(store: &Store, targets: Vec<v1::Target>) -> Result<i64, ServiceError> {
+/// Checks targets and writes them whole (or, on a dry run, only counts).
+pub async fn upsert_targets(
+    store: &Store,
+    targets: Vec<v1::Target>,
+    dry_run: bool,
+) -> Result<UpsertCounts, ServiceError> {
+    let mut writes = store.begin_writes().await?;
     let mut faults = Faults::default();
-    let catalog: std::collections::HashMap<String, Indicator> = store
+    let catalog: HashMap<String, Indicator> = writes
         .indicators()
         .await?
         .into_iter()
@@ -577,11 +738,15 @@ pub async fn upsert_targets(store: &Store, targets: Vec<v1::Target>) -> Result<i
             .map(|(_, id, field)| (field.clone(), id.clone()))
             .collect::<Vec<_>>();
         if !of_kind.is_empty() {
-            faults.exist(store, kind, of_kind, &HashSet::new()).await?;
+            faults
+                .exist(&writes, kind, of_kind, &HashSet::new())
+                .await?;
         }
     }
     faults.finish("targets", targets.len())?;
-    Ok(store.upsert_targets(&records).await?)
+    let counts = writes.put_targets(&records).await?;
+    writes.finish(dry_run).await?;
+    Ok(counts)
 }
 
 pub fn target_to_wire(t: TargetRecord) -> v1::Target {
@@ -628,17 +793,70 @@ pub async fn list_regions(
         String::new()
     };
     Ok(v1::ListRegionsResponse {
-        regions: page
-            .into_iter()
-            .map(|r| v1::Region {
-                code: r.code,
-                name: r.name,
-                level: convert::region_level_to_wire(r.level) as i32,
-                parent_code: r.parent_code.unwrap_or_default(),
-                name_en: r.name_en,
-            })
-            .collect(),
+        regions: page.into_iter().map(region_to_wire).collect(),
         next_page_token,
+    })
+}
+
+pub fn region_to_wire(r: RegionRecord) -> v1::Region {
+    v1::Region {
+        code: r.code,
+        name: r.name,
+        level: convert::region_level_to_wire(r.level) as i32,
+        parent_code: r.parent_code.unwrap_or_default(),
+        name_en: r.name_en,
+    }
+}
+
+pub fn enterprise_to_wire(e: EnterpriseRecord) -> v1::Enterprise {
+    v1::Enterprise {
+        credit_code: e.credit_code,
+        name: e.name,
+        zone_id: e.zone_id.unwrap_or_default(),
+        industry_code: e.industry_code,
+        above_scale: e.above_scale,
+    }
+}
+
+/// Enterprises by zone, region subtree and industry-code prefix, in pages by credit code.
+pub async fn list_enterprises(
+    store: &Store,
+    request: v1::ListEnterprisesRequest,
+) -> Result<v1::ListEnterprisesResponse, ServiceError> {
+    let limit = page_size(request.page_size, 100, 1000)?;
+    let after = decode_page_token(&request.page_token)?;
+    let optional = |text: &str| Some(text.trim().to_string()).filter(|t| !t.is_empty());
+    let zone_id = optional(&request.zone_id)
+        .map(|z| validate_id(EntityKind::Zone, &z).map_err(|e| ServiceError::invalid("zone_id", e)))
+        .transpose()?;
+    let region_code = optional(&request.region_code)
+        .map(|r| {
+            validate_id(EntityKind::Region, &r).map_err(|e| ServiceError::invalid("region_code", e))
+        })
+        .transpose()?;
+    let industry_prefix = optional(&request.industry_code);
+    if let Some(prefix) = &industry_prefix
+        && (prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(ServiceError::invalid(
+            "industry_code",
+            "a GB/T 4754 code or its start: letters and digits, at most 8 (\"C\", \"C26\")",
+        ));
+    }
+    let filter = EnterpriseFilter {
+        zone_id,
+        region_code,
+        industry_prefix,
+    };
+    let page = store
+        .list_enterprises(&filter, after.as_deref(), limit)
+        .await?;
+    Ok(v1::ListEnterprisesResponse {
+        enterprises: page.items.into_iter().map(enterprise_to_wire).collect(),
+        next_page_token: page
+            .next_after
+            .map(|k| encode_page_token(&k))
+            .unwrap_or_default(),
     })
 }
 
