@@ -11,13 +11,13 @@ mod reference;
 mod store;
 pub mod test_support;
 
-pub use cohort::{CohortMember, CohortQuery};
+pub use cohort::{CohortMember, CohortQuery, UnknownName};
 pub use error::StorageError;
 pub use observations::{
     ObservationInput, ObservationQuery, StoredObservation, ValueQuery, ValueRow, WriteOutcome,
     WriteSummary,
 };
-pub use ranking::{RunRow, SchemeRow};
+pub use ranking::{RunFilter, RunRow, SchemeRow};
 pub use reference::{
     ClusterRecord, EnterpriseRecord, Page, ProjectRecord, RegionRecord, TargetRecord, ZoneFilter,
     ZoneRecord,
