@@ -151,7 +151,8 @@ fn never_computed(scheme_id: &str, period: &str) -> ServiceError {
         resource_type: "zonerank.v1.RankingRun".to_string(),
         resource_name: format!("{scheme_id}@{period}"),
         message: format!(
-            "no ranking of scheme {scheme_id:?} for {period}: the scheme exists but was never              computed for that period; call ComputeRanking with this scheme_id and period"
+            "no ranking of scheme {scheme_id:?} for {period}: the scheme exists but was never \
+             computed for that period; call ComputeRanking with this scheme_id and period"
         ),
     }
 }
