@@ -594,6 +594,13 @@ fn missing(status: &tonic::Status) -> (String, String) {
     (info.resource_type, info.resource_name)
 }
 
+/// What a refused call's NOT_FOUND names: (type, name).
+async fn not_found<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> (String, String) {
+    missing(&call.await.err().expect("refused"))
+}
+
 /// The fields of an INVALID_ARGUMENT's violations with their descriptions.
 fn violations(status: &tonic::Status) -> Vec<(String, String)> {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -615,39 +622,30 @@ async fn unknown_schemes_runs_periods_regions_kinds_ids_and_entities_are_not_fou
     let (deployment, _ingestion, mut ranking) = deployed().await;
     let run = compute(&mut ranking, "2023").await;
 
-    let status = ranking
-        .get_scheme(v1::GetSchemeRequest {
+    assert_eq!(
+        not_found(ranking.get_scheme(v1::GetSchemeRequest {
             scheme_id: "no-such-scheme".into(),
             version: 0,
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        missing(&status),
+        }))
+        .await,
         pair("zonerank.v1.Scheme", "no-such-scheme")
     );
-    let status = ranking
-        .compute_ranking(v1::ComputeRankingRequest {
+    assert_eq!(
+        not_found(ranking.compute_ranking(v1::ComputeRankingRequest {
             scheme_id: "no-such-scheme".into(),
             period: "2023".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        missing(&status),
+        }))
+        .await,
         pair("zonerank.v1.Scheme", "no-such-scheme")
     );
-    let status = ranking
-        .get_ranking(v1::GetRankingRequest {
+    assert_eq!(
+        not_found(ranking.get_ranking(v1::GetRankingRequest {
             scheme_id: "no-such-scheme".into(),
             period: "2023".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        missing(&status),
+        }))
+        .await,
         pair("zonerank.v1.Scheme", "no-such-scheme")
     );
 
@@ -669,14 +667,14 @@ async fn unknown_schemes_runs_periods_regions_kinds_ids_and_entities_are_not_fou
         "{}",
         status.message()
     );
-    let status = ranking
-        .get_ranking(v1::GetRankingRequest {
+    assert_eq!(
+        not_found(ranking.get_ranking(v1::GetRankingRequest {
             run_id: "run-0-0".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(missing(&status), pair("zonerank.v1.RankingRun", "run-0-0"));
+        }))
+        .await,
+        pair("zonerank.v1.RankingRun", "run-0-0")
+    );
 
     // Cohorts naming what does not exist, in runs and simulations alike.
     let with_cohort = |cohort: v1::CohortSelector| v1::ComputeRankingRequest {
@@ -685,32 +683,32 @@ async fn unknown_schemes_runs_periods_regions_kinds_ids_and_entities_are_not_fou
         cohort: Some(cohort),
         ..Default::default()
     };
-    let status = ranking
-        .compute_ranking(with_cohort(v1::CohortSelector {
+    assert_eq!(
+        not_found(ranking.compute_ranking(with_cohort(v1::CohortSelector {
             region_code: "419900".into(),
             ..Default::default()
-        }))
-        .await
-        .unwrap_err();
-    assert_eq!(missing(&status), pair("zonerank.v1.Region", "419900"));
-    let status = ranking
-        .compute_ranking(with_cohort(v1::CohortSelector {
+        })))
+        .await,
+        pair("zonerank.v1.Region", "419900")
+    );
+    assert_eq!(
+        not_found(ranking.compute_ranking(with_cohort(v1::CohortSelector {
             zone_kind: 42,
             ..Default::default()
-        }))
-        .await
-        .unwrap_err();
-    assert_eq!(missing(&status), pair("zonerank.v1.ZoneKind", "42"));
-    let status = ranking
-        .compute_ranking(with_cohort(v1::CohortSelector {
+        })))
+        .await,
+        pair("zonerank.v1.ZoneKind", "42")
+    );
+    assert_eq!(
+        not_found(ranking.compute_ranking(with_cohort(v1::CohortSelector {
             ids: vec!["LY-1".into(), "LY-9".into()],
             ..Default::default()
-        }))
-        .await
-        .unwrap_err();
-    assert_eq!(missing(&status), pair("zonerank.v1.Zone", "LY-9"));
-    let status = ranking
-        .simulate_ranking(v1::SimulateRankingRequest {
+        })))
+        .await,
+        pair("zonerank.v1.Zone", "LY-9")
+    );
+    assert_eq!(
+        not_found(ranking.simulate_ranking(v1::SimulateRankingRequest {
             scheme: Some(scheme("what-if", 0.5)),
             period: "2023".into(),
             cohort: Some(v1::CohortSelector {
@@ -718,10 +716,10 @@ async fn unknown_schemes_runs_periods_regions_kinds_ids_and_entities_are_not_fou
                 ..Default::default()
             }),
             ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(missing(&status), pair("zonerank.v1.Region", "419900"));
+        }))
+        .await,
+        pair("zonerank.v1.Region", "419900")
+    );
 
     let status = ranking
         .explain_ranking(v1::ExplainRankingRequest {
@@ -997,14 +995,11 @@ async fn runs_are_listed_newest_first_and_a_deleted_run_is_gone_even_from_the_ca
         missing(&status),
         pair("zonerank.v1.RankingRun", &newer.run_id)
     );
-    let status = ranking
-        .delete_run(v1::DeleteRunRequest {
-            run_id: newer.run_id.clone(),
-        })
-        .await
-        .unwrap_err();
     assert_eq!(
-        missing(&status),
+        not_found(ranking.delete_run(v1::DeleteRunRequest {
+            run_id: newer.run_id.clone(),
+        }))
+        .await,
         pair("zonerank.v1.RankingRun", &newer.run_id)
     );
     // The scheme's ranking for 2023 is the remaining run, with its entries.
@@ -1114,14 +1109,11 @@ async fn an_archived_scheme_is_hidden_refuses_runs_stays_readable_and_a_new_vers
         .expect("its runs")
         .into_inner();
     assert_eq!(page.run.unwrap().run_id, run.run_id);
-    let status = ranking
-        .archive_scheme(v1::ArchiveSchemeRequest {
-            scheme_id: "no-such-scheme".into(),
-        })
-        .await
-        .unwrap_err();
     assert_eq!(
-        missing(&status),
+        not_found(ranking.archive_scheme(v1::ArchiveSchemeRequest {
+            scheme_id: "no-such-scheme".into(),
+        }))
+        .await,
         pair("zonerank.v1.Scheme", "no-such-scheme")
     );
 

@@ -133,6 +133,14 @@ fn request_fingerprint<M: Message + Clone>(request: &M, unpaged: impl FnOnce(&mu
     fingerprint(&[&bare.encode_to_vec()])
 }
 
+/// A name the request must give, trimmed.
+fn required(field: &str, value: &str) -> Result<String, ServiceError> {
+    match value.trim() {
+        "" => Err(ServiceError::invalid(field, "must be set")),
+        name => Ok(name.to_string()),
+    }
+}
+
 fn scheme_not_found(id: &str) -> ServiceError {
     ServiceError::not_found("zonerank.v1.Scheme", id, format!("scheme {id:?}"))
 }
@@ -814,10 +822,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::DeleteRunRequest>,
     ) -> Result<Response<v1::DeleteRunResponse>, Status> {
-        let run_id = request.into_inner().run_id.trim().to_string();
-        if run_id.is_empty() {
-            return Err(ServiceError::invalid("run_id", "must be set").into());
-        }
+        let run_id = required("run_id", &request.into_inner().run_id)?;
         if !self
             .store
             .delete_run(&run_id)
@@ -834,10 +839,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::ArchiveSchemeRequest>,
     ) -> Result<Response<v1::ArchiveSchemeResponse>, Status> {
-        let id = request.into_inner().scheme_id.trim().to_string();
-        if id.is_empty() {
-            return Err(ServiceError::invalid("scheme_id", "must be set").into());
-        }
+        let id = required("scheme_id", &request.into_inner().scheme_id)?;
         if !self
             .store
             .archive_scheme(&id)
