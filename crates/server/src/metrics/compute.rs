@@ -79,12 +79,12 @@ fn unknown_in_cohort(name: UnknownName) -> ServiceError {
         UnknownName::Region(code) => ServiceError::not_found(
             resource_type(EntityKind::Region),
             code.clone(),
-            format!("region {code:?} of the cohort"),
+            format!("region {code:?}"),
         ),
         UnknownName::Entity(kind, id) => ServiceError::not_found(
             resource_type(kind),
             id.clone(),
-            format!("{} {id:?} of the cohort", kind.as_str().to_lowercase()),
+            format!("{} {id:?}", kind.as_str().to_lowercase()),
         ),
     }
 }

@@ -70,7 +70,7 @@ pub fn cohort_query(cohort: Option<&v1::CohortSelector>) -> Result<CohortQuery, 
             return Err(ServiceError::not_found(
                 "zonerank.v1.ZoneKind",
                 c.zone_kind.to_string(),
-                format!("zone kind {} of the cohort", c.zone_kind),
+                format!("zone kind {}", c.zone_kind),
             ));
         }
     };
