@@ -497,3 +497,93 @@ async fn a_target_on_an_unknown_metric_is_refused_at_once() {
     );
     server.stop().await;
 }
+
+/// The code is NOT_FOUND and ResourceInfo names the missing thing: (type, name).
+fn missing(status: &tonic::Status) -> (String, String) {
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let info = status.get_details_resource_info().expect("ResourceInfo");
+    (info.resource_type, info.resource_name)
+}
+
+#[tokio::test]
+async fn a_cohort_naming_an_unknown_region_kind_or_id_is_not_found_not_an_empty_table() {
+    let deployment = Deployment::postgres_and_redis().await;
+    let mut ingestion = deployment.ingestion_client().await;
+    let mut metrics = deployment.metrics_client().await;
+    setup(
+        &mut ingestion,
+        vec![zone("LY-A", "410323", &[]), zone("ZM-A", "411725", &[])],
+    )
+    .await;
+    import(
+        &mut ingestion,
+        &[
+            "ZONE,LY-A,revenue,2012,150,亿元",
+            "ZONE,ZM-A,revenue,2012,90,亿元",
+        ],
+    )
+    .await;
+    let ask = |cohort: v1::CohortSelector| v1::ComputeMetricsRequest {
+        metrics: vec!["revenue".into()],
+        period: "2012".into(),
+        cohort: Some(cohort),
+        as_of: None,
+    };
+    let in_region = |code: &str| v1::CohortSelector {
+        entity_kind: v1::EntityKind::Zone as i32,
+        region_code: code.into(),
+        ..Default::default()
+    };
+    // Asked twice: an error is never cached as an empty table.
+    for _ in 0..2 {
+        let status = metrics
+            .compute_metrics(ask(in_region("419900")))
+            .await
+            .expect_err("unknown region");
+        assert_eq!(
+            missing(&status),
+            ("zonerank.v1.Region".into(), "419900".into())
+        );
+        assert!(status.message().contains("419900"), "{}", status.message());
+    }
+    let status = metrics
+        .compute_metrics(ask(v1::CohortSelector {
+            zone_kind: 99,
+            ..in_region("410000")
+        }))
+        .await
+        .expect_err("unknown zone kind");
+    assert_eq!(
+        missing(&status),
+        ("zonerank.v1.ZoneKind".into(), "99".into())
+    );
+    let status = metrics
+        .stream_metrics(v1::StreamMetricsRequest {
+            metrics: vec!["revenue".into()],
+            period: "2012".into(),
+            cohort: cohort(v1::EntityKind::Zone, &["LY-A", "LY-Z"]),
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown id");
+    assert_eq!(missing(&status), ("zonerank.v1.Zone".into(), "LY-Z".into()));
+
+    // A known id outside the region is simply not a member; a known region gives its zones.
+    let table = metrics
+        .compute_metrics(ask(v1::CohortSelector {
+            ids: vec!["LY-A".into(), "ZM-A".into()],
+            ..in_region("410300")
+        }))
+        .await
+        .expect("known names")
+        .into_inner()
+        .table
+        .unwrap();
+    let ids: Vec<String> = table
+        .rows
+        .iter()
+        .map(|r| r.entity.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(ids, ["LY-A"]);
+    deployment.stop().await;
+}

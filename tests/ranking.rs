@@ -683,3 +683,729 @@ async fn two_ranking_pods_starting_together_seed_each_built_in_scheme_once() {
     tokio::join!(a.stop(), b.stop());
     database.drop().await.unwrap();
 }
+
+type Ranking =
+    zonerank_api::v1::ranking_service_client::RankingServiceClient<tonic::transport::Channel>;
+
+/// A deployment with the zones and figures of `setup` and the scheme `test-assessment`.
+async fn deployed() -> (Deployment, Ingestion, Ranking) {
+    let deployment = Deployment::postgres_and_redis().await;
+    let mut ingestion = deployment.ingestion_client().await;
+    let mut ranking = deployment.ranking_client().await;
+    setup(&mut ingestion).await;
+    ranking
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(scheme("test-assessment", 0.5)),
+        })
+        .await
+        .expect("scheme");
+    (deployment, ingestion, ranking)
+}
+
+async fn compute(ranking: &mut Ranking, period: &str) -> v1::RankingRun {
+    ranking
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: "test-assessment".into(),
+            period: period.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("compute")
+        .into_inner()
+        .run
+        .unwrap()
+}
+
+/// The code is NOT_FOUND and ResourceInfo names the missing thing: (type, name).
+fn missing(status: &tonic::Status) -> (String, String) {
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let info = status.get_details_resource_info().expect("ResourceInfo");
+    (info.resource_type, info.resource_name)
+}
+
+/// What a refused call's NOT_FOUND names: (type, name).
+async fn not_found<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> (String, String) {
+    missing(&call.await.err().expect("refused"))
+}
+
+/// The fields of an INVALID_ARGUMENT's violations with their descriptions.
+fn violations(status: &tonic::Status) -> Vec<(String, String)> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .expect("BadRequest")
+        .field_violations
+        .into_iter()
+        .map(|v| (v.field, v.description))
+        .collect()
+}
+
+fn pair(kind: &str, name: &str) -> (String, String) {
+    (kind.to_string(), name.to_string())
+}
+
+#[tokio::test]
+async fn unknown_schemes_runs_periods_regions_kinds_ids_and_entities_are_not_found() {
+    let (deployment, _ingestion, mut ranking) = deployed().await;
+    let run = compute(&mut ranking, "2023").await;
+
+    assert_eq!(
+        not_found(ranking.get_scheme(v1::GetSchemeRequest {
+            scheme_id: "no-such-scheme".into(),
+            version: 0,
+        }))
+        .await,
+        pair("zonerank.v1.Scheme", "no-such-scheme")
+    );
+    assert_eq!(
+        not_found(ranking.compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: "no-such-scheme".into(),
+            period: "2023".into(),
+            ..Default::default()
+        }))
+        .await,
+        pair("zonerank.v1.Scheme", "no-such-scheme")
+    );
+    assert_eq!(
+        not_found(ranking.get_ranking(v1::GetRankingRequest {
+            scheme_id: "no-such-scheme".into(),
+            period: "2023".into(),
+            ..Default::default()
+        }))
+        .await,
+        pair("zonerank.v1.Scheme", "no-such-scheme")
+    );
+
+    // A known scheme never computed for the period is told apart from an unknown scheme.
+    let status = ranking
+        .get_ranking(v1::GetRankingRequest {
+            scheme_id: "test-assessment".into(),
+            period: "2021".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing(&status),
+        pair("zonerank.v1.RankingRun", "test-assessment@2021")
+    );
+    assert!(
+        status.message().contains("never computed") && status.message().contains("ComputeRanking"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        not_found(ranking.get_ranking(v1::GetRankingRequest {
+            run_id: "run-0-0".into(),
+            ..Default::default()
+        }))
+        .await,
+        pair("zonerank.v1.RankingRun", "run-0-0")
+    );
+
+    // Cohorts naming what does not exist, in runs and simulations alike.
+    let with_cohort = |cohort: v1::CohortSelector| v1::ComputeRankingRequest {
+        scheme_id: "test-assessment".into(),
+        period: "2023".into(),
+        cohort: Some(cohort),
+        ..Default::default()
+    };
+    assert_eq!(
+        not_found(ranking.compute_ranking(with_cohort(v1::CohortSelector {
+            region_code: "419900".into(),
+            ..Default::default()
+        })))
+        .await,
+        pair("zonerank.v1.Region", "419900")
+    );
+    assert_eq!(
+        not_found(ranking.compute_ranking(with_cohort(v1::CohortSelector {
+            zone_kind: 42,
+            ..Default::default()
+        })))
+        .await,
+        pair("zonerank.v1.ZoneKind", "42")
+    );
+    assert_eq!(
+        not_found(ranking.compute_ranking(with_cohort(v1::CohortSelector {
+            ids: vec!["LY-1".into(), "LY-9".into()],
+            ..Default::default()
+        })))
+        .await,
+        pair("zonerank.v1.Zone", "LY-9")
+    );
+    assert_eq!(
+        not_found(ranking.simulate_ranking(v1::SimulateRankingRequest {
+            scheme: Some(scheme("what-if", 0.5)),
+            period: "2023".into(),
+            cohort: Some(v1::CohortSelector {
+                region_code: "419900".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .await,
+        pair("zonerank.v1.Region", "419900")
+    );
+
+    let status = ranking
+        .explain_ranking(v1::ExplainRankingRequest {
+            run_id: run.run_id.clone(),
+            entity: Some(v1::EntityRef {
+                kind: v1::EntityKind::Zone as i32,
+                id: "XX-1".into(),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing(&status).1, "XX-1");
+    deployment.stop().await;
+}
+
+#[tokio::test]
+async fn create_scheme_refuses_what_would_fail_or_never_apply_and_says_what_weights_a_run_uses() {
+    let (deployment, mut ingestion, mut ranking) = deployed().await;
+    let client = ranking.clone();
+    let create = move |scheme: v1::Scheme| {
+        let mut ranking = client.clone();
+        async move {
+            ranking
+                .create_scheme(v1::CreateSchemeRequest {
+                    scheme: Some(scheme),
+                })
+                .await
+        }
+    };
+
+    // Entropy over a growth rate: refused at once, the criterion named.
+    let mut entropy = scheme("entropy-growth", 0.5);
+    entropy.weighting = v1::Weighting::Entropy as i32;
+    entropy.criteria.push(v1::Criterion {
+        metric: "energy_intensity_change".into(),
+        ..Default::default()
+    });
+    let found = violations(&create(entropy.clone()).await.unwrap_err());
+    let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["scheme.criteria[0].metric", "scheme.criteria[2].metric"]
+    );
+    assert!(
+        found[0].1.contains("`yoy(revenue)` can be negative"),
+        "{found:?}"
+    );
+    let status = ranking
+        .simulate_ranking(v1::SimulateRankingRequest {
+            scheme: Some(entropy),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&status)[0].0, "scheme.criteria[0].metric");
+
+    // Thresholds no score of the scheme can reach.
+    let mut topsis = scheme("topsis", 0.5);
+    topsis.aggregation = v1::Aggregation::Topsis as i32;
+    topsis.star_rules[0].min_score = 40.0;
+    assert_eq!(
+        violations(&create(topsis).await.unwrap_err()),
+        [pair(
+            "scheme.star_rules[0].min_score",
+            "40 is outside the scores this scheme can give (0–1 with TOPSIS)"
+        )]
+    );
+    let mut efficacy = scheme("efficacy", 0.5);
+    efficacy.normalization = v1::Normalization::Efficacy as i32;
+    efficacy.star_rules[0].min_score = 76.0;
+    efficacy.class_cuts = vec![
+        v1::ClassCut {
+            label: "A".into(),
+            min_score: Some(90.0),
+            ..Default::default()
+        },
+        v1::ClassCut {
+            label: "B".into(),
+            min_score: Some(0.5),
+            ..Default::default()
+        },
+    ];
+    assert_eq!(
+        violations(&create(efficacy.clone()).await.unwrap_err()),
+        [pair(
+            "scheme.class_cuts[1].min_score",
+            "0.5 is outside the scores this scheme can give (60–100 with EFFICACY and WEIGHTED_SUM)"
+        )]
+    );
+    efficacy.class_cuts[1].min_score = Some(60.0);
+    create(efficacy).await.expect("in range");
+
+    // Weights not summing to 1 are taken and scaled, and the answer says so.
+    let mut heavy = scheme("heavy", 0.5);
+    heavy.criteria[0].weight = 0.8;
+    heavy.criteria[1].weight = 0.4;
+    let answer = create(heavy).await.expect("accepted").into_inner();
+    assert_eq!(answer.weights_used, [0.666666666666667, 0.333333333333333]);
+    assert_eq!(
+        answer.notes,
+        ["weights sum to 1.2; a run divides each by 1.2 so they sum to 1"]
+    );
+    // Weights shown without float noise, in the answer and in the run.
+    let mut tenths = scheme("tenths", 0.5);
+    tenths.criteria = [
+        "yoy(revenue)",
+        "per_mu(tax)",
+        "revenue",
+        "tax",
+        "land_area",
+        "per_mu(revenue)",
+    ]
+    .into_iter()
+    .zip([0.2, 0.2, 0.2, 0.15, 0.15, 0.1])
+    .map(|(metric, weight)| v1::Criterion {
+        metric: metric.into(),
+        weight,
+        ..Default::default()
+    })
+    .collect();
+    let answer = create(tenths).await.expect("tenths").into_inner();
+    assert_eq!(answer.weights_used, [0.2, 0.2, 0.2, 0.15, 0.15, 0.1]);
+    assert!(answer.notes.is_empty(), "{:?}", answer.notes);
+    let run = ranking
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: "tenths".into(),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("run")
+        .into_inner();
+    assert_eq!(
+        run.run.as_ref().unwrap().weights,
+        [0.2, 0.2, 0.2, 0.15, 0.15, 0.1],
+        "{:?}",
+        run.top.first().map(|e| &e.excluded_reason)
+    );
+    assert_eq!(run.top[0].criteria[0].weight, 0.2);
+
+    // Data a stored scheme cannot take is named by the entity's id, not its position.
+    let report = ingestion
+        .import_csv(v1::ImportCsvRequest {
+            content: ZONES
+                .iter()
+                .map(|z| {
+                    let profit = if z.0 == "ZZ-2" {
+                        -5.0
+                    } else {
+                        10.0 + z.4 / 10.0
+                    };
+                    format!("ZONE,{},profit,2023,{profit},亿元\n", z.0)
+                })
+                .fold(
+                    "entity_kind,entity_id,indicator,period,value,unit\n".to_string(),
+                    |csv, row| csv + &row,
+                )
+                .into_bytes(),
+            ..Default::default()
+        })
+        .await
+        .expect("profit")
+        .into_inner();
+    assert_eq!(report.rejected, 0);
+    let mut by_profit = scheme("entropy-profit", 0.5);
+    by_profit.weighting = v1::Weighting::Entropy as i32;
+    by_profit.criteria[0].metric = "profit".into();
+    let answer = create(by_profit)
+        .await
+        .expect("profit is an amount")
+        .into_inner();
+    assert!(
+        answer.weights_used.is_empty(),
+        "entropy weights come from the data"
+    );
+    let status = ranking
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: "entropy-profit".into(),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let found = violations(&status);
+    assert_eq!(found[0].0, "scheme.criteria[0].metric");
+    assert!(
+        found[0].1.contains("`profit` of zone ZZ-2 is -50000"),
+        "{found:?}"
+    );
+    deployment.stop().await;
+}
+
+#[tokio::test]
+async fn runs_are_listed_newest_first_and_a_deleted_run_is_gone_even_from_the_cache() {
+    let (deployment, _ingestion, mut ranking) = deployed().await;
+    let older = compute(&mut ranking, "2023").await;
+    let of_2022 = compute(&mut ranking, "2022").await;
+    let newer = compute(&mut ranking, "2023").await;
+
+    let client = ranking.clone();
+    let list = move |scheme_id: &str, period: &str, page_size: i32, page_token: String| {
+        let mut ranking = client.clone();
+        let request = v1::ListRunsRequest {
+            scheme_id: scheme_id.into(),
+            period: period.into(),
+            page_size,
+            page_token,
+        };
+        async move { ranking.list_runs(request).await }
+    };
+    let mut listed = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = list("", "", 2, token).await.expect("list").into_inner();
+        assert!(page.runs.len() <= 2);
+        listed.extend(page.runs.into_iter().map(|r| r.run_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(
+        listed,
+        [
+            newer.run_id.clone(),
+            of_2022.run_id.clone(),
+            older.run_id.clone()
+        ],
+        "every run once, newest first"
+    );
+    let of_2023: Vec<String> = list("test-assessment", "2023", 0, String::new())
+        .await
+        .unwrap()
+        .into_inner()
+        .runs
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(of_2023, [newer.run_id.clone(), older.run_id.clone()]);
+    let status = list("no-such-scheme", "", 0, String::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing(&status),
+        pair("zonerank.v1.Scheme", "no-such-scheme")
+    );
+
+    // A page read (and cached), then the run deleted: it is not served again.
+    let client = ranking.clone();
+    let page = move |run_id: &str| {
+        let mut ranking = client.clone();
+        let request = v1::GetRankingRequest {
+            run_id: run_id.into(),
+            page_size: 3,
+            ..Default::default()
+        };
+        async move { ranking.get_ranking(request).await }
+    };
+    let first = page(&newer.run_id).await.expect("page").into_inner();
+    assert_eq!(
+        first,
+        page(&newer.run_id).await.expect("again").into_inner()
+    );
+    ranking
+        .delete_run(v1::DeleteRunRequest {
+            run_id: newer.run_id.clone(),
+        })
+        .await
+        .expect("delete");
+    let status = page(&newer.run_id).await.unwrap_err();
+    assert_eq!(
+        missing(&status),
+        pair("zonerank.v1.RankingRun", &newer.run_id)
+    );
+    assert_eq!(
+        not_found(ranking.delete_run(v1::DeleteRunRequest {
+            run_id: newer.run_id.clone(),
+        }))
+        .await,
+        pair("zonerank.v1.RankingRun", &newer.run_id)
+    );
+    // The scheme's ranking for 2023 is the remaining run, with its entries.
+    let official = ranking
+        .get_ranking(v1::GetRankingRequest {
+            scheme_id: "test-assessment".into(),
+            period: "2023".into(),
+            page_size: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("the older run")
+        .into_inner();
+    assert_eq!(official.run.unwrap().run_id, older.run_id);
+    assert_eq!(official.entries.len(), 3);
+    let remaining: Vec<String> = list("", "", 0, String::new())
+        .await
+        .unwrap()
+        .into_inner()
+        .runs
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(remaining, [of_2022.run_id.clone(), older.run_id.clone()]);
+    deployment.stop().await;
+}
+
+#[tokio::test]
+async fn an_archived_scheme_is_hidden_refuses_runs_stays_readable_and_a_new_version_brings_it_back()
+{
+    let (deployment, _ingestion, mut ranking) = deployed().await;
+    let run = compute(&mut ranking, "2023").await;
+    let client = ranking.clone();
+    let listed = move |show_archived: bool| {
+        let mut ranking = client.clone();
+        async move {
+            ranking
+                .list_schemes(v1::ListSchemesRequest {
+                    show_archived,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .schemes
+                .into_iter()
+                .map(|s| (s.id, s.archived))
+                .collect::<Vec<_>>()
+        }
+    };
+    let archived = ranking
+        .archive_scheme(v1::ArchiveSchemeRequest {
+            scheme_id: "test-assessment".into(),
+        })
+        .await
+        .expect("archive")
+        .into_inner()
+        .scheme
+        .unwrap();
+    assert!(archived.archived);
+    assert!(
+        !listed(false)
+            .await
+            .iter()
+            .any(|(id, _)| id == "test-assessment")
+    );
+    assert!(
+        listed(true)
+            .await
+            .contains(&("test-assessment".to_string(), true))
+    );
+
+    let status = ranking
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: "test-assessment".into(),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let violation = &status
+        .get_details_precondition_failure()
+        .expect("PreconditionFailure")
+        .violations[0];
+    assert_eq!(violation.r#type, "ARCHIVED");
+    assert_eq!(violation.subject, "scheme test-assessment");
+    // Its versions and runs stay readable.
+    let read = ranking
+        .get_scheme(v1::GetSchemeRequest {
+            scheme_id: "test-assessment".into(),
+            version: 1,
+        })
+        .await
+        .expect("readable")
+        .into_inner()
+        .scheme
+        .unwrap();
+    assert!(read.archived);
+    let page = ranking
+        .get_ranking(v1::GetRankingRequest {
+            scheme_id: "test-assessment".into(),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("its runs")
+        .into_inner();
+    assert_eq!(page.run.unwrap().run_id, run.run_id);
+    assert_eq!(
+        not_found(ranking.archive_scheme(v1::ArchiveSchemeRequest {
+            scheme_id: "no-such-scheme".into(),
+        }))
+        .await,
+        pair("zonerank.v1.Scheme", "no-such-scheme")
+    );
+
+    // Creating the id again makes version 2 and brings the scheme back.
+    let answer = ranking
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(scheme("test-assessment", 0.6)),
+        })
+        .await
+        .expect("new version")
+        .into_inner();
+    let back = answer.scheme.unwrap();
+    assert_eq!((back.version, back.archived), (2, false));
+    assert!(
+        answer.notes.iter().any(|n| n.contains("was archived")),
+        "{:?}",
+        answer.notes
+    );
+    assert!(
+        listed(false)
+            .await
+            .contains(&("test-assessment".to_string(), false))
+    );
+    compute(&mut ranking, "2023").await;
+    deployment.stop().await;
+}
+
+/// Every page of a paged call, following next_page_token until it is empty.
+async fn all_pages<T, F, Fut>(page_size: i32, mut call: F) -> (Vec<T>, usize)
+where
+    F: FnMut(i32, String) -> Fut,
+    Fut: std::future::Future<Output = (Vec<T>, String)>,
+{
+    let (mut items, mut pages, mut token) = (Vec::new(), 0, String::new());
+    loop {
+        let (page, next) = call(page_size, token).await;
+        assert!(page.len() <= page_size as usize);
+        items.extend(page);
+        pages += 1;
+        if next.is_empty() {
+            return (items, pages);
+        }
+        token = next;
+    }
+}
+
+#[tokio::test]
+async fn robustness_simulations_and_most_improved_page_every_item_once_bound_to_their_request() {
+    let (deployment, _ingestion, mut ranking) = deployed().await;
+    compute(&mut ranking, "2022").await;
+    let run = compute(&mut ranking, "2023").await;
+
+    let client = ranking.clone();
+    let robustness = move |seed: u64, page_size: i32, page_token: String| {
+        let mut ranking = client.clone();
+        let request = v1::GetRankRobustnessRequest {
+            run_id: run.run_id.clone(),
+            samples: 100,
+            spread: 0.3,
+            seed,
+            page_size,
+            page_token,
+        };
+        async move { ranking.get_rank_robustness(request).await }
+    };
+    let whole = robustness(7, 0, String::new()).await.unwrap().into_inner();
+    assert!(whole.next_page_token.is_empty());
+    assert_eq!(whole.entities.len(), 8);
+    let ranks: Vec<i32> = whole.entities.iter().map(|i| i.rank).collect();
+    assert!(
+        ranks.windows(2).all(|w| w[0] <= w[1]),
+        "rank order: {ranks:?}"
+    );
+    let (paged, pages) = all_pages(3, |size, token| {
+        let call = robustness(7, size, token);
+        async move {
+            let page = call.await.expect("page").into_inner();
+            (page.entities, page.next_page_token)
+        }
+    })
+    .await;
+    assert_eq!((paged, pages), (whole.entities, 3));
+    let second = robustness(7, 3, String::new())
+        .await
+        .unwrap()
+        .into_inner()
+        .next_page_token;
+    let status = robustness(8, 3, second).await.unwrap_err();
+    assert_eq!(violations(&status)[0].0, "page_token");
+
+    let client = ranking.clone();
+    let simulate = move |growth: f64, page_size: i32, page_token: String| {
+        let mut ranking = client.clone();
+        let request = v1::SimulateRankingRequest {
+            scheme: Some(scheme("what-if", growth)),
+            period: "2023".into(),
+            page_size,
+            page_token,
+            ..Default::default()
+        };
+        async move { ranking.simulate_ranking(request).await }
+    };
+    let first = simulate(0.7, 3, String::new()).await.unwrap().into_inner();
+    assert_eq!(first.entity_count, 8);
+    let (simulated, pages) = all_pages(3, |size, token| {
+        let call = simulate(0.7, size, token);
+        async move {
+            let page = call.await.expect("page").into_inner();
+            (page.entries, page.next_page_token)
+        }
+    })
+    .await;
+    assert_eq!(pages, 3);
+    let mut seen = ids(&simulated);
+    assert_eq!(seen.len(), 8);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 8, "every zone once");
+    assert_eq!(
+        simulated,
+        simulate(0.7, 8, String::new())
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+    );
+    let status = simulate(0.2, 3, first.next_page_token).await.unwrap_err();
+    assert_eq!(violations(&status)[0].0, "page_token");
+
+    let client = ranking.clone();
+    let improved = move |by_score: bool, page_size: i32, page_token: String| {
+        let mut ranking = client.clone();
+        let request = v1::GetMostImprovedRequest {
+            scheme_id: "test-assessment".into(),
+            period: "2023".into(),
+            by_score,
+            page_size,
+            page_token,
+            ..Default::default()
+        };
+        async move { ranking.get_most_improved(request).await }
+    };
+    let everyone = improved(false, 100, String::new())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(everyone.next_page_token.is_empty());
+    assert_eq!(everyone.entries.len(), 8, "every zone has a 2022 rank");
+    let (paged, pages) = all_pages(3, |size, token| {
+        let call = improved(false, size, token);
+        async move {
+            let page = call.await.expect("page").into_inner();
+            (page.entries, page.next_page_token)
+        }
+    })
+    .await;
+    assert_eq!((paged, pages), (everyone.entries, 3));
+    let token = improved(false, 3, String::new())
+        .await
+        .unwrap()
+        .into_inner()
+        .next_page_token;
+    let status = improved(true, 3, token).await.unwrap_err();
+    assert_eq!(violations(&status)[0].0, "page_token");
+    deployment.stop().await;
+}

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use zonerank_domain::entity::EntityKind;
 
 use crate::{
@@ -41,10 +41,119 @@ pub struct CohortMember {
     pub tags: Vec<String>,
 }
 
+/// A name a cohort query gives that the store does not hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnknownName {
+    /// The region the cohort lies in.
+    Region(String),
+    /// One of the cohort's ids, of the cohort's kind.
+    Entity(EntityKind, String),
+}
+
 impl Store {
-    /// The members of a cohort, ordered by id.
-    pub async fn cohort(&self, query: &CohortQuery) -> Result<Vec<CohortMember>, StorageError> {
+    /// The members of a cohort, ordered by id; or the first name the query gives that does not
+    /// exist: its region, else the first of its ids unknown for its kind (an id that exists
+    /// but falls outside the other filters is simply not a member).
+    pub async fn cohort(
+        &self,
+        query: &CohortQuery,
+    ) -> Result<Result<Vec<CohortMember>, UnknownName>, StorageError> {
         let kind = query.kind.unwrap_or(EntityKind::Zone);
+        if let Some(root) = &query.region_code
+            && region::Entity::find_by_id(root.clone())
+                .one(&self.db)
+                .await?
+                .is_none()
+        {
+            return Ok(Err(UnknownName::Region(root.clone())));
+        }
+        let members = self.members(kind, query).await?;
+        if query.ids.is_empty() {
+            return Ok(Ok(members));
+        }
+        let found: BTreeSet<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let absent: Vec<String> = query
+            .ids
+            .iter()
+            .filter(|id| !found.contains(id.as_str()))
+            .cloned()
+            .collect();
+        if absent.is_empty() {
+            return Ok(Ok(members));
+        }
+        let existing = self.existing_ids(kind, &absent).await?;
+        Ok(match absent.into_iter().find(|id| !existing.contains(id)) {
+            Some(id) => Err(UnknownName::Entity(kind, id)),
+            None => Ok(members),
+        })
+    }
+
+    /// Which of `ids` exist as entities of `kind`.
+    async fn existing_ids(
+        &self,
+        kind: EntityKind,
+        ids: &[String],
+    ) -> Result<BTreeSet<String>, StorageError> {
+        let mut existing = BTreeSet::new();
+        for chunk in ids.chunks(rows_per_statement(1)) {
+            let chunk = chunk.to_vec();
+            let found: Vec<String> = match kind {
+                EntityKind::Region => {
+                    region::Entity::find()
+                        .select_only()
+                        .column(region::Column::Code)
+                        .filter(region::Column::Code.is_in(chunk))
+                        .into_tuple()
+                        .all(&self.db)
+                        .await?
+                }
+                EntityKind::Zone => {
+                    zone::Entity::find()
+                        .select_only()
+                        .column(zone::Column::Id)
+                        .filter(zone::Column::Id.is_in(chunk))
+                        .into_tuple()
+                        .all(&self.db)
+                        .await?
+                }
+                EntityKind::Enterprise => {
+                    enterprise::Entity::find()
+                        .select_only()
+                        .column(enterprise::Column::CreditCode)
+                        .filter(enterprise::Column::CreditCode.is_in(chunk))
+                        .into_tuple()
+                        .all(&self.db)
+                        .await?
+                }
+                EntityKind::Cluster => {
+                    cluster::Entity::find()
+                        .select_only()
+                        .column(cluster::Column::Id)
+                        .filter(cluster::Column::Id.is_in(chunk))
+                        .into_tuple()
+                        .all(&self.db)
+                        .await?
+                }
+                EntityKind::Project => {
+                    project::Entity::find()
+                        .select_only()
+                        .column(project::Column::Id)
+                        .filter(project::Column::Id.is_in(chunk))
+                        .into_tuple()
+                        .all(&self.db)
+                        .await?
+                }
+            };
+            existing.extend(found);
+        }
+        Ok(existing)
+    }
+
+    async fn members(
+        &self,
+        kind: EntityKind,
+        query: &CohortQuery,
+    ) -> Result<Vec<CohortMember>, StorageError> {
         let subtree = match &query.region_code {
             Some(root) => Some(self.region_subtree(root).await?),
             None => None,

@@ -12,13 +12,13 @@ mod store;
 pub mod test_support;
 mod writes;
 
-pub use cohort::{CohortMember, CohortQuery};
+pub use cohort::{CohortMember, CohortQuery, UnknownName};
 pub use error::StorageError;
 pub use observations::{
     ObservationInput, ObservationPosition, ObservationQuery, StoredObservation, ValueQuery,
     ValueRow, WriteOutcome, WriteSummary,
 };
-pub use ranking::{RunRow, SchemeRow};
+pub use ranking::{RunFilter, RunRow, SchemeRow};
 pub use reference::{
     ClusterRecord, EnterpriseFilter, EnterpriseRecord, Page, ProjectRecord, RegionRecord,
     TargetRecord, ZoneFilter, ZoneRecord,

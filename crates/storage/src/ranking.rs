@@ -2,7 +2,7 @@
 //! messages: the ranking service owns their shape, and a stored run reads back byte for byte.
 
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, Func},
 };
 
@@ -21,6 +21,8 @@ pub struct SchemeRow {
     pub definition: Vec<u8>,
     /// Microseconds since the epoch.
     pub created_at: i64,
+    /// Whether the scheme (every version of it) is archived.
+    pub archived: bool,
 }
 
 /// One stored run (without its entries).
@@ -31,6 +33,17 @@ pub struct RunRow {
     pub scheme_version: i32,
     pub period: String,
     pub run: Vec<u8>,
+    /// Microseconds since the epoch; runs are listed newest first by it.
+    pub computed_at: i64,
+}
+
+/// Which runs `Store::runs` lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Runs of this scheme only.
+    pub scheme_id: Option<String>,
+    /// Runs for this canonical period only.
+    pub period: Option<String>,
 }
 
 impl From<scheme::Model> for SchemeRow {
@@ -41,6 +54,7 @@ impl From<scheme::Model> for SchemeRow {
             name: m.name,
             definition: m.definition,
             created_at: m.created_at,
+            archived: m.archived,
         }
     }
 }
@@ -53,6 +67,7 @@ impl From<ranking_run::Model> for RunRow {
             scheme_version: m.scheme_version,
             period: m.period,
             run: m.run,
+            computed_at: m.computed_at,
         }
     }
 }
@@ -60,7 +75,8 @@ impl From<ranking_run::Model> for RunRow {
 impl Store {
     /// Stores a new version of scheme `id` (1 for a new id) and returns it; `definition` is
     /// built by the caller once the version is known. With `first_only`, an existing scheme is
-    /// returned as it is.
+    /// returned as it is. A new version of an archived scheme brings it back: every version is
+    /// un-archived in the same transaction.
     pub async fn insert_scheme(
         &self,
         id: &str,
@@ -102,7 +118,13 @@ impl Store {
             entity_kind: entity_kind.to_string(),
             definition: definition(version, created_at),
             created_at,
+            archived: false,
         };
+        scheme::Entity::update_many()
+            .col_expr(scheme::Column::Archived, Expr::value(false))
+            .filter(scheme::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
         scheme::Entity::insert(scheme::ActiveModel::from(row.clone()))
             .exec_without_returning(&txn)
             .await?;
@@ -124,11 +146,23 @@ impl Store {
         Ok(query.one(&self.db).await?.map(SchemeRow::from))
     }
 
-    /// The latest version of each scheme, ordered by id, after the id `after`.
+    /// Archives every version of scheme `id`; false when there is no such scheme.
+    pub async fn archive_scheme(&self, id: &str) -> Result<bool, StorageError> {
+        let result = scheme::Entity::update_many()
+            .col_expr(scheme::Column::Archived, Expr::value(true))
+            .filter(scheme::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+
+    /// The latest version of each scheme, ordered by id, after the id `after`; archived
+    /// schemes only when `with_archived`.
     pub async fn latest_schemes(
         &self,
         after: Option<&str>,
         limit: u64,
+        with_archived: bool,
     ) -> Result<(Vec<SchemeRow>, bool), StorageError> {
         let mut ids = scheme::Entity::find()
             .select_only()
@@ -137,6 +171,9 @@ impl Store {
             .order_by_asc(scheme::Column::Id);
         if let Some(after) = after {
             ids = ids.filter(scheme::Column::Id.gt(after));
+        }
+        if !with_archived {
+            ids = ids.filter(scheme::Column::Archived.eq(false));
         }
         let mut ids: Vec<String> = ids.limit(limit + 1).into_tuple().all(&self.db).await?;
         let more = ids.len() as u64 > limit;
@@ -163,7 +200,7 @@ impl Store {
             scheme_version: sea_orm::Set(run.scheme_version),
             period: sea_orm::Set(run.period),
             run: sea_orm::Set(run.run),
-            computed_at: sea_orm::Set(crate::now_micros()),
+            computed_at: sea_orm::Set(run.computed_at),
         })
         .exec_without_returning(&txn)
         .await?;
@@ -213,6 +250,64 @@ impl Store {
             .into_iter()
             .map(RunRow::from)
             .collect())
+    }
+
+    /// Runs newest first (by computation time, then run id), after the run `after` (its
+    /// computation time and id), at most `limit`; whether more follow.
+    pub async fn runs(
+        &self,
+        filter: &RunFilter,
+        after: Option<(i64, &str)>,
+        limit: u64,
+    ) -> Result<(Vec<RunRow>, bool), StorageError> {
+        let mut query = ranking_run::Entity::find()
+            .order_by_desc(ranking_run::Column::ComputedAt)
+            .order_by_desc(ranking_run::Column::RunId);
+        if let Some(scheme_id) = &filter.scheme_id {
+            query = query.filter(ranking_run::Column::SchemeId.eq(scheme_id.as_str()));
+        }
+        if let Some(period) = &filter.period {
+            query = query.filter(ranking_run::Column::Period.eq(period.as_str()));
+        }
+        if let Some((computed_at, run_id)) = after {
+            query = query.filter(
+                Condition::any()
+                    .add(ranking_run::Column::ComputedAt.lt(computed_at))
+                    .add(
+                        Condition::all()
+                            .add(ranking_run::Column::ComputedAt.eq(computed_at))
+                            .add(ranking_run::Column::RunId.lt(run_id)),
+                    ),
+            );
+        }
+        let mut rows: Vec<RunRow> = query
+            .limit(limit + 1)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(RunRow::from)
+            .collect();
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok((rows, more))
+    }
+
+    /// Deletes a run and its entries in one transaction; false when there is no such run.
+    pub async fn delete_run(&self, run_id: &str) -> Result<bool, StorageError> {
+        let txn = self.db.begin().await?;
+        ranking_entry::Entity::delete_many()
+            .filter(ranking_entry::Column::RunId.eq(run_id))
+            .exec(&txn)
+            .await?;
+        let deleted = ranking_run::Entity::delete_by_id(run_id.to_string())
+            .exec(&txn)
+            .await?;
+        if deleted.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        txn.commit().await?;
+        Ok(true)
     }
 
     /// A run's entries in rank order, from `from_position`, at most `limit`.

@@ -1879,3 +1879,139 @@ async fn case_pages_of_observations_targets_and_enterprises(store: &Store) {
         .is_empty()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// schemes, runs and cohorts naming what does not exist
+
+backends!(case_runs_and_archived_schemes);
+
+fn run_row(run_id: &str, period: &str, computed_at: i64) -> zonerank_storage::RunRow {
+    zonerank_storage::RunRow {
+        run_id: run_id.to_string(),
+        scheme_id: "s".to_string(),
+        scheme_version: 1,
+        period: period.to_string(),
+        run: run_id.as_bytes().to_vec(),
+        computed_at,
+    }
+}
+
+async fn case_runs_and_archived_schemes(store: &Store) {
+    use zonerank_storage::RunFilter;
+    for _ in 0..2 {
+        store
+            .insert_scheme("s", "scheme", "ZONE", false, |v, _| vec![v as u8])
+            .await
+            .unwrap();
+    }
+    store
+        .insert_scheme("t", "other", "ZONE", false, |v, _| vec![v as u8])
+        .await
+        .unwrap();
+    let ids = |rows: Vec<zonerank_storage::SchemeRow>| -> Vec<(String, i32, bool)> {
+        rows.into_iter()
+            .map(|r| (r.id, r.version, r.archived))
+            .collect()
+    };
+    assert!(store.archive_scheme("s").await.unwrap());
+    assert!(!store.archive_scheme("nope").await.unwrap());
+    let (shown, _) = store.latest_schemes(None, 10, false).await.unwrap();
+    assert_eq!(ids(shown), [("t".to_string(), 1, false)]);
+    let (all, _) = store.latest_schemes(None, 10, true).await.unwrap();
+    assert_eq!(
+        ids(all),
+        [("s".to_string(), 2, true), ("t".to_string(), 1, false)]
+    );
+    assert!(store.scheme("s", Some(1)).await.unwrap().unwrap().archived);
+    // A new version brings every version back.
+    store
+        .insert_scheme("s", "scheme", "ZONE", false, |v, _| vec![v as u8])
+        .await
+        .unwrap();
+    assert!(!store.scheme("s", Some(1)).await.unwrap().unwrap().archived);
+    assert_eq!(
+        store.latest_schemes(None, 10, false).await.unwrap().0.len(),
+        2
+    );
+
+    let entries = |n: usize| -> Vec<(String, Vec<u8>)> {
+        (0..n).map(|i| (format!("z{i}"), vec![i as u8])).collect()
+    };
+    store
+        .insert_run(run_row("run-a", "2023", 100), entries(3))
+        .await
+        .unwrap();
+    store
+        .insert_run(run_row("run-b", "2022", 200), entries(2))
+        .await
+        .unwrap();
+    store
+        .insert_run(run_row("run-c", "2023", 200), entries(2))
+        .await
+        .unwrap();
+    let every = RunFilter::default();
+    let (first, more) = store.runs(&every, None, 2).await.unwrap();
+    let names = |rows: &[zonerank_storage::RunRow]| -> Vec<String> {
+        rows.iter().map(|r| r.run_id.clone()).collect()
+    };
+    // Newest first; the same instant by run id, descending.
+    assert_eq!((names(&first), more), (strings(&["run-c", "run-b"]), true));
+    let last = first.last().unwrap();
+    let (rest, more) = store
+        .runs(&every, Some((last.computed_at, &last.run_id)), 2)
+        .await
+        .unwrap();
+    assert_eq!((names(&rest), more), (strings(&["run-a"]), false));
+    let of_2023 = RunFilter {
+        scheme_id: Some("s".to_string()),
+        period: Some("2023".to_string()),
+    };
+    let (rows, _) = store.runs(&of_2023, None, 10).await.unwrap();
+    assert_eq!(names(&rows), ["run-c", "run-a"]);
+
+    assert!(store.delete_run("run-c").await.unwrap());
+    assert!(!store.delete_run("run-c").await.unwrap());
+    assert_eq!(store.run("run-c").await.unwrap(), None);
+    assert!(store.run_entries("run-c", 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.run_entries("run-a", 0, 10).await.unwrap().len(), 3);
+    assert_eq!(
+        names(&store.runs(&of_2023, None, 10).await.unwrap().0),
+        ["run-a"]
+    );
+}
+
+backends!(case_cohort_unknown_names);
+
+async fn case_cohort_unknown_names(store: &Store) {
+    use zonerank_storage::{CohortQuery, UnknownName};
+    store.upsert_regions(&henan()).await.unwrap();
+    store
+        .upsert_zones(&[
+            zone("ly-a", "410323", "AGGLOMERATION_ZONE", &[]),
+            zone("zmd-d", "411725", "AGGLOMERATION_ZONE", &[]),
+        ])
+        .await
+        .unwrap();
+    let query = |region: Option<&str>, ids: &[&str]| CohortQuery {
+        kind: Some(EntityKind::Zone),
+        region_code: region.map(str::to_string),
+        ids: strings(ids),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.cohort(&query(Some("419900"), &[])).await.unwrap(),
+        Err(UnknownName::Region("419900".to_string()))
+    );
+    assert_eq!(
+        store.cohort(&query(None, &["ly-a", "ly-x"])).await.unwrap(),
+        Err(UnknownName::Entity(EntityKind::Zone, "ly-x".to_string()))
+    );
+    // A known zone outside the region is no member, and no error.
+    let members = store
+        .cohort(&query(Some("410300"), &["ly-a", "zmd-d"]))
+        .await
+        .unwrap()
+        .unwrap();
+    let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["ly-a"]);
+}

@@ -5,6 +5,7 @@
 mod dataset;
 mod eval;
 mod expr;
+mod sign;
 mod target;
 mod tier;
 
@@ -16,5 +17,6 @@ pub use expr::{
     Expr, Function, LAND_AREA, MAX_CAGR_YEARS, MAX_DEPTH, Metric, MetricDefinition, MetricError,
     NamedMetric, metric_catalog, parse_metric,
 };
+pub use sign::negative_part;
 pub use target::{Comparator, Progress, TargetStatus, evaluation_period, progress};
 pub use tier::{DEFAULT_TIERS_WAN_YUAN, tier_counts};

@@ -61,6 +61,18 @@ pub enum RankingError {
         /// The scheme field that reads it, e.g. `vetoes[0]`.
         needed_by: String,
     },
+    /// ENTROPY weighting met a value it cannot take as a proportion (below 0).
+    #[error(
+        "ENTROPY weighting needs values ≥ 0, but entity {entity} has {value} for criterion {criterion}"
+    )]
+    EntropyValue {
+        /// The criterion's position in the scheme.
+        criterion: usize,
+        /// The entity's input index.
+        entity: usize,
+        /// The value found (a filled cell shows the cohort's mean).
+        value: f64,
+    },
     /// The weighting method failed on this cohort.
     #[error("weighting failed: {0}")]
     Weighting(#[from] WeightingError),
@@ -480,7 +492,20 @@ pub fn rank(input: &RankingInput<'_>) -> Result<RankingOutcome, RankingError> {
             &fixed,
             &columns.raw_filled,
             &columns.normalized,
-        )?;
+        )
+        .map_err(|e| match e {
+            // The weighting sees cohort positions; callers know entities by input index.
+            WeightingError::InvalidEntropyValue {
+                criterion,
+                entity,
+                value,
+            } => RankingError::EntropyValue {
+                criterion,
+                entity: columns.cohort[entity],
+                value,
+            },
+            other => RankingError::Weighting(other),
+        })?;
         let mut scores = aggregate(scheme.aggregation, &columns.normalized, &w);
         for (score, &e) in scores.iter_mut().zip(&columns.cohort) {
             *score += bonus[e];
@@ -708,6 +733,24 @@ pub(crate) mod tests {
                 bars_class_a: true,
             }],
         }
+    }
+
+    #[test]
+    fn an_entropy_failure_names_the_entity_by_input_index() {
+        let mut scheme = zone_scheme();
+        scheme.weighting = Weighting::Entropy;
+        let mut input = zone_input(&scheme);
+        // Z1 is left out, so Z3 is the cohort's third member but the input's fourth.
+        input.criteria[0][1] = None;
+        input.criteria[0][3] = Some(-2.32);
+        assert_eq!(
+            rank(&input),
+            Err(RankingError::EntropyValue {
+                criterion: 0,
+                entity: 3,
+                value: -2.32
+            })
+        );
     }
 
     /// Six zones. per_mu(tax) (higher better): 100, 80, 60, 60, 20, 0 → min-max 1, .8, .6, .6, .2, 0.

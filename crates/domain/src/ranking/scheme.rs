@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::weighting::{planned_weights, shown};
 use super::{Aggregation, MissingPolicy, Normalization, Weighting};
 use crate::catalog::Direction;
 
@@ -525,6 +526,279 @@ fn validate_classes(scheme: &Scheme, faults: &mut Faults) {
     }
 }
 
+/// What a scheme's metrics can do that its methods care about, read from their expressions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricSigns {
+    /// Per criterion, the part of its metric that can be negative (e.g. `yoy(revenue)`).
+    pub criteria: Vec<Option<String>>,
+    /// Per adjustment, whether its metric can be negative.
+    pub adjustments: Vec<bool>,
+}
+
+impl MetricSigns {
+    fn criterion_may_be_negative(&self, j: usize) -> bool {
+        self.criteria.get(j).is_some_and(Option::is_some)
+    }
+}
+
+/// The scores a scheme can give, bonuses and deductions included: each end is None when it
+/// is unbounded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoreRange {
+    /// The lowest score possible.
+    pub low: Option<f64>,
+    /// The highest score possible.
+    pub high: Option<f64>,
+    /// The methods that bound it, e.g. `TOPSIS` or `EFFICACY and WEIGHTED_SUM`.
+    pub method: String,
+}
+
+impl ScoreRange {
+    /// Whether a threshold of `score` can be met and missed (ends included).
+    pub fn contains(&self, score: f64) -> bool {
+        let above_low = self
+            .low
+            .is_none_or(|low| score > low || nearly_equal(score, low));
+        let below_high = self
+            .high
+            .is_none_or(|high| score < high || nearly_equal(score, high));
+        above_low && below_high
+    }
+}
+
+impl fmt::Display for ScoreRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.low, self.high) {
+            (Some(low), Some(high)) => write!(f, "{low}–{high}")?,
+            (Some(low), None) => write!(f, "{low} or more")?,
+            (None, Some(high)) => write!(f, "at most {high}")?,
+            (None, None) => f.write_str("any score")?,
+        }
+        write!(f, " with {}", self.method)
+    }
+}
+
+fn normalization_name(n: Normalization) -> &'static str {
+    match n {
+        Normalization::MinMax => "MIN_MAX",
+        Normalization::ZScore => "Z_SCORE",
+        Normalization::Efficacy => "EFFICACY",
+        Normalization::Vector => "VECTOR",
+        Normalization::BenchmarkRatio => "BENCHMARK_RATIO",
+        Normalization::PercentileRank => "PERCENTILE_RANK",
+    }
+}
+
+fn aggregation_name(a: Aggregation) -> &'static str {
+    match a {
+        Aggregation::WeightedSum => "WEIGHTED_SUM",
+        Aggregation::GeometricMean => "GEOMETRIC_MEAN",
+        Aggregation::Topsis => "TOPSIS",
+    }
+}
+
+fn weighting_name(w: Weighting) -> &'static str {
+    match w {
+        Weighting::Fixed => "FIXED",
+        Weighting::Equal => "EQUAL",
+        Weighting::Entropy => "ENTROPY",
+        Weighting::Critic => "CRITIC",
+    }
+}
+
+/// The normalised values one criterion can take (see `normalize`): None for an unbounded end.
+fn normalized_range(
+    method: Normalization,
+    direction: Direction,
+    may_be_negative: bool,
+) -> (Option<f64>, Option<f64>) {
+    match method {
+        Normalization::MinMax | Normalization::PercentileRank => (Some(0.0), Some(1.0)),
+        Normalization::Efficacy => (Some(60.0), Some(100.0)),
+        Normalization::ZScore => (None, None),
+        // x ÷ ‖x‖ lies in [−1, 1], and in [0, 1] for values ≥ 0; 1 − x ÷ ‖x‖ mirrors it.
+        Normalization::Vector if !may_be_negative => (Some(0.0), Some(1.0)),
+        Normalization::Vector => match direction {
+            Direction::HigherIsBetter => (Some(-1.0), Some(1.0)),
+            Direction::LowerIsBetter => (Some(0.0), Some(2.0)),
+        },
+        Normalization::BenchmarkRatio if !may_be_negative => (Some(0.0), None),
+        Normalization::BenchmarkRatio => (None, None),
+    }
+}
+
+/// The scores `scheme` can give: TOPSIS closeness is 0–1; a weighted sum or weighted geometric
+/// mean (weights ≥ 0 summing to 1) stays between the lowest and highest normalised value of the
+/// criteria that carry weight; bonus points lift the top end without bound and deductions the
+/// bottom end.
+pub fn score_range(scheme: &Scheme, signs: &MetricSigns) -> ScoreRange {
+    let (mut low, mut high, mut method) = if scheme.aggregation == Aggregation::Topsis {
+        (Some(0.0), Some(1.0), "TOPSIS".to_owned())
+    } else {
+        let weighted =
+            |j: usize| scheme.weighting != Weighting::Fixed || scheme.criteria[j].weight > 0.0;
+        let (mut low, mut high) = (Some(f64::INFINITY), Some(f64::NEG_INFINITY));
+        for (j, criterion) in scheme
+            .criteria
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| weighted(*j))
+        {
+            let (lo, hi) = normalized_range(
+                scheme.normalization,
+                criterion.direction,
+                signs.criterion_may_be_negative(j),
+            );
+            low = low.zip(lo).map(|(a, b)| a.min(b));
+            high = high.zip(hi).map(|(a, b)| a.max(b));
+        }
+        let method = format!(
+            "{} and {}",
+            normalization_name(scheme.normalization),
+            aggregation_name(scheme.aggregation)
+        );
+        (
+            low.filter(|l| l.is_finite()),
+            high.filter(|h| h.is_finite()),
+            method,
+        )
+    };
+    let (mut bonuses, mut deductions) = (false, false);
+    for (i, adjustment) in scheme.adjustments.iter().enumerate() {
+        let either_way = signs.adjustments.get(i).copied().unwrap_or(false);
+        bonuses |= adjustment.points_per_event > 0.0 || either_way;
+        deductions |= adjustment.points_per_event < 0.0 || either_way;
+    }
+    if bonuses {
+        high = None;
+        method.push_str(" and its bonuses");
+    }
+    if deductions {
+        low = None;
+        method.push_str(if bonuses {
+            " and deductions"
+        } else {
+            " and its deductions"
+        });
+    }
+    ScoreRange { low, high, method }
+}
+
+/// Faults a new scheme is refused for on top of `validate`: an ENTROPY weighting over a metric
+/// that can be negative, and star or class thresholds no score of the scheme can reach or miss.
+/// Kept out of `validate`, which every run applies, so schemes stored before these checks keep
+/// running (the engine still refuses a negative value for entropy, naming the entity).
+pub fn authoring_faults(scheme: &Scheme, signs: &MetricSigns) -> Vec<SchemeFault> {
+    let mut faults = Faults(Vec::new());
+    if scheme.weighting == Weighting::Entropy {
+        for (j, criterion) in scheme.criteria.iter().enumerate() {
+            let Some(Some(part)) = signs.criteria.get(j) else {
+                continue;
+            };
+            let which = if part.trim() == criterion.metric.trim() {
+                format!("`{part}`")
+            } else {
+                format!("`{}` (through `{part}`)", criterion.metric)
+            };
+            faults.add(
+                format!("criteria[{j}].metric"),
+                format!(
+                    "{which} can be negative: a change between periods is below 0 whenever the \
+                     figure falls, and ENTROPY weighting takes values as proportions of their \
+                     sum, which must be ≥ 0; use CRITIC, EQUAL or FIXED weighting, or a metric \
+                     that cannot be negative"
+                ),
+            );
+        }
+    }
+    let range = score_range(scheme, signs);
+    for (i, rule) in scheme.star_rules.iter().enumerate() {
+        if rule.min_score.is_finite() && !range.contains(rule.min_score) {
+            faults.add(
+                format!("star_rules[{i}].min_score"),
+                format!(
+                    "{} is outside the scores this scheme can give ({range})",
+                    rule.min_score
+                ),
+            );
+        }
+    }
+    for (i, cut) in scheme.class_cuts.iter().enumerate() {
+        if let Some(min) = cut.min_score
+            && min.is_finite()
+            && !range.contains(min)
+        {
+            faults.add(
+                format!("class_cuts[{i}].min_score"),
+                format!("{min} is outside the scores this scheme can give ({range})"),
+            );
+        }
+    }
+    faults.0
+}
+
+/// The weights a run of a scheme uses, when they do not depend on the data, and what its
+/// author should know about them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WeightPlan {
+    /// Per criterion, shown to 15 significant digits; empty for ENTROPY and CRITIC.
+    pub weights: Vec<f64>,
+    /// What the run does with the weights given, where that is not simply using them.
+    pub notes: Vec<String>,
+}
+
+/// The weight plan of a valid scheme.
+pub fn weight_plan(scheme: &Scheme) -> WeightPlan {
+    let given: Vec<f64> = scheme.criteria.iter().map(|c| c.weight).collect();
+    let weights: Vec<f64> = planned_weights(scheme.weighting, &given)
+        .and_then(Result::ok)
+        .unwrap_or_default()
+        .into_iter()
+        .map(shown)
+        .collect();
+    let mut notes = Vec::new();
+    let method = weighting_name(scheme.weighting);
+    let any_given = given.iter().any(|&w| w != 0.0);
+    match scheme.weighting {
+        Weighting::Fixed => {
+            let sum: f64 = given.iter().sum();
+            if (sum - 1.0).abs() > 1e-9 {
+                let sum = shown(sum);
+                notes.push(format!(
+                    "weights sum to {sum}; a run divides each by {sum} so they sum to 1"
+                ));
+            }
+            for (j, criterion) in scheme.criteria.iter().enumerate() {
+                if criterion.weight == 0.0 {
+                    notes.push(format!(
+                        "criteria[{j}] (`{}`) has weight 0: its values are read and shown in \
+                         each entry, but it does not count toward the score",
+                        criterion.metric
+                    ));
+                }
+            }
+        }
+        Weighting::Equal => {
+            if any_given && given.iter().any(|&w| w != given[0]) {
+                notes.push(format!(
+                    "EQUAL weighting gives each of the {} criteria the same weight; the weights \
+                     given are ignored",
+                    given.len()
+                ));
+            }
+        }
+        Weighting::Entropy | Weighting::Critic => {
+            if any_given {
+                notes.push(format!(
+                    "{method} weighting derives the weights from each run's data; the weights \
+                     given are ignored"
+                ));
+            }
+        }
+    }
+    WeightPlan { weights, notes }
+}
+
 /// Metric texts the scheme reads besides its criteria (gates, adjustments, vetoes), deduplicated.
 ///
 /// First occurrence first. A text that is also a criterion is left out: the engine reads it
@@ -855,6 +1129,149 @@ mod tests {
                 "criteria[1].metric",
                 "adjustments[0].points_per_event",
                 "vetoes[0].metric"
+            ]
+        );
+    }
+
+    fn no_signs() -> MetricSigns {
+        MetricSigns::default()
+    }
+
+    #[test]
+    fn score_ranges_follow_normalization_aggregation_and_adjustments() {
+        let mut s = scheme();
+        s.adjustments.clear();
+        let range = |s: &Scheme, signs: &MetricSigns| {
+            let r = score_range(s, signs);
+            (r.low, r.high, r.to_string())
+        };
+        assert_eq!(
+            range(&s, &no_signs()),
+            (
+                Some(0.0),
+                Some(1.0),
+                "0–1 with MIN_MAX and WEIGHTED_SUM".to_owned()
+            )
+        );
+        s.aggregation = Aggregation::Topsis;
+        s.normalization = Normalization::Efficacy;
+        assert_eq!(range(&s, &no_signs()).2, "0–1 with TOPSIS");
+        s.aggregation = Aggregation::GeometricMean;
+        assert_eq!(
+            range(&s, &no_signs()).2,
+            "60–100 with EFFICACY and GEOMETRIC_MEAN"
+        );
+        s.aggregation = Aggregation::WeightedSum;
+        s.normalization = Normalization::ZScore;
+        assert_eq!(range(&s, &no_signs()).0, None);
+        assert!(score_range(&s, &no_signs()).contains(1e9));
+        s.normalization = Normalization::BenchmarkRatio;
+        assert_eq!(
+            range(&s, &no_signs()).2,
+            "0 or more with BENCHMARK_RATIO and WEIGHTED_SUM"
+        );
+        s.normalization = Normalization::Vector;
+        assert_eq!(range(&s, &no_signs()).2, "0–1 with VECTOR and WEIGHTED_SUM");
+        let growth = MetricSigns {
+            criteria: vec![Some("yoy(revenue)".to_owned()), None],
+            adjustments: vec![],
+        };
+        assert_eq!(range(&s, &growth).2, "-1–1 with VECTOR and WEIGHTED_SUM");
+        // A weightless criterion does not widen the range.
+        s.criteria[0].weight = 0.0;
+        assert_eq!(range(&s, &growth).2, "0–1 with VECTOR and WEIGHTED_SUM");
+        // Deductions open the bottom end, bonuses the top.
+        let mut s = scheme();
+        assert_eq!(
+            range(&s, &no_signs()).2,
+            "at most 1 with MIN_MAX and WEIGHTED_SUM and its deductions"
+        );
+        s.adjustments[0].points_per_event = 2.0;
+        assert_eq!(
+            range(&s, &no_signs()).2,
+            "0 or more with MIN_MAX and WEIGHTED_SUM and its bonuses"
+        );
+    }
+
+    #[test]
+    fn new_schemes_are_refused_thresholds_out_of_range_and_entropy_over_growth() {
+        let mut s = scheme();
+        s.adjustments.clear();
+        s.aggregation = Aggregation::Topsis;
+        s.star_rules[0].min_score = 40.0;
+        s.class_cuts[0].min_score = Some(1.0);
+        s.class_cuts[1].min_score = Some(-0.5);
+        let faults = authoring_faults(&s, &no_signs());
+        let found: Vec<(String, String)> =
+            faults.into_iter().map(|f| (f.field, f.reason)).collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "star_rules[0].min_score".to_owned(),
+                    "40 is outside the scores this scheme can give (0–1 with TOPSIS)".to_owned()
+                ),
+                (
+                    "class_cuts[1].min_score".to_owned(),
+                    "-0.5 is outside the scores this scheme can give (0–1 with TOPSIS)".to_owned()
+                ),
+            ]
+        );
+        let mut s = scheme();
+        s.weighting = Weighting::Entropy;
+        s.criteria.push(criterion("energy_intensity_change", 0.0));
+        let signs = MetricSigns {
+            criteria: vec![None, None, Some("energy_intensity_change".to_owned())],
+            adjustments: vec![false],
+        };
+        let faults = authoring_faults(&s, &signs);
+        assert_eq!(faults.len(), 1, "{faults:?}");
+        assert_eq!(faults[0].field, "criteria[2].metric");
+        assert!(
+            faults[0]
+                .reason
+                .starts_with("`energy_intensity_change` can be negative")
+        );
+        s.weighting = Weighting::Critic;
+        assert_eq!(authoring_faults(&s, &signs), []);
+    }
+
+    #[test]
+    fn weight_plans_say_what_a_run_does_with_the_weights() {
+        let mut s = scheme();
+        assert_eq!(
+            weight_plan(&s),
+            WeightPlan {
+                weights: vec![0.6, 0.4],
+                notes: vec![]
+            }
+        );
+        s.criteria[0].weight = 0.8;
+        s.criteria[1].weight = 0.4;
+        let plan = weight_plan(&s);
+        assert_eq!(plan.weights, [0.666666666666667, 0.333333333333333]);
+        assert_eq!(
+            plan.notes,
+            ["weights sum to 1.2; a run divides each by 1.2 so they sum to 1"]
+        );
+        s.criteria[1].weight = 0.0;
+        let plan = weight_plan(&s);
+        assert_eq!(plan.weights, [1.0, 0.0]);
+        assert!(
+            plan.notes[1].starts_with("criteria[1] (`per_mu(tax)`) has weight 0"),
+            "{plan:?}"
+        );
+        s.weighting = Weighting::Equal;
+        let plan = weight_plan(&s);
+        assert_eq!(plan.weights, [0.5, 0.5]);
+        assert!(plan.notes[0].contains("ignored"));
+        s.weighting = Weighting::Entropy;
+        let plan = weight_plan(&s);
+        assert!(plan.weights.is_empty());
+        assert_eq!(
+            plan.notes,
+            [
+                "ENTROPY weighting derives the weights from each run's data; the weights given are ignored"
             ]
         );
     }

@@ -77,6 +77,30 @@ pub fn weights(
     }
 }
 
+/// The weights a run uses when they do not depend on the data: the fixed weights divided by
+/// their sum, or the equal share; None for entropy and CRITIC, which derive them per run.
+pub fn planned_weights(
+    method: Weighting,
+    fixed: &[f64],
+) -> Option<Result<Vec<f64>, WeightingError>> {
+    match method {
+        Weighting::Fixed | Weighting::Equal => {
+            Some(weights(method, fixed, &[], &vec![Vec::new(); fixed.len()]))
+        }
+        Weighting::Entropy | Weighting::Critic => None,
+    }
+}
+
+/// A weight as it is shown: rounded to 15 significant digits, the most an f64 always holds, so
+/// 0.2 ÷ 1.0 shows as 0.2 and not 0.19999999999999996 (the digits beyond are float noise).
+pub fn shown(weight: f64) -> f64 {
+    if !weight.is_finite() || weight == 0.0 {
+        return weight;
+    }
+    // `{:.14e}` rounds to 15 significant digits exactly, and parsing reads the nearest f64.
+    format!("{weight:.14e}").parse().unwrap_or(weight)
+}
+
 /// The scheme's weights divided by their sum; negative, non-finite or all-zero weights are errors.
 /// The sum is taken at the scale of the largest weight, so 1e308, 1e308 are 1, 1.
 fn fixed_weights(fixed: &[f64]) -> Result<Vec<f64>, WeightingError> {
@@ -223,6 +247,31 @@ fn normalize_or_equal(mut values: Vec<f64>) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_weights_lose_float_noise_only() {
+        let scaled = fixed_weights(&[0.2, 0.2, 0.2, 0.15, 0.15, 0.1]).unwrap();
+        assert_eq!(scaled[0], 0.19999999999999996, "the noise this removes");
+        assert_eq!(shown(scaled[0]), 0.2);
+        assert_eq!(shown(1.0 / 3.0), 0.333333333333333);
+        assert_eq!(shown(0.0), 0.0);
+        assert_eq!(shown(1.2e-20), 1.2e-20);
+        assert_eq!(shown(123_456_789.123_456_78), 123_456_789.123_457);
+    }
+
+    #[test]
+    fn planned_weights_are_what_a_run_uses() {
+        assert_eq!(
+            planned_weights(Weighting::Fixed, &[0.6, 0.6]),
+            Some(Ok(vec![0.5, 0.5]))
+        );
+        assert_eq!(
+            planned_weights(Weighting::Equal, &[0.0, 0.0, 0.0, 0.0]),
+            Some(Ok(vec![0.25; 4]))
+        );
+        assert_eq!(planned_weights(Weighting::Entropy, &[1.0]), None);
+        assert_eq!(planned_weights(Weighting::Critic, &[1.0]), None);
+    }
 
     fn close(a: &[f64], b: &[f64]) {
         assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");

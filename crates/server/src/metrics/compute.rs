@@ -9,9 +9,12 @@ use zonerank_domain::{
     metric::{Dataset, Metric, Missing, evaluate, parse_metric, requirements},
     period::Period,
 };
-use zonerank_storage::{CohortMember, CohortQuery, Store, ValueQuery};
+use zonerank_storage::{CohortMember, CohortQuery, Store, UnknownName, ValueQuery};
 
-use crate::error::{ServiceError, Violation};
+use crate::{
+    convert::resource_type,
+    error::{ServiceError, Violation},
+};
 
 /// Cohorts larger than this are read by kind rather than by an id list.
 const READ_WHOLE_KIND_ABOVE: usize = 5_000;
@@ -69,6 +72,23 @@ impl Catalog {
     }
 }
 
+/// NOT_FOUND for a cohort naming a region or an entity the store does not hold: every
+/// computation (tables, streams, rankings, simulations) selects its cohort here.
+fn unknown_in_cohort(name: UnknownName) -> ServiceError {
+    match name {
+        UnknownName::Region(code) => ServiceError::not_found(
+            resource_type(EntityKind::Region),
+            code.clone(),
+            format!("region {code:?}"),
+        ),
+        UnknownName::Entity(kind, id) => ServiceError::not_found(
+            resource_type(kind),
+            id.clone(),
+            format!("{} {id:?}", kind.as_str().to_lowercase()),
+        ),
+    }
+}
+
 /// The values of a computation: one row per cohort member, one column per metric and period.
 pub struct Computed {
     pub members: Vec<CohortMember>,
@@ -85,7 +105,7 @@ pub async fn compute(
     cohort: &CohortQuery,
     as_of: Option<i64>,
 ) -> Result<Computed, ServiceError> {
-    let members = store.cohort(cohort).await?;
+    let members = store.cohort(cohort).await?.map_err(unknown_in_cohort)?;
     let kind = cohort.kind.unwrap_or(EntityKind::Zone);
     let mut indicators = BTreeSet::new();
     let (mut years_back, mut parents, mut zones) = (0, false, false);

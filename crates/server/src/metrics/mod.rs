@@ -67,9 +67,10 @@ pub fn cohort_query(cohort: Option<&v1::CohortSelector>) -> Result<CohortQuery, 
         Ok(v1::ZoneKind::Unspecified) => None,
         Ok(k) => Some(enum_suffix(k.as_str_name(), "ZONE_KIND_")),
         Err(_) => {
-            return Err(ServiceError::invalid(
-                "cohort.zone_kind",
-                "unknown zone kind",
+            return Err(ServiceError::not_found(
+                "zonerank.v1.ZoneKind",
+                c.zone_kind.to_string(),
+                format!("zone kind {}", c.zone_kind),
             ));
         }
     };

@@ -16,9 +16,10 @@ use zonerank_domain::{
     period::Period,
     ranking::{
         engine::rank, explain::explain, improved::most_improved, robustness::rank_robustness,
+        weighting::shown,
     },
 };
-use zonerank_storage::{RunRow, Store};
+use zonerank_storage::{RunFilter, RunRow, Store};
 
 pub use source::MetricsSource;
 
@@ -26,7 +27,10 @@ use crate::{
     convert::{self, micros_timestamp},
     error::ServiceError,
     metrics::Catalog,
-    paging::{decode_page_token, encode_page_token, page_size},
+    paging::{
+        decode_offset_token, decode_page_token, encode_page_token, fingerprint, offset_page,
+        page_size,
+    },
 };
 use scheme::CheckedScheme;
 
@@ -37,6 +41,8 @@ struct StoredRun {
 }
 
 /// Pages of finished runs stay cached this long; runs never change, so no version is needed.
+/// A deleted run is never served from the cache: its existence is read from the store before
+/// the cache is asked, and run ids are never reused.
 const PAGE_TTL: Duration = Duration::from_secs(3600);
 
 /// Entries in ComputeRanking's answer.
@@ -96,6 +102,13 @@ async fn store_scheme(
     decode_scheme(&row.definition)
 }
 
+/// A stored scheme version as answers show it: its definition and whether it is archived.
+fn stored_scheme(row: &zonerank_storage::SchemeRow) -> Result<v1::Scheme, ServiceError> {
+    let mut wire = decode_scheme(&row.definition)?;
+    wire.archived = row.archived;
+    Ok(wire)
+}
+
 fn decode_scheme(bytes: &[u8]) -> Result<v1::Scheme, ServiceError> {
     v1::Scheme::decode(bytes).map_err(|e| {
         ServiceError::Storage(zonerank_storage::StorageError::Corrupt(format!(
@@ -110,6 +123,46 @@ fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M, ServiceEr
             "{what}: {e}"
         )))
     })
+}
+
+/// The fingerprint an offset token of `request` is bound to: its encoding without the page
+/// size and token, which may change from page to page (AIP-158).
+fn request_fingerprint<M: Message + Clone>(request: &M, unpaged: impl FnOnce(&mut M)) -> u64 {
+    let mut bare = request.clone();
+    unpaged(&mut bare);
+    fingerprint(&[&bare.encode_to_vec()])
+}
+
+/// A name the request must give, trimmed.
+fn required(field: &str, value: &str) -> Result<String, ServiceError> {
+    match value.trim() {
+        "" => Err(ServiceError::invalid(field, "must be set")),
+        name => Ok(name.to_string()),
+    }
+}
+
+fn scheme_not_found(id: &str) -> ServiceError {
+    ServiceError::not_found("zonerank.v1.Scheme", id, format!("scheme {id:?}"))
+}
+
+fn run_not_found(run_id: &str) -> ServiceError {
+    ServiceError::not_found(
+        "zonerank.v1.RankingRun",
+        run_id,
+        format!("ranking run {run_id:?}"),
+    )
+}
+
+/// The scheme's runs are reached by scheme and period, and none was computed for the period.
+fn never_computed(scheme_id: &str, period: &str) -> ServiceError {
+    ServiceError::NotFound {
+        resource_type: "zonerank.v1.RankingRun".to_string(),
+        resource_name: format!("{scheme_id}@{period}"),
+        message: format!(
+            "no ranking of scheme {scheme_id:?} for {period}: the scheme exists but was never \
+             computed for that period; call ComputeRanking with this scheme_id and period"
+        ),
+    }
 }
 
 fn period(field: &str, text: &str) -> Result<Period, ServiceError> {
@@ -143,7 +196,7 @@ impl Ranking {
                     },
                 )
             })?;
-        let wire = decode_scheme(&row.definition)?;
+        let wire = stored_scheme(&row)?;
         let catalog = Catalog::load(&self.store).await?;
         let checked = scheme::check("scheme", &wire, &catalog)?;
         Ok((wire, checked))
@@ -165,20 +218,28 @@ impl Ranking {
         scheme_id: &str,
         period_text: &str,
     ) -> Result<RunRow, ServiceError> {
-        let found = if !run_id.trim().is_empty() {
-            self.store.run(run_id.trim()).await?
-        } else {
-            let period = period("period", period_text)?;
-            if scheme_id.trim().is_empty() {
-                return Err(ServiceError::invalid(
-                    "run_id",
-                    "give a run_id, or scheme_id and period",
-                ));
-            }
-            self.official_run(scheme_id.trim(), &period.canonical())
+        let run_id = run_id.trim();
+        if !run_id.is_empty() {
+            return self
+                .store
+                .run(run_id)
                 .await?
-        };
-        found.ok_or_else(|| ServiceError::not_found("zonerank.v1.RankingRun", "", "ranking run"))
+                .ok_or_else(|| run_not_found(run_id));
+        }
+        let period = period("period", period_text)?.canonical();
+        let scheme_id = scheme_id.trim();
+        if scheme_id.is_empty() {
+            return Err(ServiceError::invalid(
+                "run_id",
+                "give a run_id, or scheme_id and period",
+            ));
+        }
+        if self.store.scheme(scheme_id, None).await?.is_none() {
+            return Err(scheme_not_found(scheme_id));
+        }
+        self.official_run(scheme_id, &period)
+            .await?
+            .ok_or_else(|| never_computed(scheme_id, &period))
     }
 
     /// The run that answers "the ranking of this scheme for this period": the newest one
@@ -299,12 +360,28 @@ impl RankingService for Ranking {
             return Err(ServiceError::invalid("scheme.name", "must not be empty").into());
         }
         let catalog = Catalog::load(&self.store).await?;
-        scheme::check("scheme", &wire, &catalog)?;
+        let (_, plan) = scheme::check_new("scheme", &wire, &catalog)?;
+        let mut notes = plan.notes;
+        // A new version brings an archived scheme back (the store un-archives every version).
+        if let Some(previous) = self
+            .store
+            .scheme(&wire.id, None)
+            .await
+            .map_err(ServiceError::from)?
+            && previous.archived
+        {
+            notes.push(format!(
+                "scheme {:?} was archived; this version brings it back into ListSchemes and \
+                 ComputeRanking",
+                wire.id
+            ));
+        }
         let stored = store_scheme(&self.store, wire, false).await?;
         tracing::info!(scheme = %stored.id, version = stored.version, "scheme stored");
         Ok(Response::new(v1::CreateSchemeResponse {
             scheme: Some(stored),
-            ..Default::default()
+            weights_used: plan.weights,
+            notes,
         }))
     }
 
@@ -322,14 +399,22 @@ impl RankingService for Ranking {
             .await
             .map_err(ServiceError::from)?
             .ok_or_else(|| {
-                ServiceError::not_found(
-                    "zonerank.v1.Scheme",
-                    request.scheme_id.trim(),
-                    format!("scheme {:?}", request.scheme_id.trim()),
-                )
+                if request.version > 0 {
+                    ServiceError::not_found(
+                        "zonerank.v1.Scheme",
+                        request.scheme_id.trim(),
+                        format!(
+                            "scheme {:?} version {}",
+                            request.scheme_id.trim(),
+                            request.version
+                        ),
+                    )
+                } else {
+                    scheme_not_found(request.scheme_id.trim())
+                }
             })?;
         Ok(Response::new(v1::GetSchemeResponse {
-            scheme: Some(decode_scheme(&row.definition)?),
+            scheme: Some(stored_scheme(&row)?),
         }))
     }
 
@@ -342,7 +427,7 @@ impl RankingService for Ranking {
         let after = decode_page_token(&request.page_token)?;
         let (rows, more) = self
             .store
-            .latest_schemes(after.as_deref(), limit)
+            .latest_schemes(after.as_deref(), limit, request.show_archived)
             .await
             .map_err(ServiceError::from)?;
         let next_page_token = if more {
@@ -353,10 +438,7 @@ impl RankingService for Ranking {
             String::new()
         };
         Ok(Response::new(v1::ListSchemesResponse {
-            schemes: rows
-                .iter()
-                .map(|r| decode_scheme(&r.definition))
-                .collect::<Result<_, _>>()?,
+            schemes: rows.iter().map(stored_scheme).collect::<Result<_, _>>()?,
             next_page_token,
         }))
     }
@@ -369,6 +451,19 @@ impl RankingService for Ranking {
         let (wire, checked) = self
             .scheme(&request.scheme_id, request.scheme_version)
             .await?;
+        if wire.archived {
+            return Err(ServiceError::failed_precondition(
+                "ARCHIVED",
+                format!("scheme {}", wire.id),
+                format!(
+                    "scheme {:?} is archived: its versions and runs stay readable, but it is not \
+                     computed again; CreateScheme with this id makes a new version and brings it \
+                     back",
+                    wire.id
+                ),
+            )
+            .into());
+        }
         let period = period("period", &request.period)?;
         let mut cohort = request.cohort.or(wire.cohort.clone()).unwrap_or_default();
         cohort.entity_kind = wire.entity_kind;
@@ -398,11 +493,8 @@ impl RankingService for Ranking {
         for e in outcome.entries.iter().filter(|e| e.stars > 0) {
             *star_counts.entry(i32::from(e.stars)).or_insert(0) += 1;
         }
-        let run_id = format!(
-            "run-{:x}-{:08x}",
-            zonerank_storage::now_micros(),
-            rand_suffix()
-        );
+        let computed_at = zonerank_storage::now_micros();
+        let run_id = format!("run-{computed_at:x}-{:08x}", rand_suffix());
         let run = v1::RankingRun {
             run_id: run_id.clone(),
             scheme_id: wire.id.clone(),
@@ -410,11 +502,11 @@ impl RankingService for Ranking {
             period: period.canonical(),
             cohort: Some(cohort),
             as_of: Some(as_of),
-            computed_at: Some(micros_timestamp(zonerank_storage::now_micros())),
+            computed_at: Some(micros_timestamp(computed_at)),
             data_version: committed.version,
             entity_count: included,
             excluded_count: entries.len() as i64 - included,
-            weights: outcome.weights.clone(),
+            weights: outcome.weights.iter().copied().map(shown).collect(),
             meeting_rank_target: entries.iter().filter(|e| e.meets_rank_target).count() as i64,
             star_counts,
         };
@@ -426,6 +518,7 @@ impl RankingService for Ranking {
                     scheme_version: wire.version,
                     period: period.canonical(),
                     run: run.encode_to_vec(),
+                    computed_at,
                 },
                 entries
                     .iter()
@@ -541,6 +634,12 @@ impl RankingService for Ranking {
         request: Request<v1::GetMostImprovedRequest>,
     ) -> Result<Response<v1::GetMostImprovedResponse>, Status> {
         let request = request.into_inner();
+        let size = page_size(request.page_size, 10, 1000)?;
+        let print = request_fingerprint(&request, |r| {
+            r.page_size = 0;
+            r.page_token.clear();
+        });
+        let offset = decode_offset_token(&request.page_token, print)?;
         let run = self
             .resolve_run("", &request.scheme_id, &request.period)
             .await?;
@@ -564,21 +663,20 @@ impl RankingService for Ranking {
                 .map(|e| before.get(&e.id).copied())
                 .collect();
         }
-        let outcome =
-            rank(&input.as_input(checked)).map_err(|e| ServiceError::invalid("scheme", e))?;
-        let limit = page_size(request.page_size, 10, 1000)? as usize;
-        let chosen = most_improved(&outcome, limit, request.by_score);
+        let outcome = input.rank(checked)?;
+        let ordered = most_improved(&outcome, usize::MAX, request.by_score);
+        let (chosen, next_page_token) = offset_page(ordered, offset, size, print);
         let refreshed = run::entries(&input, checked, &outcome, stored.rank_target);
-        let by_id: std::collections::HashMap<String, v1::RankingEntry> = refreshed
+        let mut by_id: std::collections::HashMap<String, v1::RankingEntry> = refreshed
             .into_iter()
             .map(|e| (e.entity.clone().unwrap_or_default().id, e))
             .collect();
         Ok(Response::new(v1::GetMostImprovedResponse {
             entries: chosen
                 .into_iter()
-                .filter_map(|i| by_id.get(&input.entities[i].id).cloned())
+                .filter_map(|i| by_id.remove(&input.entities[i].id))
                 .collect(),
-            next_page_token: String::new(),
+            next_page_token,
         }))
     }
 
@@ -587,11 +685,17 @@ impl RankingService for Ranking {
         request: Request<v1::SimulateRankingRequest>,
     ) -> Result<Response<v1::SimulateRankingResponse>, Status> {
         let request = request.into_inner();
+        let size = page_size(request.page_size, 100, 1000)?;
+        let print = request_fingerprint(&request, |r| {
+            r.page_size = 0;
+            r.page_token.clear();
+        });
+        let offset = decode_offset_token(&request.page_token, print)?;
         let wire = request
             .scheme
             .ok_or_else(|| ServiceError::invalid("scheme", "must be set"))?;
         let catalog = Catalog::load(&self.store).await?;
-        let checked = scheme::check("scheme", &wire, &catalog)?;
+        let (checked, _) = scheme::check_new("scheme", &wire, &catalog)?;
         let period = period("period", &request.period)?;
         let mut cohort = request.cohort.or(wire.cohort.clone()).unwrap_or_default();
         cohort.entity_kind = wire.entity_kind;
@@ -605,13 +709,13 @@ impl RankingService for Ranking {
             &parents,
         )
         .await?;
-        let limit = page_size(request.page_size, 50, 100_000)? as usize;
+        let entries = run::entries(&input, &checked, &outcome, wire.rank_target);
+        let entity_count = outcome.entries.iter().filter(|e| e.included).count() as i64;
+        let (entries, next_page_token) = offset_page(entries, offset, size, print);
         Ok(Response::new(v1::SimulateRankingResponse {
-            entries: run::entries(&input, &checked, &outcome, wire.rank_target)
-                .into_iter()
-                .take(limit)
-                .collect(),
-            ..Default::default()
+            entries,
+            next_page_token,
+            entity_count,
         }))
     }
 
@@ -637,30 +741,148 @@ impl RankingService for Ranking {
                 ServiceError::invalid("spread", "a relative perturbation in [0, 1)").into(),
             );
         }
+        let size = page_size(request.page_size, 100, 1000)?;
         let run = self.resolve_run(&request.run_id, "", "").await?;
+        let print = fingerprint(&[
+            run.run_id.as_bytes(),
+            &(samples as u64).to_be_bytes(),
+            &spread.to_bits().to_be_bytes(),
+            &request.seed.to_be_bytes(),
+        ]);
+        let offset = decode_offset_token(&request.page_token, print)?;
         let (stored, _, input) = self.stored(&run).await?;
         let checked = &stored.checked;
-        let engine_input = input.as_input(checked);
-        let outcome = rank(&engine_input).map_err(|e| ServiceError::invalid("scheme", e))?;
-        let intervals = rank_robustness(&engine_input, &outcome, samples, spread, request.seed);
-        Ok(Response::new(v1::GetRankRobustnessResponse {
-            entities: input
-                .entities
-                .iter()
-                .zip(intervals)
-                .filter_map(|(entity, interval)| {
-                    interval.map(|i| v1::RankInterval {
-                        entity: Some(entity.clone()),
-                        rank: i.rank as i32,
-                        p5: i.p5 as i32,
-                        p50: i.p50 as i32,
-                        p95: i.p95 as i32,
-                    })
+        let outcome = input.rank(checked)?;
+        let intervals = rank_robustness(
+            &input.as_input(checked),
+            &outcome,
+            samples,
+            spread,
+            request.seed,
+        );
+        // Stored entries are in rank order, so the included ones page in rank order.
+        let ranked = input
+            .entities
+            .iter()
+            .zip(intervals)
+            .filter_map(|(entity, interval)| {
+                interval.map(|i| v1::RankInterval {
+                    entity: Some(entity.clone()),
+                    rank: i.rank as i32,
+                    p5: i.p5 as i32,
+                    p50: i.p50 as i32,
+                    p95: i.p95 as i32,
                 })
-                .collect(),
-            next_page_token: String::new(),
+            });
+        let (entities, next_page_token) = offset_page(ranked, offset, size, print);
+        Ok(Response::new(v1::GetRankRobustnessResponse {
+            entities,
+            next_page_token,
         }))
     }
+
+    async fn list_runs(
+        &self,
+        request: Request<v1::ListRunsRequest>,
+    ) -> Result<Response<v1::ListRunsResponse>, Status> {
+        let request = request.into_inner();
+        let limit = page_size(request.page_size, 100, 1000)?;
+        let after = match decode_page_token(&request.page_token)? {
+            None => None,
+            Some(key) => Some(run_key(&key).ok_or_else(|| {
+                ServiceError::invalid("page_token", "not a token this service handed out")
+            })?),
+        };
+        let scheme_id = Some(request.scheme_id.trim().to_string()).filter(|s| !s.is_empty());
+        if let Some(id) = &scheme_id
+            && self
+                .store
+                .scheme(id, None)
+                .await
+                .map_err(ServiceError::from)?
+                .is_none()
+        {
+            return Err(scheme_not_found(id).into());
+        }
+        let filter = RunFilter {
+            scheme_id,
+            period: if request.period.trim().is_empty() {
+                None
+            } else {
+                Some(period("period", &request.period)?.canonical())
+            },
+        };
+        let (rows, more) = self
+            .store
+            .runs(
+                &filter,
+                after.as_ref().map(|(at, id)| (*at, id.as_str())),
+                limit,
+            )
+            .await
+            .map_err(ServiceError::from)?;
+        let next_page_token = match rows.last() {
+            Some(last) if more => {
+                encode_page_token(&format!("{}/{}", last.computed_at, last.run_id))
+            }
+            _ => String::new(),
+        };
+        Ok(Response::new(v1::ListRunsResponse {
+            runs: rows
+                .iter()
+                .map(|r| decode("run", &r.run))
+                .collect::<Result<_, _>>()?,
+            next_page_token,
+        }))
+    }
+
+    async fn delete_run(
+        &self,
+        request: Request<v1::DeleteRunRequest>,
+    ) -> Result<Response<v1::DeleteRunResponse>, Status> {
+        let run_id = required("run_id", &request.into_inner().run_id)?;
+        if !self
+            .store
+            .delete_run(&run_id)
+            .await
+            .map_err(ServiceError::from)?
+        {
+            return Err(run_not_found(&run_id).into());
+        }
+        tracing::info!(run = %run_id, "ranking run deleted");
+        Ok(Response::new(v1::DeleteRunResponse {}))
+    }
+
+    async fn archive_scheme(
+        &self,
+        request: Request<v1::ArchiveSchemeRequest>,
+    ) -> Result<Response<v1::ArchiveSchemeResponse>, Status> {
+        let id = required("scheme_id", &request.into_inner().scheme_id)?;
+        if !self
+            .store
+            .archive_scheme(&id)
+            .await
+            .map_err(ServiceError::from)?
+        {
+            return Err(scheme_not_found(&id).into());
+        }
+        let row = self
+            .store
+            .scheme(&id, None)
+            .await
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| scheme_not_found(&id))?;
+        tracing::info!(scheme = %id, "scheme archived");
+        Ok(Response::new(v1::ArchiveSchemeResponse {
+            scheme: Some(stored_scheme(&row)?),
+        }))
+    }
+}
+
+/// The key a ListRuns page token stands for: the last run's computation time and id.
+fn run_key(key: &str) -> Option<(i64, String)> {
+    let (at, id) = key.split_once('/')?;
+    Some((at.parse().ok()?, id.to_string()))
 }
 
 /// A random suffix so two runs computed in the same microsecond get different ids.

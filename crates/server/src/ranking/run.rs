@@ -6,11 +6,14 @@ use std::collections::HashMap;
 use zonerank_api::v1;
 use zonerank_domain::{
     period::Period,
-    ranking::engine::{RankingInput, RankingOutcome, rank},
+    ranking::{
+        engine::{RankingError, RankingInput, RankingOutcome, rank},
+        weighting::shown,
+    },
 };
 
 use super::{scheme::CheckedScheme, source::MetricsSource};
-use crate::error::ServiceError;
+use crate::{convert, error::ServiceError};
 
 /// The columns and groups a run was computed from, kept so the run can be explained and
 /// perturbed without reading the data again.
@@ -37,6 +40,51 @@ impl RunInput {
             groups: self.groups.clone(),
             previous: self.previous.clone(),
         }
+    }
+}
+
+impl RunInput {
+    /// The engine's outcome over this input, or why the scheme cannot rank it with the
+    /// entity named by its id.
+    pub fn rank(&self, scheme: &CheckedScheme) -> Result<RankingOutcome, ServiceError> {
+        rank(&self.as_input(scheme)).map_err(|e| ranking_failed(e, &self.entities, scheme))
+    }
+}
+
+/// A ranking failure as the caller can act on it: the criterion by its field and the entity
+/// by its id (the engine knows entities by position only).
+pub fn ranking_failed(
+    error: RankingError,
+    entities: &[v1::EntityRef],
+    scheme: &CheckedScheme,
+) -> ServiceError {
+    match error {
+        RankingError::EntropyValue {
+            criterion,
+            entity,
+            value,
+        } => {
+            let metric = scheme
+                .scheme
+                .criteria
+                .get(criterion)
+                .map_or("", |c| c.metric.as_str());
+            let who = entities.get(entity).map_or_else(
+                || format!("entity #{entity}"),
+                |e| {
+                    let kind = convert::entity_kind(e.kind)
+                        .map_or("entity".to_string(), |k| k.as_str().to_lowercase());
+                    format!("{kind} {}", e.id)
+                },
+            );
+            ServiceError::invalid(
+                format!("scheme.criteria[{criterion}].metric"),
+                format!(
+                    "ENTROPY weighting takes values as proportions, which must be ≥ 0, but                      `{metric}` of {who} is {value}; use CRITIC, EQUAL or FIXED weighting"
+                ),
+            )
+        }
+        other => ServiceError::invalid("scheme", other),
     }
 }
 
@@ -148,8 +196,7 @@ pub async fn compute(
         .iter()
         .map(|e| previous_ranks.get(e.id.as_str()).copied())
         .collect();
-    let outcome =
-        rank(&current.as_input(scheme)).map_err(|e| ServiceError::invalid("scheme", e))?;
+    let outcome = current.rank(scheme)?;
     Ok((current, outcome))
 }
 
@@ -181,7 +228,7 @@ pub fn entries(
                     metric: c.metric.clone(),
                     raw: input.criteria[j][i],
                     normalized: e.normalized.get(j).copied().unwrap_or_default(),
-                    weight: outcome.weights.get(j).copied().unwrap_or_default(),
+                    weight: shown(outcome.weights.get(j).copied().unwrap_or_default()),
                     contribution: e.contributions.get(j).copied().unwrap_or_default(),
                     missing_reason: input.reasons[j][i].clone(),
                 })

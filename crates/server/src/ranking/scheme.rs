@@ -2,10 +2,14 @@
 //! and the built-in example schemes follow the seeds.
 
 use zonerank_api::v1;
-use zonerank_domain::ranking::{
-    Aggregation, MissingPolicy, Normalization, Weighting,
-    scheme::{
-        Adjustment, ClassCut, Criterion, Gate, Scheme, StarRule, Veto, default_class_cuts, validate,
+use zonerank_domain::{
+    metric::negative_part,
+    ranking::{
+        Aggregation, MissingPolicy, Normalization, Weighting,
+        scheme::{
+            Adjustment, ClassCut, Criterion, Gate, MetricSigns, Scheme, SchemeFault, StarRule,
+            Veto, WeightPlan, authoring_faults, default_class_cuts, validate, weight_plan,
+        },
     },
 };
 
@@ -21,6 +25,8 @@ pub struct CheckedScheme {
     pub scheme: Scheme,
     /// Every metric the run reads: criteria first, then gates, adjustments and vetoes.
     pub metrics: Vec<String>,
+    /// Which criteria and adjustments can be negative, from their expressions.
+    pub signs: MetricSigns,
 }
 
 fn normalization(n: i32) -> Normalization {
@@ -78,6 +84,7 @@ pub fn check(
         Err(_) => None,
     };
     let mut criteria = Vec::with_capacity(wire.criteria.len());
+    let mut signs = MetricSigns::default();
     for (i, c) in wire.criteria.iter().enumerate() {
         let Some(m) = metric(
             format!("{prefix}.criteria[{i}].metric"),
@@ -86,6 +93,9 @@ pub fn check(
         ) else {
             continue;
         };
+        signs
+            .criteria
+            .push(negative_part(&m.expr).map(ToString::to_string));
         criteria.push(Criterion {
             direction: convert::direction(c.direction).unwrap_or(m.direction),
             metric: m.text,
@@ -121,6 +131,7 @@ pub fn check(
             &a.indicator,
             &mut faults,
         ) {
+            signs.adjustments.push(negative_part(&m.expr).is_some());
             adjustments.push(Adjustment {
                 metric: m.text,
                 points_per_event: a.points_per_event,
@@ -169,22 +180,10 @@ pub fn check(
     if faults.is_empty()
         && let Err(domain_faults) = validate(&scheme)
     {
-        faults.extend(
-            domain_faults
-                .into_iter()
-                .map(|f| Violation::new(format!("{prefix}.{}", f.field), f.reason)),
-        );
+        faults.extend(prefixed(prefix, domain_faults));
     }
     if !faults.is_empty() {
-        return Err(ServiceError::InvalidArgument {
-            message: format!(
-                "{} fault(s) in the scheme; first: {}: {}",
-                faults.len(),
-                faults[0].field,
-                faults[0].reason
-            ),
-            violations: faults,
-        });
+        return Err(refused(faults));
     }
     let mut metrics: Vec<String> = scheme.criteria.iter().map(|c| c.metric.clone()).collect();
     for extra in zonerank_domain::ranking::scheme::extra_metrics(&scheme) {
@@ -192,7 +191,47 @@ pub fn check(
             metrics.push(extra);
         }
     }
-    Ok(CheckedScheme { scheme, metrics })
+    Ok(CheckedScheme {
+        scheme,
+        metrics,
+        signs,
+    })
+}
+
+/// A scheme about to be stored or simulated: `check`, then what only a new scheme is refused
+/// for (entropy over a metric that can be negative, thresholds outside its score range), and
+/// the weights a run of it uses.
+pub fn check_new(
+    prefix: &str,
+    wire: &v1::Scheme,
+    catalog: &Catalog,
+) -> Result<(CheckedScheme, WeightPlan), ServiceError> {
+    let checked = check(prefix, wire, catalog)?;
+    let faults: Vec<Violation> =
+        prefixed(prefix, authoring_faults(&checked.scheme, &checked.signs)).collect();
+    if !faults.is_empty() {
+        return Err(refused(faults));
+    }
+    let plan = weight_plan(&checked.scheme);
+    Ok((checked, plan))
+}
+
+fn prefixed(prefix: &str, faults: Vec<SchemeFault>) -> impl Iterator<Item = Violation> + '_ {
+    faults
+        .into_iter()
+        .map(move |f| Violation::new(format!("{prefix}.{}", f.field), f.reason))
+}
+
+fn refused(faults: Vec<Violation>) -> ServiceError {
+    ServiceError::InvalidArgument {
+        message: format!(
+            "{} fault(s) in the scheme; first: {}: {}",
+            faults.len(),
+            faults[0].field,
+            faults[0].reason
+        ),
+        violations: faults,
+    }
 }
 
 fn criterion(metric: &str, weight: f64) -> v1::Criterion {

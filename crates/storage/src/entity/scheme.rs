@@ -13,6 +13,8 @@ pub struct Model {
     pub entity_kind: String,
     pub definition: Vec<u8>,
     pub created_at: i64,
+    /// Set on every version of an archived scheme.
+    pub archived: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
