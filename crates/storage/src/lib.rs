@@ -22,7 +22,7 @@ pub use reference::{
     ClusterRecord, EnterpriseRecord, Page, ProjectRecord, RegionRecord, TargetRecord, ZoneFilter,
     ZoneRecord,
 };
-pub use store::{DataVersion, SchemaStatus, Store};
+pub use store::{DataVersion, Pinned, SchemaStatus, Store};
 
 /// Microseconds since the Unix epoch, the clock every revision is recorded with.
 pub fn now_micros() -> i64 {
