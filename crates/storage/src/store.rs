@@ -186,12 +186,14 @@ pub(crate) async fn begin_version(txn: &DatabaseTransaction) -> Result<i64, Stor
 /// records the commit stamp, `max(now, previous stamp + 1 µs)`, in the version row and the
 /// commit log. The caller commits right after.
 ///
-/// The visibility rule of as-of reads rests on this stamp. A read at moment T sees the versions
-/// whose commit stamp is at most T, among the commits it can see; when T is at or after the last
-/// of those (stamp L), that is the state at L. A transaction the reader cannot see yet holds the
-/// lock and stamps after every commit the reader saw, so its stamp is greater than L, and greater
-/// than T as long as it takes its stamp after the read on a clock not behind the reader's: a read
-/// at any T up to L, or at a T up to now while an import is open, never gains rows later.
+/// The visibility rule of as-of reads rests on this stamp. A read at moment T shows the
+/// versions committed at or before T among the commits it can see ([`version_as_of`]). Let L be
+/// the last of those stamps. A transaction the read cannot see holds the lock and stamps after
+/// every commit the read saw, so its stamp is greater than L: the answer at any T up to L is
+/// final. A T after L reads the state at L, and keeps reading it after an open import commits
+/// as long as the import stamps later than T, which holds when it takes its stamp after the
+/// read on a clock not behind the reader's. That is why the stamp is taken here, after every
+/// row is written, and why [`Store::pin`] clamps a moment after L to L.
 pub(crate) async fn stamp_commit(
     txn: &DatabaseTransaction,
     version: i64,
