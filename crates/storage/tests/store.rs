@@ -1858,8 +1858,23 @@ async fn case_commit_stamps_backfill(url: String) {
     let committed = store.committed_version().await.unwrap();
     assert_eq!(committed.version, 7);
     assert_eq!(at(3000).await.unwrap(), latest);
-    assert_eq!(
-        stamps(&store.observations(&served(None)).await.unwrap()),
-        [committed.stamped_at, 1000]
-    );
+    let after = store.observations(&served(None)).await.unwrap();
+    assert_eq!(stamps(&after), [committed.stamped_at, 1000]);
+
+    // Down and up again: the stamps go back into `recorded_at` and come back as commits.
+    Migrator::down(db, Some(1)).await.unwrap();
+    let recorded: Vec<i64> = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT recorded_at FROM observation_revisions ORDER BY recorded_at, indicator",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index(0).unwrap())
+        .collect();
+    assert_eq!(recorded, [1000, 1000, 2000, committed.stamped_at]);
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(store.observations(&served(None)).await.unwrap(), after);
+    assert_eq!(at(2000).await.unwrap(), latest);
 }

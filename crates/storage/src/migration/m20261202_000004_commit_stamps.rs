@@ -132,20 +132,16 @@ impl MigrationTrait for Migration {
                         .to_owned(),
                 )
                 .await?;
-            for table in [
-                Observations::Table.into_iden(),
-                ObservationRevisions::Table.into_iden(),
-            ] {
-                manager
-                    .exec_stmt(
-                        Query::update()
-                            .table(table)
-                            .value(Observations::Version, version)
-                            .and_where(Expr::col(Observations::RecordedAt).eq(stamp))
-                            .to_owned(),
-                    )
-                    .await?;
-            }
+        }
+        // One pass per table, through the unique index on the commit stamp.
+        for table in ["observations", "observation_revisions"] {
+            manager
+                .get_connection()
+                .execute_unprepared(&format!(
+                    "UPDATE {table} SET version = (SELECT version FROM data_commits \
+                     WHERE data_commits.committed_at = {table}.recorded_at)"
+                ))
+                .await?;
         }
 
         manager
