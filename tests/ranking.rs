@@ -522,6 +522,54 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
         );
     }
     assert!(changes.windows(2).all(|w| w[0] >= w[1]), "{changes:?}");
+
+    // Recomputed as of the first run's moment: the first run's data and data version.
+    assert!(second_run.data_version > run.data_version);
+    let client = ranking.clone();
+    let rerun = |as_of: prost_types::Timestamp| {
+        let mut ranking = client.clone();
+        async move {
+            ranking
+                .compute_ranking(v1::ComputeRankingRequest {
+                    scheme_id: "test-assessment".into(),
+                    scheme_version: 1,
+                    period: "2023".into(),
+                    as_of: Some(as_of),
+                    ..Default::default()
+                })
+                .await
+                .expect("compute as of")
+                .into_inner()
+                .run
+                .unwrap()
+        }
+    };
+    let replay = rerun(run.as_of.unwrap()).await;
+    assert_eq!(replay.as_of, run.as_of);
+    assert_eq!(replay.data_version, run.data_version);
+    let replayed = ranking
+        .get_ranking(v1::GetRankingRequest {
+            run_id: replay.run_id.clone(),
+            page_size: 8,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let scores = |entries: &[v1::RankingEntry]| {
+        entries
+            .iter()
+            .map(|e| (e.entity.as_ref().unwrap().id.clone(), e.rank, e.score))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(scores(&replayed), scores(&paged));
+    // A moment later than the last commit is pinned to that commit, with its version.
+    let mut later = second_run.as_of.unwrap();
+    later.seconds += 3600;
+    let pinned = rerun(later).await;
+    assert_eq!(pinned.as_of, second_run.as_of);
+    assert_eq!(pinned.data_version, second_run.data_version);
     deployment.stop().await;
 }
 

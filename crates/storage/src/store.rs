@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder, SimpleExpr},
+    sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder, SelectStatement, SimpleExpr},
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -231,14 +231,20 @@ pub(crate) async fn version_as_of<C: ConnectionTrait>(
     db: &C,
     as_of: i64,
 ) -> Result<Option<i64>, StorageError> {
-    Ok(data_commit::Entity::find()
-        .select_only()
-        .column_as(Expr::col(data_commit::Column::Version).max(), "version")
-        .filter(data_commit::Column::CommittedAt.lte(as_of))
-        .into_tuple::<Option<i64>>()
-        .one(db)
-        .await?
-        .flatten())
+    let statement = db.get_database_backend().build(&last_version_by(as_of));
+    Ok(match db.query_one_raw(statement).await? {
+        Some(row) => row.try_get_by_index::<Option<i64>>(0)?,
+        None => None,
+    })
+}
+
+/// `SELECT max(version)` of the commits stamped at or before `as_of`.
+fn last_version_by(as_of: i64) -> SelectStatement {
+    Query::select()
+        .expr(Expr::col(data_commit::Column::Version).max())
+        .from(data_commit::Entity)
+        .and_where(Expr::col(data_commit::Column::CommittedAt).lte(as_of))
+        .to_owned()
 }
 
 /// The commit stamps of `versions`: the `recorded_at` of the revisions they wrote.
@@ -301,16 +307,11 @@ impl Store {
     /// may still commit before it.
     pub async fn pin(&self, as_of: Option<i64>) -> Result<Pinned, StorageError> {
         let at = as_of.unwrap_or(i64::MAX);
-        let visible = Query::select()
-            .expr(Expr::col(data_commit::Column::Version).max())
-            .from(data_commit::Entity)
-            .and_where(Expr::col(data_commit::Column::CommittedAt).lte(at))
-            .to_owned();
         let (visible, last): (Option<i64>, i64) = data_version::Entity::find()
             .select_only()
             .expr(SimpleExpr::SubQuery(
                 None,
-                Box::new(visible.into_sub_query_statement()),
+                Box::new(last_version_by(at).into_sub_query_statement()),
             ))
             .column(data_version::Column::UpdatedAt)
             .filter(data_version::Column::Id.eq(1))
@@ -323,9 +324,7 @@ impl Store {
             version: visible.unwrap_or(0),
         })
     }
-}
 
-impl Store {
     /// The latest committed data version and its stamp, read together from the version row: the
     /// `as_of` that reproduces exactly what is served now, and the version it shows.
     pub async fn committed_version(&self) -> Result<DataVersion, StorageError> {
