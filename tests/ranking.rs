@@ -7,6 +7,7 @@ use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
 use zonerank_integration_tests::{Deployment, region};
 
 type Ingestion = IngestionServiceClient<tonic::transport::Channel>;
+type Ranking = v1::ranking_service_client::RankingServiceClient<tonic::transport::Channel>;
 
 /// Eight zones in two cities; per zone: revenue 2022 and 2023, tax and land area 2023.
 /// (id, city, tags, revenue 2022, revenue 2023, tax 2023, land 2023) — 亿元, 亿元, 万元, 亩.
@@ -131,6 +132,20 @@ fn scheme(id: &str, growth_weight: f64) -> v1::Scheme {
         rank_target: 3,
         ..Default::default()
     }
+}
+
+/// Every entry of a run, in rank order (the runs here have 8).
+async fn run_entries(ranking: &mut Ranking, run_id: &str) -> Vec<v1::RankingEntry> {
+    ranking
+        .get_ranking(v1::GetRankingRequest {
+            run_id: run_id.to_string(),
+            page_size: 8,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
 }
 
 fn ids(entries: &[v1::RankingEntry]) -> Vec<String> {
@@ -387,16 +402,7 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
         .run
         .unwrap();
     assert_ne!(second_run.run_id, run.run_id);
-    let new_top = ranking
-        .get_ranking(v1::GetRankingRequest {
-            run_id: second_run.run_id.clone(),
-            page_size: 8,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entries;
+    let new_top = run_entries(&mut ranking, &second_run.run_id).await;
     let zz4_now = new_top
         .iter()
         .find(|e| e.entity.as_ref().unwrap().id == "ZZ-4")
@@ -406,16 +412,7 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
         "yoy 60→120 is +100%"
     );
     assert_ne!(zz4_now.score, zz4.score);
-    let old = ranking
-        .get_ranking(v1::GetRankingRequest {
-            run_id: run.run_id.clone(),
-            page_size: 8,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entries;
+    let old = run_entries(&mut ranking, &run.run_id).await;
     assert_eq!(old, paged, "the old run reads back unchanged");
 
     // A run over another cohort is kept but does not replace the scheme's own ranking.
@@ -528,6 +525,45 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
         );
     }
     assert!(changes.windows(2).all(|w| w[0] >= w[1]), "{changes:?}");
+
+    // Recomputed as of the first run's moment: the first run's data and data version.
+    assert!(second_run.data_version > run.data_version);
+    let client = ranking.clone();
+    let rerun = |as_of: prost_types::Timestamp| {
+        let mut ranking = client.clone();
+        async move {
+            ranking
+                .compute_ranking(v1::ComputeRankingRequest {
+                    scheme_id: "test-assessment".into(),
+                    scheme_version: 1,
+                    period: "2023".into(),
+                    as_of: Some(as_of),
+                    ..Default::default()
+                })
+                .await
+                .expect("compute as of")
+                .into_inner()
+                .run
+                .unwrap()
+        }
+    };
+    let replay = rerun(run.as_of.unwrap()).await;
+    assert_eq!(replay.as_of, run.as_of);
+    assert_eq!(replay.data_version, run.data_version);
+    let replayed = run_entries(&mut ranking, &replay.run_id).await;
+    let scores = |entries: &[v1::RankingEntry]| {
+        entries
+            .iter()
+            .map(|e| (e.entity.as_ref().unwrap().id.clone(), e.rank, e.score))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(scores(&replayed), scores(&paged));
+    // A moment later than the last commit is pinned to that commit, with its version.
+    let mut later = second_run.as_of.unwrap();
+    later.seconds += 3600;
+    let pinned = rerun(later).await;
+    assert_eq!(pinned.as_of, second_run.as_of);
+    assert_eq!(pinned.data_version, second_run.data_version);
     deployment.stop().await;
 }
 

@@ -23,7 +23,7 @@ pub use reference::{
     ClusterRecord, EnterpriseFilter, EnterpriseRecord, Page, ProjectRecord, RegionRecord,
     TargetRecord, ZoneFilter, ZoneRecord,
 };
-pub use store::{DataVersion, SchemaStatus, Store};
+pub use store::{DataVersion, Pinned, SchemaStatus, Store};
 pub use writes::{EnterpriseReferences, UpsertCounts, Writes, ZoneReferences};
 
 /// Microseconds since the Unix epoch, the clock every revision is recorded with.

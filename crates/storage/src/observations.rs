@@ -14,7 +14,7 @@ use crate::{
     Page, StorageError, Store,
     entity::{observation, observation_revision},
     reference::rows_per_statement,
-    store::bump_version,
+    store::{begin_version, commit_stamps, stamp_commit, version_as_of},
 };
 
 /// One observation to write, already validated and in canonical units.
@@ -109,15 +109,34 @@ impl Store {
         rows: &[ObservationInput],
         dry_run: bool,
     ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
+        self.write_observations_holding(rows, dry_run, std::future::ready(()))
+            .await
+    }
+
+    /// [`Store::write_observations`], holding the transaction open, with every row written and
+    /// the commit not yet stamped, until `hold` completes: what a reader sees while an import
+    /// is under way.
+    #[cfg(feature = "test-support")]
+    pub async fn write_observations_held(
+        &self,
+        rows: &[ObservationInput],
+        hold: impl std::future::Future<Output = ()>,
+    ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
+        self.write_observations_holding(rows, false, hold).await
+    }
+
+    async fn write_observations_holding(
+        &self,
+        rows: &[ObservationInput],
+        dry_run: bool,
+        hold: impl std::future::Future<Output = ()>,
+    ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
         let txn = self.db.begin().await?;
         // Writing the version row first takes the write lock before anything is read: writers
         // queue (a PostgreSQL row lock; SQLite's one writer, which a read-then-write
         // transaction could not upgrade to), so two imports of the same keys see each other's
         // revisions instead of both writing revision 1.
-        let bumped = bump_version(&txn).await?;
-        // Revisions carry the commit's stamp, not the wall clock at some point of the write:
-        // an as-of read at a committed stamp then sees exactly the commits up to it.
-        let now = bumped.stamped_at;
+        let version = begin_version(&txn).await?;
         let current = current_values(&txn, rows).await?;
         let mut outcomes = Vec::with_capacity(rows.len());
         let mut changed: Vec<(usize, i32)> = Vec::new();
@@ -144,12 +163,16 @@ impl Store {
             outcomes.push(outcome);
         }
         if dry_run || changed.is_empty() {
-            summary.data_version = bumped.version - 1;
+            summary.data_version = version - 1;
             txn.rollback().await?;
             return Ok((summary, outcomes));
         }
-        write_changed(&txn, rows, &changed, now).await?;
-        summary.data_version = bumped.version;
+        // Revisions carry the version; the commit stamp that makes them visible to as-of reads
+        // is taken last, under the lock, so it is later than any moment read while they were
+        // being written (see `stamp_commit`).
+        write_changed(&txn, rows, &changed, version).await?;
+        hold.await;
+        summary.data_version = stamp_commit(&txn, version).await?.version;
         txn.commit().await?;
         Ok((summary, outcomes))
     }
@@ -219,7 +242,9 @@ impl Store {
                 .order_by_asc(C::PeriodEnd)
                 .order_by_asc(C::Revision)
                 .all(&self.db)
-                .await?
+                .await?;
+            let stamps = commit_stamps(&self.db, rows.iter().map(|r| r.version)).await?;
+            let rows: Vec<StoredObservation> = rows
                 .into_iter()
                 .map(|r| StoredObservation {
                     kind,
@@ -228,7 +253,7 @@ impl Store {
                     period: r.period,
                     value: r.value,
                     source: r.source,
-                    recorded_at: r.recorded_at,
+                    recorded_at: stamps[&r.version],
                     revision: r.revision,
                 })
                 .collect();
@@ -248,7 +273,18 @@ impl Store {
             select = select.filter(C::PeriodEnd.lte(to.end_ordinal() as i32));
         }
         if let Some(as_of) = query.as_of {
-            select = select.filter(C::RecordedAt.lte(as_of));
+            // The moment resolves to the last version committed by then (see `stamp_commit`).
+            match version_as_of(&self.db, as_of).await? {
+                Some(version) => {
+                    select = select.filter(observation_revision::Column::Version.lte(version));
+                }
+                None => {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        next_after: None,
+                    });
+                }
+            }
         }
         if let Some(after) = after {
             // The served revision of a key is its last one at as_of: later rows of the same key
@@ -270,6 +306,7 @@ impl Store {
             .order_by_asc(C::Revision)
             .all(&self.db)
             .await?;
+        let stamps = commit_stamps(&self.db, rows.iter().map(|r| r.version)).await?;
         let mut out: Vec<StoredObservation> = Vec::with_capacity(rows.len());
         for r in rows {
             let row = StoredObservation {
@@ -279,7 +316,7 @@ impl Store {
                 period: r.period,
                 value: r.value,
                 source: r.source,
-                recorded_at: r.recorded_at,
+                recorded_at: stamps[&r.version],
                 revision: r.revision,
             };
             // Rows come ordered by revision within a key: the last one at as_of is served.
@@ -379,10 +416,10 @@ async fn write_changed_unnest(
     txn: &DatabaseTransaction,
     rows: &[ObservationInput],
     changed: &[(usize, i32)],
-    now: i64,
+    version: i64,
 ) -> Result<(), StorageError> {
     const COLUMNS: &str = "entity_kind, entity_id, indicator, period, revision, period_start, \
-                           period_end, value, source, recorded_at";
+                           period_end, value, source, version";
     const UNNEST: &str = "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
                           $5::int4[], $6::int4[], $7::int4[], $8::float8[], $9::text[], $10::int8[])";
     for chunk in changed.chunks(UNNEST_ROWS) {
@@ -410,7 +447,7 @@ async fn write_changed_unnest(
             ),
             typed(ArrayType::Double, pick(&|o, _| o.value.into())),
             pick(&|o, _| o.source.clone().into()),
-            typed(ArrayType::BigInt, pick(&|_, _| now.into())),
+            typed(ArrayType::BigInt, pick(&|_, _| version.into())),
         ];
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -424,7 +461,7 @@ async fn write_changed_unnest(
                 "INSERT INTO observations ({COLUMNS}) {UNNEST} \
                  ON CONFLICT (entity_kind, entity_id, indicator, period) DO UPDATE SET \
                  revision = EXCLUDED.revision, value = EXCLUDED.value, \
-                 source = EXCLUDED.source, recorded_at = EXCLUDED.recorded_at"
+                 source = EXCLUDED.source, version = EXCLUDED.version"
             ),
             binds,
         ))
@@ -437,10 +474,10 @@ async fn write_changed(
     txn: &DatabaseTransaction,
     rows: &[ObservationInput],
     changed: &[(usize, i32)],
-    now: i64,
+    version: i64,
 ) -> Result<(), StorageError> {
     if txn.get_database_backend() == DbBackend::Postgres {
-        return write_changed_unnest(txn, rows, changed, now).await;
+        return write_changed_unnest(txn, rows, changed, version).await;
     }
     for chunk in changed.chunks(rows_per_statement(11)) {
         let revisions = chunk.iter().map(|&(i, revision)| {
@@ -455,7 +492,7 @@ async fn write_changed(
                 period_end: sea_orm::Set(o.period.end_ordinal() as i32),
                 value: sea_orm::Set(o.value),
                 source: sea_orm::Set(o.source.clone()),
-                recorded_at: sea_orm::Set(now),
+                version: sea_orm::Set(version),
             }
         });
         observation_revision::Entity::insert_many(revisions)
@@ -473,7 +510,7 @@ async fn write_changed(
                 period_end: sea_orm::Set(o.period.end_ordinal() as i32),
                 value: sea_orm::Set(o.value),
                 source: sea_orm::Set(o.source.clone()),
-                recorded_at: sea_orm::Set(now),
+                version: sea_orm::Set(version),
             }
         });
         observation::Entity::insert_many(current)
@@ -488,7 +525,7 @@ async fn write_changed(
                     observation::Column::Revision,
                     observation::Column::Value,
                     observation::Column::Source,
-                    observation::Column::RecordedAt,
+                    observation::Column::Version,
                 ])
                 .to_owned(),
             )
@@ -550,11 +587,19 @@ impl Store {
                 .map(Some)
                 .collect(),
         };
+        // Resolved once, so that every chunk reads the same commits.
+        let visible = match query.as_of {
+            None => None,
+            Some(as_of) => match version_as_of(&self.db, as_of).await? {
+                Some(version) => Some(version),
+                None => return Ok(Vec::new()),
+            },
+        };
         let mut rows = Vec::new();
         for chunk in chunks {
-            match query.as_of {
+            match visible {
                 None => rows.extend(self.current_values(query, chunk).await?),
-                Some(as_of) => rows.extend(self.values_as_of(query, chunk, as_of).await?),
+                Some(version) => rows.extend(self.values_as_of(query, chunk, version).await?),
             }
         }
         Ok(rows
@@ -599,7 +644,7 @@ impl Store {
         &self,
         query: &ValueQuery,
         ids: Option<&[String]>,
-        as_of: i64,
+        visible: i64,
     ) -> Result<Vec<ValueTuple>, StorageError> {
         use observation_revision::Column as C;
         let mut select = observation_revision::Entity::find()
@@ -616,7 +661,7 @@ impl Store {
             .filter(C::Indicator.is_in(query.indicators.iter().cloned()))
             .filter(C::PeriodEnd.gte(query.from_ordinal as i32))
             .filter(C::PeriodEnd.lte(query.to_ordinal as i32))
-            .filter(C::RecordedAt.lte(as_of));
+            .filter(C::Version.lte(visible));
         if let Some(ids) = ids {
             select = select.filter(C::EntityId.is_in(ids.iter().cloned()));
         }

@@ -1,15 +1,17 @@
 //! The connection, migrations, the schema check and the data version.
 
+use std::collections::{BTreeSet, HashMap};
+
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder, SelectStatement, SimpleExpr},
 };
 use sea_orm_migration::MigratorTrait;
 
 use crate::{
     StorageError,
-    entity::{data_version, indicator},
+    entity::{data_commit, data_version, indicator},
     migration::Migrator,
 };
 
@@ -160,15 +162,15 @@ async fn version_row<C: ConnectionTrait>(db: &C) -> Result<data_version::Model, 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataVersion {
     pub version: i64,
-    /// Microseconds since the epoch. Every revision of this commit is recorded with it, and
-    /// every later commit's is greater: an as-of read at this moment sees exactly this version.
+    /// Microseconds since the epoch, taken when the version committed. Every later commit's is
+    /// greater: an as-of read at this moment sees exactly this version.
     pub stamped_at: i64,
 }
 
-/// Bumps the data version inside the caller's transaction (taking the writers' lock) and
-/// returns the new version with its stamp, strictly after the previous commit's even if clocks
-/// of different pods disagree.
-pub(crate) async fn bump_version(txn: &DatabaseTransaction) -> Result<DataVersion, StorageError> {
+/// Takes the writers' lock (the version row, held until the transaction ends) and returns the
+/// version this transaction will commit as. Its revisions carry that version; the moment it
+/// becomes visible to as-of reads is stamped by [`stamp_commit`] at the end.
+pub(crate) async fn begin_version(txn: &DatabaseTransaction) -> Result<i64, StorageError> {
     data_version::Entity::update_many()
         .col_expr(
             data_version::Column::Version,
@@ -177,17 +179,101 @@ pub(crate) async fn bump_version(txn: &DatabaseTransaction) -> Result<DataVersio
         .filter(data_version::Column::Id.eq(1))
         .exec(txn)
         .await?;
-    let row = version_row(txn).await?;
-    let stamped_at = Ord::max(crate::now_micros(), row.updated_at + 1);
+    Ok(version_row(txn).await?.version)
+}
+
+/// The last statements of a write transaction that holds the writers' lock as `version`:
+/// records the commit stamp, `max(now, previous stamp + 1 µs)`, in the version row and the
+/// commit log. The caller commits right after.
+///
+/// The visibility rule of as-of reads rests on this stamp. A read at moment T shows the
+/// versions committed at or before T among the commits it can see ([`version_as_of`]). Let L be
+/// the last of those stamps. A transaction the read cannot see holds the lock and stamps after
+/// every commit the read saw, so its stamp is greater than L: the answer at any T up to L is
+/// final. A T after L reads the state at L, and keeps reading it after an open import commits
+/// as long as the import stamps later than T, which holds when it takes its stamp after the
+/// read on a clock not behind the reader's. That is why the stamp is taken here, after every
+/// row is written, and why [`Store::pin`] clamps a moment after L to L.
+pub(crate) async fn stamp_commit(
+    txn: &DatabaseTransaction,
+    version: i64,
+) -> Result<DataVersion, StorageError> {
+    let previous = version_row(txn).await?.updated_at;
+    let stamped_at = Ord::max(crate::now_micros(), previous + 1);
     data_version::Entity::update_many()
         .col_expr(data_version::Column::UpdatedAt, Expr::value(stamped_at))
         .filter(data_version::Column::Id.eq(1))
         .exec(txn)
         .await?;
+    data_commit::Entity::insert(data_commit::ActiveModel {
+        version: sea_orm::Set(version),
+        committed_at: sea_orm::Set(stamped_at),
+    })
+    .exec_without_returning(txn)
+    .await?;
     Ok(DataVersion {
-        version: row.version,
+        version,
         stamped_at,
     })
+}
+
+/// Bumps the data version and stamps the commit inside the caller's transaction, for writes
+/// that have nothing to do between the two: call it last, then commit.
+pub(crate) async fn bump_version(txn: &DatabaseTransaction) -> Result<DataVersion, StorageError> {
+    let version = begin_version(txn).await?;
+    stamp_commit(txn, version).await
+}
+
+/// The last data version committed at or before `as_of` (microseconds since the epoch), one
+/// query: a moment at or after the last commit resolves to that commit, and a version still
+/// open has no commit row yet. None before the first commit.
+pub(crate) async fn version_as_of<C: ConnectionTrait>(
+    db: &C,
+    as_of: i64,
+) -> Result<Option<i64>, StorageError> {
+    let statement = db.get_database_backend().build(&last_version_by(as_of));
+    Ok(match db.query_one_raw(statement).await? {
+        Some(row) => row.try_get_by_index::<Option<i64>>(0)?,
+        None => None,
+    })
+}
+
+/// `SELECT max(version)` of the commits stamped at or before `as_of`.
+fn last_version_by(as_of: i64) -> SelectStatement {
+    Query::select()
+        .expr(Expr::col(data_commit::Column::Version).max())
+        .from(data_commit::Entity)
+        .and_where(Expr::col(data_commit::Column::CommittedAt).lte(as_of))
+        .to_owned()
+}
+
+/// The commit stamps of `versions`: the `recorded_at` of the revisions they wrote.
+pub(crate) async fn commit_stamps<C: ConnectionTrait>(
+    db: &C,
+    versions: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, i64>, StorageError> {
+    let versions: BTreeSet<i64> = versions.into_iter().collect();
+    let mut stamps = HashMap::with_capacity(versions.len());
+    let versions: Vec<i64> = versions.into_iter().collect();
+    for chunk in versions.chunks(crate::reference::rows_per_statement(1)) {
+        let rows: Vec<(i64, i64)> = data_commit::Entity::find()
+            .select_only()
+            .columns([
+                data_commit::Column::Version,
+                data_commit::Column::CommittedAt,
+            ])
+            .filter(data_commit::Column::Version.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        stamps.extend(rows);
+    }
+    match versions.iter().find(|v| !stamps.contains_key(v)) {
+        Some(v) => Err(StorageError::Corrupt(format!(
+            "commit of version {v} missing"
+        ))),
+        None => Ok(stamps),
+    }
 }
 
 /// Takes the writers' lock (the version row) without bumping the version.
@@ -203,9 +289,44 @@ pub(crate) async fn lock_writers(txn: &DatabaseTransaction) -> Result<(), Storag
     Ok(())
 }
 
+/// The moment a computation reads at and the data version it shows, resolved together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pinned {
+    /// Microseconds since the epoch: the moment asked for, or the last commit's stamp when none
+    /// was asked for or the moment is later than that commit.
+    pub as_of: i64,
+    /// The last version committed at or before `as_of` (0 before any).
+    pub version: i64,
+}
+
 impl Store {
-    /// The latest committed data version and its stamp: the `as_of` that reproduces exactly
-    /// what is served now.
+    /// Pins a read: `as_of` (None for now) clamped to the last commit's stamp, with the version
+    /// committed by then, from one statement. Every commit the read cannot see stamps later
+    /// than that commit, so reads at the pinned moment give the same answer at any later time;
+    /// a moment later than the last commit is not pinned as such, since a transaction open now
+    /// may still commit before it.
+    pub async fn pin(&self, as_of: Option<i64>) -> Result<Pinned, StorageError> {
+        let at = as_of.unwrap_or(i64::MAX);
+        let (visible, last): (Option<i64>, i64) = data_version::Entity::find()
+            .select_only()
+            .expr(SimpleExpr::SubQuery(
+                None,
+                Box::new(last_version_by(at).into_sub_query_statement()),
+            ))
+            .column(data_version::Column::UpdatedAt)
+            .filter(data_version::Column::Id.eq(1))
+            .into_tuple()
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt("data_version row missing".into()))?;
+        Ok(Pinned {
+            as_of: Ord::min(at, last),
+            version: visible.unwrap_or(0),
+        })
+    }
+
+    /// The latest committed data version and its stamp, read together from the version row: the
+    /// `as_of` that reproduces exactly what is served now, and the version it shows.
     pub async fn committed_version(&self) -> Result<DataVersion, StorageError> {
         let row = version_row(&self.db).await?;
         Ok(DataVersion {

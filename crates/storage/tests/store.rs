@@ -11,9 +11,9 @@ use zonerank_domain::{
 };
 use zonerank_storage::{
     ClusterRecord, EnterpriseFilter, EnterpriseRecord, ObservationInput, ObservationPosition,
-    ObservationQuery, ProjectRecord, RegionRecord, SchemaStatus, StorageError, Store,
-    StoredObservation, TargetRecord, UpsertCounts, WriteOutcome, WriteSummary, ZoneFilter,
-    ZoneRecord, ZoneReferences, now_micros, test_support::TestDatabase,
+    ObservationQuery, Pinned, ProjectRecord, RegionRecord, SchemaStatus, StorageError, Store,
+    StoredObservation, TargetRecord, UpsertCounts, ValueQuery, WriteOutcome, WriteSummary,
+    ZoneFilter, ZoneRecord, ZoneReferences, now_micros, test_support::TestDatabase,
 };
 
 /// Runs a case on a migrated store of one backend and drops the database afterwards, then
@@ -106,6 +106,9 @@ backends!(case_concurrent_writers);
 backends!(case_concurrent_same_keys);
 backends!(case_writes_count_roll_back_and_remove);
 backends!(case_pages_of_observations_targets_and_enterprises);
+backends!(case_as_of_stable_across_an_open_import);
+backends!(case_committed_version_is_one_commit);
+backends!(raw case_commit_stamps_backfill);
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -2014,4 +2017,394 @@ async fn case_cohort_unknown_names(store: &Store) {
         .unwrap();
     let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["ly-a"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// as-of stability
+
+/// An import held open across a read at T: the reads at T before and after it commits agree,
+/// as do reads at a moment before it; the latest read and a read at its commit stamp see it.
+async fn case_as_of_stable_across_an_open_import(store: &Store) {
+    store
+        .write_observations(
+            &[
+                zone_obs("s1", "revenue", "2024", 10.0),
+                zone_obs("s1", "tax", "2024", 1.0),
+            ],
+            false,
+        )
+        .await
+        .unwrap();
+    let first = store.committed_version().await.unwrap();
+    tick().await;
+    let before_import = now_micros();
+    tick().await;
+
+    let (written_tx, written_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let rows = [
+                zone_obs("s1", "revenue", "2024", 20.0),
+                zone_obs("s1", "tax", "2025", 2.0),
+            ];
+            store
+                .write_observations_held(&rows, async move {
+                    written_tx.send(()).unwrap();
+                    release_rx.await.unwrap();
+                })
+                .await
+        })
+    };
+    // Every row is written and the transaction is open.
+    written_rx.await.unwrap();
+    tick().await;
+    let at = now_micros();
+    tick().await;
+
+    let served = |as_of: Option<i64>| ObservationQuery {
+        as_of,
+        ..zone_query("s1")
+    };
+    let history = |as_of: Option<i64>| ObservationQuery {
+        as_of,
+        include_revisions: true,
+        ..zone_query("s1")
+    };
+    let values = |as_of: i64| ValueQuery {
+        kind: EntityKind::Zone,
+        ids: None,
+        indicators: vec!["revenue".into(), "tax".into()],
+        from_ordinal: 2024 * 12,
+        to_ordinal: 2025 * 12 + 11,
+        as_of: Some(as_of),
+    };
+    let sorted = |mut rows: Vec<zonerank_storage::ValueRow>| {
+        rows.sort_by(|a, b| {
+            (&a.entity_id, &a.indicator, a.period.canonical()).cmp(&(
+                &b.entity_id,
+                &b.indicator,
+                b.period.canonical(),
+            ))
+        });
+        rows
+    };
+    let during = store.observations(&served(Some(at))).await.unwrap();
+    let during_history = store.observations(&history(Some(at))).await.unwrap();
+    let during_before = store
+        .observations(&served(Some(before_import)))
+        .await
+        .unwrap();
+    let during_values = sorted(store.values(&values(at)).await.unwrap());
+    assert_eq!(
+        brief(&during),
+        vec![
+            ("revenue".into(), "2024".into(), 10.0, 1),
+            ("tax".into(), "2024".into(), 1.0, 1),
+        ]
+    );
+    assert_eq!(during_before, during);
+    assert_eq!(during_values.len(), 2);
+    assert_eq!(store.committed_version().await.unwrap(), first);
+    // A moment later than the last commit pins to that commit: the open import may still
+    // commit before the moment itself.
+    let last_commit = Pinned {
+        as_of: first.stamped_at,
+        version: first.version,
+    };
+    assert_eq!(store.pin(None).await.unwrap(), last_commit);
+    assert_eq!(store.pin(Some(at)).await.unwrap(), last_commit);
+    assert_eq!(store.pin(Some(before_import)).await.unwrap(), last_commit);
+    assert_eq!(
+        store.pin(Some(first.stamped_at - 1)).await.unwrap(),
+        Pinned {
+            as_of: first.stamped_at - 1,
+            version: first.version - 1
+        }
+    );
+
+    release_tx.send(()).unwrap();
+    let (summary, _) = writer.await.unwrap().unwrap();
+    let committed = store.committed_version().await.unwrap();
+    assert_eq!(committed.version, summary.data_version);
+    assert_eq!(committed.version, first.version + 1);
+    assert!(
+        committed.stamped_at > at,
+        "the commit {} is stamped after the moment {at} read while it was open",
+        committed.stamped_at
+    );
+
+    // The same moments read after the commit: the same answers.
+    assert_eq!(store.observations(&served(Some(at))).await.unwrap(), during);
+    assert_eq!(
+        store.observations(&history(Some(at))).await.unwrap(),
+        during_history
+    );
+    assert_eq!(
+        store
+            .observations(&served(Some(before_import)))
+            .await
+            .unwrap(),
+        during_before
+    );
+    assert_eq!(
+        sorted(store.values(&values(at)).await.unwrap()),
+        during_values
+    );
+    assert_eq!(
+        store
+            .observations(&served(Some(committed.stamped_at - 1)))
+            .await
+            .unwrap(),
+        during
+    );
+
+    assert_eq!(
+        store.pin(Some(before_import)).await.unwrap(),
+        Pinned {
+            as_of: before_import,
+            version: first.version
+        }
+    );
+    assert_eq!(
+        store.pin(Some(at)).await.unwrap(),
+        Pinned {
+            as_of: at,
+            version: first.version
+        }
+    );
+    assert_eq!(
+        store.pin(None).await.unwrap(),
+        Pinned {
+            as_of: committed.stamped_at,
+            version: committed.version
+        }
+    );
+
+    // The latest read, and a read at the commit's stamp, see the import, recorded at that stamp.
+    let latest = store.observations(&served(None)).await.unwrap();
+    assert_eq!(
+        brief(&latest),
+        vec![
+            ("revenue".into(), "2024".into(), 20.0, 2),
+            ("tax".into(), "2024".into(), 1.0, 1),
+            ("tax".into(), "2025".into(), 2.0, 1),
+        ]
+    );
+    assert_eq!(latest[0].recorded_at, committed.stamped_at);
+    assert_eq!(latest[1].recorded_at, first.stamped_at);
+    assert_eq!(latest[2].recorded_at, committed.stamped_at);
+    assert_eq!(
+        store
+            .observations(&served(Some(committed.stamped_at)))
+            .await
+            .unwrap(),
+        latest
+    );
+    assert_eq!(
+        sorted(store.values(&values(committed.stamped_at)).await.unwrap())
+            .iter()
+            .map(|r| r.value)
+            .collect::<Vec<_>>(),
+        [20.0, 1.0, 2.0]
+    );
+}
+
+/// The commit stamp of `version` in the commit log.
+async fn logged_stamp(store: &Store, version: i64) -> Option<i64> {
+    let db = store.connection();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT committed_at FROM data_commits WHERE version = {version}"),
+        ))
+        .await
+        .unwrap()?;
+    Some(row.try_get_by_index::<i64>(0).unwrap())
+}
+
+/// `committed_version` (a ranking run's default as_of and its data version) is always one
+/// commit's pair, read while writers of observations and of reference data keep committing,
+/// and as of its stamp the reads show exactly that commit.
+async fn case_committed_version_is_one_commit(store: &Store) {
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..20 {
+                store
+                    .write_observations(&[zone_obs("cv", "revenue", "2024", f64::from(i))], false)
+                    .await
+                    .unwrap();
+                store
+                    .upsert_regions(&[region(
+                        "419900",
+                        &format!("区{i}"),
+                        RegionLevel::Province,
+                        None,
+                    )])
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut seen = BTreeSet::new();
+    while !writer.is_finished() {
+        let committed = store.committed_version().await.unwrap();
+        assert_eq!(
+            logged_stamp(store, committed.version).await,
+            Some(committed.stamped_at),
+            "version {} is paired with its own commit stamp",
+            committed.version
+        );
+        seen.insert(committed.version);
+        let pinned = store.pin(None).await.unwrap();
+        assert_eq!(
+            logged_stamp(store, pinned.version).await,
+            Some(pinned.as_of),
+            "pinned version {} is paired with its own commit stamp",
+            pinned.version
+        );
+    }
+    writer.await.unwrap();
+    let last = store.committed_version().await.unwrap();
+    assert_eq!(last.version, store.data_version().await.unwrap());
+    assert_eq!(
+        logged_stamp(store, last.version).await,
+        Some(last.stamped_at)
+    );
+    assert!(!seen.is_empty());
+    // The last observation commit is the one before the last (a regions commit).
+    let served = |as_of| ObservationQuery {
+        as_of: Some(as_of),
+        ..zone_query("cv")
+    };
+    let at_last = store.observations(&served(last.stamped_at)).await.unwrap();
+    assert_eq!(
+        brief(&at_last),
+        vec![("revenue".into(), "2024".into(), 19.0, 20)]
+    );
+    let stamp_19 = logged_stamp(store, last.version - 1).await.unwrap();
+    assert_eq!(at_last[0].recorded_at, stamp_19);
+    let stamp_18 = logged_stamp(store, last.version - 3).await.unwrap();
+    assert_eq!(
+        brief(&store.observations(&served(stamp_19 - 1)).await.unwrap()),
+        vec![("revenue".into(), "2024".into(), 18.0, 19)]
+    );
+    assert_eq!(
+        store.observations(&served(stamp_18)).await.unwrap()[0].recorded_at,
+        stamp_18
+    );
+}
+
+/// A database written before commit stamps: its revisions become one commit per stamp, the
+/// newest ending at the current data version, and read as of any moment as they did before.
+async fn case_commit_stamps_backfill(url: String) {
+    use sea_orm_migration::MigratorTrait;
+    use zonerank_storage::migration::Migrator;
+
+    let store = Store::connect(&url).await.unwrap();
+    let db = store.connection();
+    let before = Migrator::migrations().len() as u32 - 1;
+    Migrator::up(db, Some(before)).await.unwrap();
+    let run = |sql: String| async move {
+        db.execute_unprepared(&sql).await.unwrap();
+    };
+    let (start, end) = (2024 * 12, 2024 * 12 + 11);
+    // Two imports stamped 1000 and 2000, then a commit of reference data at 3000: version 5.
+    for (table, rows) in [
+        (
+            "observation_revisions",
+            vec![
+                ("revenue", 1, 1.0, 1000),
+                ("revenue", 2, 2.0, 2000),
+                ("tax", 1, 5.0, 1000),
+            ],
+        ),
+        (
+            "observations",
+            vec![("revenue", 2, 2.0, 2000), ("tax", 1, 5.0, 1000)],
+        ),
+    ] {
+        for (indicator, revision, value, recorded_at) in rows {
+            run(format!(
+                "INSERT INTO {table} (entity_kind, entity_id, indicator, period, revision, \
+                 period_start, period_end, value, source, recorded_at) VALUES ('ZONE', 'l1', \
+                 '{indicator}', '2024', {revision}, {start}, {end}, {value}, 'legacy', \
+                 {recorded_at})"
+            ))
+            .await;
+        }
+    }
+    run("UPDATE data_version SET version = 5, updated_at = 3000 WHERE id = 1".into()).await;
+
+    store.migrate().await.unwrap();
+    assert_eq!(store.schema_status().await.unwrap(), SchemaStatus::Current);
+    // Migrating also seeded the built-in indicators: one more commit, stamped now.
+    let seeded = store.committed_version().await.unwrap();
+    assert_eq!(seeded.version, 6);
+    assert_eq!(logged_stamp(&store, 6).await, Some(seeded.stamped_at));
+    assert_eq!(logged_stamp(&store, 5).await, Some(3000));
+    assert_eq!(logged_stamp(&store, 2).await, None);
+    assert_eq!(logged_stamp(&store, 3).await, Some(1000));
+    assert_eq!(logged_stamp(&store, 4).await, Some(2000));
+    let served = |as_of: Option<i64>| ObservationQuery {
+        as_of,
+        ..zone_query("l1")
+    };
+    let stamps =
+        |rows: &[StoredObservation]| rows.iter().map(|r| r.recorded_at).collect::<Vec<_>>();
+    let at = |as_of| {
+        let store = &store;
+        async move { store.observations(&served(Some(as_of))).await }
+    };
+    assert!(at(999).await.unwrap().is_empty());
+    let first = at(1500).await.unwrap();
+    assert_eq!(
+        brief(&first),
+        vec![
+            ("revenue".into(), "2024".into(), 1.0, 1),
+            ("tax".into(), "2024".into(), 5.0, 1),
+        ]
+    );
+    assert_eq!(stamps(&first), [1000, 1000]);
+    let latest = store.observations(&served(None)).await.unwrap();
+    assert_eq!(
+        brief(&latest),
+        vec![
+            ("revenue".into(), "2024".into(), 2.0, 2),
+            ("tax".into(), "2024".into(), 5.0, 1),
+        ]
+    );
+    assert_eq!(stamps(&latest), [2000, 1000]);
+    assert_eq!(at(2000).await.unwrap(), latest);
+
+    // The next write follows the history.
+    let (summary, _) = store
+        .write_observations(&[zone_obs("l1", "revenue", "2024", 3.0)], false)
+        .await
+        .unwrap();
+    assert_eq!(summary.data_version, 7);
+    let committed = store.committed_version().await.unwrap();
+    assert_eq!(committed.version, 7);
+    assert_eq!(at(3000).await.unwrap(), latest);
+    let after = store.observations(&served(None)).await.unwrap();
+    assert_eq!(stamps(&after), [committed.stamped_at, 1000]);
+
+    // Down and up again: the stamps go back into `recorded_at` and come back as commits.
+    Migrator::down(db, Some(1)).await.unwrap();
+    let recorded: Vec<i64> = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT recorded_at FROM observation_revisions ORDER BY recorded_at, indicator",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index(0).unwrap())
+        .collect();
+    assert_eq!(recorded, [1000, 1000, 2000, committed.stamped_at]);
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(store.observations(&served(None)).await.unwrap(), after);
+    assert_eq!(at(2000).await.unwrap(), latest);
 }

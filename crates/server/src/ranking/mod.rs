@@ -24,7 +24,7 @@ use zonerank_storage::{RunFilter, RunRow, Store};
 pub use source::MetricsSource;
 
 use crate::{
-    convert::{self, micros_timestamp},
+    convert::{self, micros_timestamp, timestamp_micros},
     error::ServiceError,
     metrics::Catalog,
     paging::{
@@ -467,16 +467,15 @@ impl RankingService for Ranking {
         let period = period("period", &request.period)?;
         let mut cohort = request.cohort.or(wire.cohort.clone()).unwrap_or_default();
         cohort.entity_kind = wire.entity_kind;
-        // A run is pinned to the stamp of the last commit it can see: the revision history
-        // then reproduces it exactly, whatever is written later.
-        let committed = self
+        // A run is pinned to the moment asked for, or the stamp of the last commit it can see
+        // when none was or the moment is later: the revision history then reproduces it
+        // exactly, whatever is written later. The data version is the one shown at that moment.
+        let pinned = self
             .store
-            .committed_version()
+            .pin(request.as_of.as_ref().map(timestamp_micros))
             .await
             .map_err(ServiceError::from)?;
-        let as_of = request
-            .as_of
-            .unwrap_or_else(|| micros_timestamp(committed.stamped_at));
+        let as_of = micros_timestamp(pinned.as_of);
         let parents = self.region_parents().await?;
         let (input, outcome) = run::compute(
             &self.metrics,
@@ -503,7 +502,7 @@ impl RankingService for Ranking {
             cohort: Some(cohort),
             as_of: Some(as_of),
             computed_at: Some(micros_timestamp(computed_at)),
-            data_version: committed.version,
+            data_version: pinned.version,
             entity_count: included,
             excluded_count: entries.len() as i64 - included,
             weights: outcome.weights.iter().copied().map(shown).collect(),

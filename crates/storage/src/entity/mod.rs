@@ -1,6 +1,7 @@
 //! sea-orm entities, one module per table.
 
 pub mod cluster;
+pub mod data_commit;
 pub mod data_version;
 pub mod enterprise;
 pub mod indicator;

@@ -23,8 +23,8 @@ pub struct Model {
     /// In the indicator's canonical unit.
     pub value: f64,
     pub source: String,
-    /// Microseconds since the Unix epoch: compares the same on SQLite and PostgreSQL.
-    pub recorded_at: i64,
+    /// The data version of the transaction that wrote it; `data_commits` has its commit stamp.
+    pub version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000001_initial;
 mod m20261123_000002_ranking;
 mod m20261202_000003_scheme_archive;
+mod m20261202_000004_commit_stamps;
 
 /// Every migration zonerank knows, in order.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_ranking::Migration),
             Box::new(m20261202_000003_scheme_archive::Migration),
+            Box::new(m20261202_000004_commit_stamps::Migration),
         ]
     }
 }
