@@ -244,3 +244,164 @@ pub fn seed_regions() -> Vec<zonerank_api::v1::Region> {
         region("410323", "新安县", County, "410300"),
     ]
 }
+
+/// The services `channel`'s server lists over reflection v1, sorted.
+pub async fn reflection_v1_services(channel: Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let answer = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection v1")
+        .into_inner()
+        .message()
+        .await
+        .expect("answer")
+        .expect("one answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {:?}", answer.message_response);
+    };
+    sorted(list.service.into_iter().map(|s| s.name))
+}
+
+/// The services `channel`'s server lists over reflection v1alpha (what grpcurl before 1.8.8
+/// speaks), sorted.
+pub async fn reflection_v1alpha_services(channel: Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let answer = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection v1alpha")
+        .into_inner()
+        .message()
+        .await
+        .expect("answer")
+        .expect("one answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {:?}", answer.message_response);
+    };
+    sorted(list.service.into_iter().map(|s| s.name))
+}
+
+fn sorted(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut names: Vec<String> = names.collect();
+    names.sort();
+    names
+}
+
+/// What a process serving `services` must list over reflection, sorted: its own services,
+/// health and both versions of reflection.
+pub fn expected_listing(services: &[&str]) -> Vec<String> {
+    sorted(
+        services
+            .iter()
+            .chain(&[
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+            ])
+            .map(|s| s.to_string()),
+    )
+}
+
+/// A service binary running as a child process over a migrated SQLite file; killed on drop.
+pub struct ServiceProcess {
+    /// `http://127.0.0.1:port`
+    pub url: String,
+    child: std::process::Child,
+    _database: TestDatabase,
+}
+
+impl ServiceProcess {
+    /// Starts the binary `exe` (a `CARGO_BIN_EXE_…` path) on a free port and waits until it
+    /// reports `service` SERVING.
+    pub async fn start(exe: &str, service: &str) -> ServiceProcess {
+        let database = TestDatabase::sqlite();
+        database.migrated_store().await.expect("migrate");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new(exe)
+            .env("ZONERANK_LISTEN", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", &database.url)
+            .env_remove("REDIS_URL")
+            .env_remove("ZONERANK_METRICS_ADDR")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the service binary");
+        let mut process = ServiceProcess {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            _database: database,
+        };
+        for _ in 0..400 {
+            if let Ok(channel) = Channel::from_shared(process.url.clone())
+                .expect("url")
+                .connect()
+                .await
+            {
+                let status = HealthClient::new(channel)
+                    .check(HealthCheckRequest {
+                        service: service.to_string(),
+                    })
+                    .await;
+                if let Ok(status) = status
+                    && status.into_inner().status == ServingStatus::Serving as i32
+                {
+                    return process;
+                }
+            }
+            if let Ok(Some(exit)) = process.child.try_wait() {
+                panic!("{exe} exited while starting: {exit}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{exe} never reported {service} SERVING");
+    }
+
+    /// A channel to this process.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the single-service binary `exe` and checks that reflection, in both versions, lists
+/// `service` and none of the zonerank services it does not serve.
+pub async fn binary_lists_only_its_service(exe: &str, service: &str) {
+    let process = ServiceProcess::start(exe, service).await;
+    let expected = expected_listing(&[service]);
+    assert_eq!(
+        reflection_v1_services(process.channel().await).await,
+        expected
+    );
+    assert_eq!(
+        reflection_v1alpha_services(process.channel().await).await,
+        expected
+    );
+}
