@@ -2,6 +2,7 @@
 //! once for SQLite (the embedded default) and PostgreSQL (production).
 
 mod cohort;
+mod connect;
 pub mod entity;
 mod error;
 pub mod migration;
@@ -12,6 +13,7 @@ mod store;
 pub mod test_support;
 
 pub use cohort::{CohortMember, CohortQuery};
+pub use connect::ConnectError;
 pub use error::StorageError;
 pub use observations::{
     ObservationInput, ObservationQuery, StoredObservation, ValueQuery, ValueRow, WriteOutcome,
