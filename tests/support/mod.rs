@@ -52,37 +52,13 @@ impl RunningServer {
 
     /// A channel to this server.
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url.clone())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect")
+        channel_to(&self.url).await
     }
 
     async fn wait_until_serving(&self, service: &str) {
-        for _ in 0..200 {
-            if let Ok(channel) = Channel::from_shared(self.url.clone())
-                .expect("url")
-                .connect()
-                .await
-            {
-                let status = HealthClient::new(channel)
-                    .check(HealthCheckRequest {
-                        service: service.to_string(),
-                    })
-                    .await;
-                if let Ok(status) = status
-                    && status.into_inner().status == ServingStatus::Serving as i32
-                {
-                    return;
-                }
-            }
-            if self.task.is_finished() {
-                panic!("server {} stopped while starting", self.url);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        if let Err(why) = wait_until_serving(&self.url, service, || self.task.is_finished()).await {
+            panic!("server {}: {why}", self.url);
         }
-        panic!("server {} never became ready", self.url);
     }
 
     /// Stops the server as SIGTERM would and waits for it.
@@ -95,6 +71,47 @@ impl RunningServer {
             .expect("server task")
             .expect("server stopped cleanly");
     }
+}
+
+/// A channel to the server at `url`.
+pub async fn channel_to(url: &str) -> Channel {
+    Channel::from_shared(url.to_string())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// Waits until the server at `url` reports `service` SERVING, or fails when `stopped` says it
+/// is gone or after 10 s.
+async fn wait_until_serving(
+    url: &str,
+    service: &str,
+    mut stopped: impl FnMut() -> bool,
+) -> Result<(), &'static str> {
+    for _ in 0..400 {
+        if let Ok(channel) = Channel::from_shared(url.to_string())
+            .expect("url")
+            .connect()
+            .await
+        {
+            let status = HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: service.to_string(),
+                })
+                .await;
+            if let Ok(status) = status
+                && status.into_inner().status == ServingStatus::Serving as i32
+            {
+                return Ok(());
+            }
+        }
+        if stopped() {
+            return Err("stopped while starting");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err("never became ready")
 }
 
 /// Settings for a server over `database_url`.
@@ -245,56 +262,50 @@ pub fn seed_regions() -> Vec<zonerank_api::v1::Region> {
     ]
 }
 
-/// The services `channel`'s server lists over reflection v1, sorted.
-pub async fn reflection_v1_services(channel: Channel) -> Vec<String> {
-    use tonic_reflection::pb::v1::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+/// `list_services` over one version of reflection; the two versions' generated types have the
+/// same shape but are distinct, hence a macro.
+macro_rules! reflection_listing {
+    ($(#[$doc:meta])* $name:ident, $version:ident) => {
+        $(#[$doc])*
+        pub async fn $name(channel: Channel) -> Vec<String> {
+            use tonic_reflection::pb::$version::{
+                ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+                server_reflection_request::MessageRequest,
+                server_reflection_response::MessageResponse,
+            };
+            let request = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let answer = ServerReflectionClient::new(channel)
+                .server_reflection_info(tokio_stream::iter(vec![request]))
+                .await
+                .expect(concat!("reflection ", stringify!($version)))
+                .into_inner()
+                .message()
+                .await
+                .expect("answer")
+                .expect("one answer");
+            let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response
+            else {
+                panic!("not a service list: {:?}", answer.message_response);
+            };
+            sorted(list.service.into_iter().map(|s| s.name))
+        }
     };
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let answer = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .expect("reflection v1")
-        .into_inner()
-        .message()
-        .await
-        .expect("answer")
-        .expect("one answer");
-    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
-        panic!("not a service list: {:?}", answer.message_response);
-    };
-    sorted(list.service.into_iter().map(|s| s.name))
 }
 
-/// The services `channel`'s server lists over reflection v1alpha (what grpcurl before 1.8.8
-/// speaks), sorted.
-pub async fn reflection_v1alpha_services(channel: Channel) -> Vec<String> {
-    use tonic_reflection::pb::v1alpha::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-    };
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let answer = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .expect("reflection v1alpha")
-        .into_inner()
-        .message()
-        .await
-        .expect("answer")
-        .expect("one answer");
-    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
-        panic!("not a service list: {:?}", answer.message_response);
-    };
-    sorted(list.service.into_iter().map(|s| s.name))
-}
+reflection_listing!(
+    /// The services `channel`'s server lists over reflection v1, sorted.
+    reflection_v1_services,
+    v1
+);
+reflection_listing!(
+    /// The services `channel`'s server lists over reflection v1alpha (what grpcurl before 1.8.8
+    /// speaks), sorted.
+    reflection_v1alpha_services,
+    v1alpha
+);
 
 fn sorted(names: impl Iterator<Item = String>) -> Vec<String> {
     let mut names: Vec<String> = names.collect();
@@ -349,38 +360,17 @@ impl ServiceProcess {
             child,
             _database: database,
         };
-        for _ in 0..400 {
-            if let Ok(channel) = Channel::from_shared(process.url.clone())
-                .expect("url")
-                .connect()
-                .await
-            {
-                let status = HealthClient::new(channel)
-                    .check(HealthCheckRequest {
-                        service: service.to_string(),
-                    })
-                    .await;
-                if let Ok(status) = status
-                    && status.into_inner().status == ServingStatus::Serving as i32
-                {
-                    return process;
-                }
-            }
-            if let Ok(Some(exit)) = process.child.try_wait() {
-                panic!("{exe} exited while starting: {exit}");
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        let url = process.url.clone();
+        let exited = || matches!(process.child.try_wait(), Ok(Some(_)));
+        if let Err(why) = wait_until_serving(&url, service, exited).await {
+            panic!("{exe}: {why}");
         }
-        panic!("{exe} never reported {service} SERVING");
+        process
     }
 
     /// A channel to this process.
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url.clone())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect")
+        channel_to(&self.url).await
     }
 }
 
