@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # GetRanking latency under load: `zonerank demo` on a fresh SQLite file, then h2load with a
-# gRPC body (a cached page of 20 entries), first at a fixed 5,000 req/s over 10 connections,
-# then as fast as it goes.
+# gRPC body (a cached page of 20 entries): one request at a time on one connection, then a
+# fixed rate (5,000 req/s by default) over 10 connections, then as fast as it goes.
 #
 # Needs: a release build (`cargo build --release -p zonerank`), h2load and nghttp (Debian
 # package nghttp2-client), python3.
 #
 # Environment: ZONERANK (binary, default target/release/zonerank), PORT (default 50071),
-# REQUESTS (fixed-rate run, default 50000 = 10 s), MAX_REQUESTS (unlimited run, default 200000),
-# STREAMS (concurrent streams per connection, default 10).
+# RATE (req/s of the fixed-rate run, default 5000), REQUESTS (fixed-rate run, default 50000),
+# MAX_REQUESTS (unlimited run, default 200000), STREAMS (concurrent streams per connection in
+# those two runs, default 10), SEQUENTIAL (one-at-a-time run, default 2000).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,8 +18,9 @@ PORT=${PORT:-50071}
 REQUESTS=${REQUESTS:-50000}
 MAX_REQUESTS=${MAX_REQUESTS:-200000}
 STREAMS=${STREAMS:-10}
+SEQUENTIAL=${SEQUENTIAL:-2000}
+RATE=${RATE:-5000}
 CONNECTIONS=10
-RATE=5000
 URL="http://127.0.0.1:${PORT}/zonerank.v1.RankingService/GetRanking"
 
 for tool in h2load nghttp python3; do
@@ -60,7 +62,7 @@ EOF
 headers=(-H "content-type: application/grpc" -H "te: trailers")
 
 # h2load counts HTTP 200s only; the gRPC status is in the trailers.
-status=$(nghttp -v "${headers[@]}" -d "$work/request.bin" "$URL" | grep -o "grpc-status: [0-9]*" | head -1)
+status=$(nghttp -v "${headers[@]}" -d "$work/request.bin" "$URL" | grep -ao "grpc-status: [0-9]*" | head -1)
 [ "$status" = "grpc-status: 0" ] || { echo "GetRanking did not answer OK: ${status:-no grpc-status}" >&2; exit 1; }
 echo "GetRanking answers ${status} (OK)"
 
@@ -89,6 +91,8 @@ run() {
 # Warm-up: the first call ranks from the store and fills the cache; the rest are cached pages.
 h2load -n 1000 -c "$CONNECTIONS" -m 1 "${headers[@]}" -d "$work/request.bin" "$URL" >/dev/null
 
+echo "== one at a time: 1 connection, 1 stream"
+run sequential -n "$SEQUENTIAL" -c 1 -m 1
 echo "== fixed rate: ${RATE} req/s over ${CONNECTIONS} connections"
 run rate -n "$REQUESTS" -c "$CONNECTIONS" -m "$STREAMS" --rps $((RATE / CONNECTIONS))
 echo "== unlimited: ${CONNECTIONS} connections, ${STREAMS} streams each"
