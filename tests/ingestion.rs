@@ -500,9 +500,8 @@ async fn listings_page_and_filter_and_bad_references_are_named() {
 #[tokio::test]
 async fn every_service_answers_health_and_reflection() {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    use tonic_reflection::pb::v1::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    use zonerank_integration_tests::{
+        expected_listing, reflection_v1_services, reflection_v1alpha_services,
     };
 
     let deployment = Deployment::postgres_and_redis().await;
@@ -520,28 +519,17 @@ async fn every_service_answers_health_and_reflection() {
             .into_inner();
         assert_eq!(health.status, 1, "{service} SERVING");
 
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut answers = ServerReflectionClient::new(server.channel().await)
-            .server_reflection_info(tokio_stream::iter(vec![request]))
-            .await
-            .expect("reflection")
-            .into_inner();
-        let answer = answers
-            .message()
-            .await
-            .expect("answer")
-            .expect("one answer");
-        let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
-            panic!("not a service list");
-        };
-        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-        assert!(names.contains(&service.to_string()), "{names:?}");
-        assert!(
-            names.contains(&"grpc.health.v1.Health".to_string()),
-            "{names:?}"
+        // Each server lists what it serves, to clients of either reflection version.
+        let expected = expected_listing(&[service]);
+        assert_eq!(
+            reflection_v1alpha_services(server.channel().await).await,
+            expected,
+            "v1alpha"
+        );
+        assert_eq!(
+            reflection_v1_services(server.channel().await).await,
+            expected,
+            "v1"
         );
     }
     // The whole server ("") is the liveness probe: SERVING while the process lives.
@@ -561,6 +549,28 @@ async fn every_service_answers_health_and_reflection() {
         .expect_err("an unknown service name");
     assert_eq!(unknown.code(), Code::NotFound);
     deployment.stop().await;
+}
+
+#[tokio::test]
+async fn the_all_in_one_server_lists_its_three_services_over_both_reflection_versions() {
+    use zonerank_integration_tests::{
+        RunningServer, expected_listing, reflection_v1_services, reflection_v1alpha_services,
+        server_args,
+    };
+
+    let database = TestDatabase::sqlite();
+    let server = RunningServer::start(server_args(&database.url, None), Services::ALL_IN_ONE).await;
+    let expected = expected_listing(&Services::ALL_IN_ONE.names());
+    assert_eq!(expected.len(), 6, "{expected:?}");
+    assert_eq!(
+        reflection_v1alpha_services(server.channel().await).await,
+        expected
+    );
+    assert_eq!(
+        reflection_v1_services(server.channel().await).await,
+        expected
+    );
+    server.stop().await;
 }
 
 #[tokio::test]

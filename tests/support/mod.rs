@@ -52,37 +52,13 @@ impl RunningServer {
 
     /// A channel to this server.
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url.clone())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect")
+        channel_to(&self.url).await
     }
 
     async fn wait_until_serving(&self, service: &str) {
-        for _ in 0..200 {
-            if let Ok(channel) = Channel::from_shared(self.url.clone())
-                .expect("url")
-                .connect()
-                .await
-            {
-                let status = HealthClient::new(channel)
-                    .check(HealthCheckRequest {
-                        service: service.to_string(),
-                    })
-                    .await;
-                if let Ok(status) = status
-                    && status.into_inner().status == ServingStatus::Serving as i32
-                {
-                    return;
-                }
-            }
-            if self.task.is_finished() {
-                panic!("server {} stopped while starting", self.url);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        if let Err(why) = wait_until_serving(&self.url, service, || self.task.is_finished()).await {
+            panic!("server {}: {why}", self.url);
         }
-        panic!("server {} never became ready", self.url);
     }
 
     /// Stops the server as SIGTERM would and waits for it.
@@ -95,6 +71,47 @@ impl RunningServer {
             .expect("server task")
             .expect("server stopped cleanly");
     }
+}
+
+/// A channel to the server at `url`.
+pub async fn channel_to(url: &str) -> Channel {
+    Channel::from_shared(url.to_string())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// Waits until the server at `url` reports `service` SERVING, or fails when `stopped` says it
+/// is gone or after 10 s.
+async fn wait_until_serving(
+    url: &str,
+    service: &str,
+    mut stopped: impl FnMut() -> bool,
+) -> Result<(), &'static str> {
+    for _ in 0..400 {
+        if let Ok(channel) = Channel::from_shared(url.to_string())
+            .expect("url")
+            .connect()
+            .await
+        {
+            let status = HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: service.to_string(),
+                })
+                .await;
+            if let Ok(status) = status
+                && status.into_inner().status == ServingStatus::Serving as i32
+            {
+                return Ok(());
+            }
+        }
+        if stopped() {
+            return Err("stopped while starting");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err("never became ready")
 }
 
 /// Settings for a server over `database_url`.
@@ -243,4 +260,138 @@ pub fn seed_regions() -> Vec<zonerank_api::v1::Region> {
         region("410300", "洛阳市", City, "410000"),
         region("410323", "新安县", County, "410300"),
     ]
+}
+
+/// `list_services` over one version of reflection; the two versions' generated types have the
+/// same shape but are distinct, hence a macro.
+macro_rules! reflection_listing {
+    ($(#[$doc:meta])* $name:ident, $version:ident) => {
+        $(#[$doc])*
+        pub async fn $name(channel: Channel) -> Vec<String> {
+            use tonic_reflection::pb::$version::{
+                ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+                server_reflection_request::MessageRequest,
+                server_reflection_response::MessageResponse,
+            };
+            let request = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let answer = ServerReflectionClient::new(channel)
+                .server_reflection_info(tokio_stream::iter(vec![request]))
+                .await
+                .expect(concat!("reflection ", stringify!($version)))
+                .into_inner()
+                .message()
+                .await
+                .expect("answer")
+                .expect("one answer");
+            let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response
+            else {
+                panic!("not a service list: {:?}", answer.message_response);
+            };
+            sorted(list.service.into_iter().map(|s| s.name))
+        }
+    };
+}
+
+reflection_listing!(
+    /// The services `channel`'s server lists over reflection v1, sorted.
+    reflection_v1_services,
+    v1
+);
+reflection_listing!(
+    /// The services `channel`'s server lists over reflection v1alpha (what grpcurl before 1.8.8
+    /// speaks), sorted.
+    reflection_v1alpha_services,
+    v1alpha
+);
+
+fn sorted(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut names: Vec<String> = names.collect();
+    names.sort();
+    names
+}
+
+/// What a process serving `services` must list over reflection, sorted: its own services,
+/// health and both versions of reflection.
+pub fn expected_listing(services: &[&str]) -> Vec<String> {
+    sorted(
+        services
+            .iter()
+            .chain(&[
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+            ])
+            .map(|s| s.to_string()),
+    )
+}
+
+/// A service binary running as a child process over a migrated SQLite file; killed on drop.
+pub struct ServiceProcess {
+    /// `http://127.0.0.1:port`
+    pub url: String,
+    child: std::process::Child,
+    _database: TestDatabase,
+}
+
+impl ServiceProcess {
+    /// Starts the binary `exe` (a `CARGO_BIN_EXE_…` path) on a free port and waits until it
+    /// reports `service` SERVING.
+    pub async fn start(exe: &str, service: &str) -> ServiceProcess {
+        let database = TestDatabase::sqlite();
+        database.migrated_store().await.expect("migrate");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new(exe)
+            .env("ZONERANK_LISTEN", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", &database.url)
+            .env_remove("REDIS_URL")
+            .env_remove("ZONERANK_METRICS_ADDR")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the service binary");
+        let mut process = ServiceProcess {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            _database: database,
+        };
+        let url = process.url.clone();
+        let exited = || matches!(process.child.try_wait(), Ok(Some(_)));
+        if let Err(why) = wait_until_serving(&url, service, exited).await {
+            panic!("{exe}: {why}");
+        }
+        process
+    }
+
+    /// A channel to this process.
+    pub async fn channel(&self) -> Channel {
+        channel_to(&self.url).await
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the single-service binary `exe` and checks that reflection, in both versions, lists
+/// `service` and none of the zonerank services it does not serve.
+pub async fn binary_lists_only_its_service(exe: &str, service: &str) {
+    let process = ServiceProcess::start(exe, service).await;
+    let expected = expected_listing(&[service]);
+    assert_eq!(
+        reflection_v1_services(process.channel().await).await,
+        expected
+    );
+    assert_eq!(
+        reflection_v1alpha_services(process.channel().await).await,
+        expected
+    );
 }

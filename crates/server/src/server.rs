@@ -3,8 +3,7 @@
 use std::{future::Future, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use zonerank_api::v1::{
     ingestion_service_server::IngestionServiceServer, metrics_service_server::MetricsServiceServer,
@@ -133,10 +132,8 @@ pub async fn run(
         cache.clone(),
     ));
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(zonerank_api::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let reflection_v1 = reflection(&names).build_v1()?;
+    let reflection_v1alpha = reflection(&names).build_v1alpha()?;
 
     let ingestion = services.ingestion.then(|| {
         IngestionServiceServer::new(Ingestion::new(store.clone()))
@@ -183,11 +180,12 @@ pub async fn run(
     let serve = Server::builder()
         .layer(zonerank_telemetry::GrpcTelemetryLayer)
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_optional_service(ingestion)
         .add_optional_service(metrics)
         .add_optional_service(ranking)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .serve_with_incoming_shutdown(accepted_without_delay(listener), signal);
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     tokio::pin!(serve);
     tokio::select! {
@@ -204,6 +202,35 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The services reflection lists: the ones this process serves, health and reflection itself
+/// (both versions: grpcurl before 1.8.8 and many other clients speak only v1alpha).
+fn reflection(names: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(zonerank_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        // Registered above; the builder's own registration would add only one version.
+        .include_reflection_service(false);
+    for name in names.iter().copied().chain(ALWAYS_LISTED) {
+        builder = builder.with_service_name(name);
+    }
+    builder
+}
+
+/// Listed by reflection on every process.
+const ALWAYS_LISTED: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// Accepted connections with TCP_NODELAY: a unary answer is one small write, and Nagle's
+/// algorithm would hold it back until the client's delayed ACK (tens of milliseconds).
+fn accepted_without_delay(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Cache hits and misses as OpenTelemetry counters, read from the cache's own tallies.

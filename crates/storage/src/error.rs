@@ -3,6 +3,9 @@
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The database URL cannot be used: the message names what to fix.
+    #[error(transparent)]
+    Connect(#[from] crate::connect::ConnectError),
     /// The database answered with an error or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),

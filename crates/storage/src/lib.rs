@@ -2,6 +2,7 @@
 //! once for SQLite (the embedded default) and PostgreSQL (production).
 
 mod cohort;
+mod connect;
 pub mod entity;
 mod error;
 pub mod migration;
@@ -13,6 +14,7 @@ pub mod test_support;
 mod writes;
 
 pub use cohort::{CohortMember, CohortQuery, UnknownName};
+pub use connect::ConnectError;
 pub use error::StorageError;
 pub use observations::{
     ObservationInput, ObservationPosition, ObservationQuery, StoredObservation, ValueQuery,

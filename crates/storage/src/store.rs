@@ -3,8 +3,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::{
-    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder, SelectStatement, SimpleExpr},
 };
 use sea_orm_migration::MigratorTrait;
@@ -32,18 +32,19 @@ pub enum SchemaStatus {
 
 impl Store {
     /// Connects to `url`: `sqlite://path?mode=rwc`, a bare file path (SQLite, created if missing)
-    /// or `postgres://…`.
+    /// or `postgres://…`. A URL that cannot be used fails with a `StorageError::Connect` that
+    /// names what to fix, within seconds.
     pub async fn connect(url: &str) -> Result<Store, StorageError> {
-        let url = normalize_url(url);
-        let mut options = ConnectOptions::new(url.clone());
-        options.sqlx_logging(false);
-        if url.starts_with("sqlite:") {
-            // One writer at a time is all SQLite allows; more connections only contend.
-            options.max_connections(4).min_connections(1);
-        } else {
-            options.max_connections(16).min_connections(1);
-        }
-        let db = Database::connect(options).await?;
+        let db = crate::connect::open(url, |options, sqlite| {
+            options.sqlx_logging(false);
+            if sqlite {
+                // One writer at a time is all SQLite allows; more connections only contend.
+                options.max_connections(4).min_connections(1);
+            } else {
+                options.max_connections(16).min_connections(1);
+            }
+        })
+        .await?;
         if db.get_database_backend() == DbBackend::Sqlite {
             // WAL lets readers go on while an import writes; busy_timeout queues writers.
             db.execute_unprepared(
@@ -126,24 +127,6 @@ impl Store {
         bump_version(&txn).await?;
         txn.commit().await?;
         Ok(())
-    }
-}
-
-fn normalize_url(url: &str) -> String {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return url.to_string();
-    }
-    let url = if url.starts_with("sqlite:") {
-        url.to_string()
-    } else {
-        format!("sqlite://{url}")
-    };
-    if url.contains("mode=") || url.contains(":memory:") {
-        url
-    } else if url.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
     }
 }
 
@@ -333,24 +316,5 @@ impl Store {
             version: row.version,
             stamped_at: row.updated_at,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize_url;
-
-    #[test]
-    fn bare_paths_become_sqlite_urls_created_on_first_use() {
-        assert_eq!(
-            normalize_url("zonerank.db"),
-            "sqlite://zonerank.db?mode=rwc"
-        );
-        assert_eq!(normalize_url("sqlite://a.db"), "sqlite://a.db?mode=rwc");
-        assert_eq!(
-            normalize_url("sqlite://a.db?mode=ro"),
-            "sqlite://a.db?mode=ro"
-        );
-        assert_eq!(normalize_url("postgres://h/db"), "postgres://h/db");
     }
 }

@@ -553,11 +553,7 @@ async fn show(address: &str) -> Result<(), String> {
     let url = format!("http://{address}");
     let mut channel = None;
     for _ in 0..100 {
-        if let Ok(c) = Channel::from_shared(url.clone())
-            .map_err(|e| e.to_string())?
-            .connect()
-            .await
-        {
+        if let Ok(c) = zonerank_server::client::connect(url.clone()).await {
             channel = Some(c);
             break;
         }

@@ -189,8 +189,9 @@ fn list(cell: Option<&String>) -> Vec<String> {
 async fn client(
     args: &ImportArgs,
 ) -> Result<IngestionServiceClient<tonic::transport::Channel>, String> {
-    IngestionServiceClient::connect(args.server.clone())
+    zonerank_server::client::connect(args.server.clone())
         .await
+        .map(IngestionServiceClient::new)
         .map_err(|e| format!("cannot reach {}: {e}", args.server))
 }
 

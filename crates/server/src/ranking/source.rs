@@ -137,10 +137,9 @@ async fn follow_addresses(
                     }
                 }
                 for new in found.difference(&current) {
-                    let Ok(endpoint) = Endpoint::from_shared(format!("{scheme}://{new}")) else {
+                    let Ok(endpoint) = crate::client::endpoint(format!("{scheme}://{new}")) else {
                         continue;
                     };
-                    let endpoint = endpoint.connect_timeout(Duration::from_secs(5));
                     if changes.send(Change::Insert(*new, endpoint)).await.is_err() {
                         return;
                     }

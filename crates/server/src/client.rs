@@ -1,0 +1,22 @@
+//! Channels to zonerank servers, configured the same way for every caller: the ranking service
+//! calling the metrics service, the CLI's import and demo.
+
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+/// How long a connection attempt may take before the call fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An endpoint for `url` (`http://host:port`) with TCP_NODELAY, so a small request leaves at
+/// once instead of waiting on the server's delayed ACK, and a bounded connect time.
+pub fn endpoint(url: impl Into<String>) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.into())?
+        .tcp_nodelay(true)
+        .connect_timeout(CONNECT_TIMEOUT))
+}
+
+/// A connected channel to `url`.
+pub async fn connect(url: impl Into<String>) -> Result<Channel, tonic::transport::Error> {
+    endpoint(url)?.connect().await
+}
