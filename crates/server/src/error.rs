@@ -306,7 +306,7 @@ impl From<ServiceError> for Status {
                 let request_id = zonerank_telemetry::request_id();
                 tracing::error!(error = %e, %request_id, "storage failure");
                 let (code, reason, message) = match e {
-                    StorageError::Database(_) => (
+                    StorageError::Database(_) | StorageError::Connect(_) => (
                         Code::Unavailable,
                         "STORAGE_UNAVAILABLE",
                         "the database did not answer; retry later",
