@@ -88,7 +88,7 @@ fn readme_commands(readme: &str) -> Vec<String> {
         current.push_str(line);
         current.push('\n');
         let quotes = current.matches('\'').count();
-        if quotes % 2 == 0 && !line.trim_end().ends_with('\\') {
+        if quotes.is_multiple_of(2) && !line.trim_end().ends_with('\\') {
             let command = std::mem::take(&mut current);
             if command.trim_start().starts_with("grpcurl ") {
                 commands.push(command.trim().to_string());
