@@ -720,7 +720,6 @@ async fn two_ranking_pods_starting_together_seed_each_built_in_scheme_once() {
     database.drop().await.unwrap();
 }
 
-
 /// A deployment with the zones and figures of `setup` and the scheme `test-assessment`.
 async fn deployed() -> (Deployment, Ingestion, Ranking) {
     let deployment = Deployment::postgres_and_redis().await;

@@ -44,6 +44,15 @@ pub const MAX_NESTED_ITEMS: usize = 1000;
 /// Items in one of a request's own lists (zones, observations of one batch).
 pub const MAX_TOP_LEVEL_ITEMS: usize = 200_000;
 
+/// Fields whose value the handlers judge themselves, with a finer answer than a refusal of the
+/// whole request: an observation's value is checked per row (named `rows[N].value`, and left
+/// out alone under `allow_partial`), and a cohort's zone kind that names no kind is NOT_FOUND
+/// like an unknown region.
+const JUDGED_BY_HANDLERS: [(&str, &str); 2] = [
+    ("zonerank.v1.Observation", "value"),
+    ("zonerank.v1.CohortSelector", "zone_kind"),
+];
+
 /// Faults listed before the walk stops.
 const MAX_FAULTS: usize = 100;
 
@@ -77,6 +86,35 @@ pub fn check<M: prost::Message + prost::Name>(message: &M) -> Result<(), Service
     Err(ServiceError::InvalidArgument {
         message,
         violations: faults,
+    })
+}
+
+/// The message of `request`, checked.
+pub fn checked<M: prost::Message + prost::Name>(
+    request: tonic::Request<M>,
+) -> Result<M, ServiceError> {
+    let message = request.into_inner();
+    check(&message)?;
+    Ok(message)
+}
+
+/// Checks one message of a client stream; fault paths start with `batches[{index}].`.
+pub fn check_batch<M: prost::Message + prost::Name>(
+    message: &M,
+    index: usize,
+) -> Result<(), ServiceError> {
+    check(message).map_err(|error| match error {
+        ServiceError::InvalidArgument {
+            message,
+            violations,
+        } => ServiceError::InvalidArgument {
+            message: format!("batches[{index}].{message}"),
+            violations: violations
+                .into_iter()
+                .map(|v| Violation::new(format!("batches[{index}].{}", v.field), v.reason))
+                .collect(),
+        },
+        other => other,
     })
 }
 
@@ -148,8 +186,12 @@ fn walk_value(
     depth: usize,
     faults: &mut Vec<Violation>,
 ) {
+    let judged = JUDGED_BY_HANDLERS.iter().any(|(message, name)| {
+        field.name() == *name && field.parent_message().full_name() == *message
+    });
     match value {
         Value::String(text) => check_text(field.name(), text, path, faults),
+        _ if judged => {}
         Value::EnumNumber(number) => {
             if let Kind::Enum(kind) = field.kind()
                 && kind.get_value(*number).is_none()
@@ -229,6 +271,19 @@ mod tests {
                 .map(|v| (v.field, v.reason))
                 .collect(),
             other => panic!("not INVALID_ARGUMENT: {other}"),
+        }
+    }
+
+    /// Every handler of the three services checks its request (a stream, each batch).
+    #[test]
+    fn every_handler_checks_its_request() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for file in ["ingestion/mod.rs", "metrics/mod.rs", "ranking/mod.rs"] {
+            let text = std::fs::read_to_string(src.join(file)).unwrap();
+            let handlers = text.matches("request: Request<").count();
+            let checks = text.matches("wire_check::check").count();
+            assert!(handlers > 0, "{file}");
+            assert_eq!(handlers, checks, "{file}: every handler checks its request");
         }
     }
 

@@ -116,7 +116,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertRegionsRequest>,
     ) -> Result<Response<v1::UpsertRegionsResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
         let counts = reference::upsert_regions(
             &self.store,
@@ -136,7 +136,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertZonesRequest>,
     ) -> Result<Response<v1::UpsertZonesResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
         let counts = reference::upsert_zones(
             &self.store,
@@ -156,7 +156,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertEnterprisesRequest>,
     ) -> Result<Response<v1::UpsertEnterprisesResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
         let counts = reference::upsert_enterprises(
             &self.store,
@@ -176,7 +176,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertClustersRequest>,
     ) -> Result<Response<v1::UpsertClustersResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
         let counts = reference::upsert_clusters(&self.store, request.clusters, dry_run).await?;
         Ok(Response::new(v1::UpsertClustersResponse {
@@ -190,7 +190,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertProjectsRequest>,
     ) -> Result<Response<v1::UpsertProjectsResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
         let counts = reference::upsert_projects(&self.store, request.projects, dry_run).await?;
         Ok(Response::new(v1::UpsertProjectsResponse {
@@ -204,7 +204,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertIndicatorsRequest>,
     ) -> Result<Response<v1::UpsertIndicatorsResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
         let counts = reference::upsert_indicators(&self.store, request.indicators, dry_run).await?;
         Ok(Response::new(v1::UpsertIndicatorsResponse {
@@ -218,7 +218,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::ListIndicatorsRequest>,
     ) -> Result<Response<v1::ListIndicatorsResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let limit = page_size(request.page_size, 100, 1000)? as usize;
         let after = decode_page_token(&request.page_token)?;
         let mut catalog = self.store.indicators().await.map_err(ServiceError::from)?;
@@ -251,7 +251,7 @@ impl IngestionService for Ingestion {
         request: Request<v1::ListRegionsRequest>,
     ) -> Result<Response<v1::ListRegionsResponse>, Status> {
         Ok(Response::new(
-            reference::list_regions(&self.store, request.into_inner()).await?,
+            reference::list_regions(&self.store, crate::wire_check::checked(request)?).await?,
         ))
     }
 
@@ -260,7 +260,7 @@ impl IngestionService for Ingestion {
         request: Request<v1::ListZonesRequest>,
     ) -> Result<Response<v1::ListZonesResponse>, Status> {
         Ok(Response::new(
-            reference::list_zones(&self.store, request.into_inner()).await?,
+            reference::list_zones(&self.store, crate::wire_check::checked(request)?).await?,
         ))
     }
 
@@ -272,8 +272,11 @@ impl IngestionService for Ingestion {
         let mut rows = Vec::new();
         let mut flags = None;
         // All or nothing needs the whole stream before the one transaction that writes it.
+        let mut index = 0;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
+            crate::wire_check::check_batch(&batch, index)?;
+            index += 1;
             let (_, dry_run) = *flags.get_or_insert((batch.allow_partial, batch.dry_run));
             // The flags are read from the first batch; a dry run asked for later must not
             // turn into a write.
@@ -307,7 +310,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::ImportCsvRequest>,
     ) -> Result<Response<v1::IngestReport>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let (parsed, line_errors) = csv::parse(&request.content)?;
         let rows: Vec<_> = parsed
             .into_iter()
@@ -344,7 +347,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::GetObservationsRequest>,
     ) -> Result<Response<v1::GetObservationsResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let (kind, entity_id) = entity_ref("entity", request.entity.as_ref())?;
         let limit = page_size(request.page_size, 1000, 10_000)?;
         let after = decode_key_token::<3>(&request.page_token)?
@@ -418,7 +421,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertTargetsRequest>,
     ) -> Result<Response<v1::UpsertTargetsResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
         let counts = reference::upsert_targets(&self.store, request.targets, dry_run).await?;
         Ok(Response::new(v1::UpsertTargetsResponse {
@@ -432,7 +435,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::ListTargetsRequest>,
     ) -> Result<Response<v1::ListTargetsResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let (kind, id) = entity_ref("entity", request.entity.as_ref())?;
         let period = parse_optional_period("period", &request.period)?.map(|p| p.canonical());
         let limit = page_size(request.page_size, 100, 1000)?;
@@ -460,7 +463,7 @@ impl IngestionService for Ingestion {
         request: Request<v1::ListEnterprisesRequest>,
     ) -> Result<Response<v1::ListEnterprisesResponse>, Status> {
         Ok(Response::new(
-            reference::list_enterprises(&self.store, request.into_inner()).await?,
+            reference::list_enterprises(&self.store, crate::wire_check::checked(request)?).await?,
         ))
     }
 
@@ -469,7 +472,7 @@ impl IngestionService for Ingestion {
         request: Request<v1::DeleteZoneRequest>,
     ) -> Result<Response<v1::DeleteZoneResponse>, Status> {
         Ok(Response::new(
-            removal::delete_zone(&self.store, request.into_inner()).await?,
+            removal::delete_zone(&self.store, crate::wire_check::checked(request)?).await?,
         ))
     }
 
@@ -478,7 +481,7 @@ impl IngestionService for Ingestion {
         request: Request<v1::DeleteEnterpriseRequest>,
     ) -> Result<Response<v1::DeleteEnterpriseResponse>, Status> {
         Ok(Response::new(
-            removal::delete_enterprise(&self.store, request.into_inner()).await?,
+            removal::delete_enterprise(&self.store, crate::wire_check::checked(request)?).await?,
         ))
     }
 
@@ -487,7 +490,7 @@ impl IngestionService for Ingestion {
         request: Request<v1::DeleteTargetRequest>,
     ) -> Result<Response<v1::DeleteTargetResponse>, Status> {
         Ok(Response::new(
-            removal::delete_target(&self.store, request.into_inner()).await?,
+            removal::delete_target(&self.store, crate::wire_check::checked(request)?).await?,
         ))
     }
 }

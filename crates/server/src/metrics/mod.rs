@@ -178,7 +178,7 @@ impl MetricsService for Metrics {
         &self,
         request: Request<v1::ListMetricsRequest>,
     ) -> Result<Response<v1::ListMetricsResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let limit = page_size(request.page_size, 100, 1000)? as usize;
         let after = decode_page_token(&request.page_token)?;
         let mut definitions: Vec<v1::MetricDefinition> = metric::metric_catalog()
@@ -224,7 +224,7 @@ impl MetricsService for Metrics {
         &self,
         request: Request<v1::ComputeMetricsRequest>,
     ) -> Result<Response<v1::ComputeMetricsResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let data_version = self
             .store
             .data_version()
@@ -261,7 +261,7 @@ impl MetricsService for Metrics {
         &self,
         request: Request<v1::StreamMetricsRequest>,
     ) -> Result<Response<MetricsStream>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let chunk = match request.chunk_size {
             n if n < 0 => {
                 return Err(ServiceError::invalid("chunk_size", "must not be negative").into());
@@ -301,7 +301,7 @@ impl MetricsService for Metrics {
         &self,
         request: Request<v1::GetMetricSeriesRequest>,
     ) -> Result<Response<v1::GetMetricSeriesResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let (kind, id) = entity_ref("entity", request.entity.as_ref())?;
         let from = period("from_period", &request.from_period)?;
         let to = if request.to_period.trim().is_empty() {
@@ -362,7 +362,7 @@ impl MetricsService for Metrics {
         &self,
         request: Request<v1::GetTargetProgressRequest>,
     ) -> Result<Response<v1::GetTargetProgressResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let (kind, id) = entity_ref("entity", request.entity.as_ref())?;
         let through = period("through_period", &request.through_period)?;
         let catalog = Catalog::load(&self.store).await?;
@@ -440,7 +440,7 @@ impl MetricsService for Metrics {
         &self,
         request: Request<v1::GetTierCountsRequest>,
     ) -> Result<Response<v1::GetTierCountsResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let kind = match convert::entity_kind(request.entity_kind) {
             None => EntityKind::Zone,
             Some(k @ (EntityKind::Zone | EntityKind::Cluster)) => k,

@@ -350,8 +350,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::CreateSchemeRequest>,
     ) -> Result<Response<v1::CreateSchemeResponse>, Status> {
-        let wire = request
-            .into_inner()
+        let wire = crate::wire_check::checked(request)?
             .scheme
             .ok_or_else(|| ServiceError::invalid("scheme", "must be set"))?;
         validate_id(EntityKind::Zone, &wire.id)
@@ -389,7 +388,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::GetSchemeRequest>,
     ) -> Result<Response<v1::GetSchemeResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let row = self
             .store
             .scheme(
@@ -422,7 +421,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::ListSchemesRequest>,
     ) -> Result<Response<v1::ListSchemesResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let limit = page_size(request.page_size, 50, 500)?;
         let after = decode_page_token(&request.page_token)?;
         let (rows, more) = self
@@ -447,7 +446,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::ComputeRankingRequest>,
     ) -> Result<Response<v1::ComputeRankingResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let (wire, checked) = self
             .scheme(&request.scheme_id, request.scheme_version)
             .await?;
@@ -545,7 +544,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::GetRankingRequest>,
     ) -> Result<Response<v1::GetRankingResponse>, Status> {
-        let mut request = request.into_inner();
+        let mut request = crate::wire_check::checked(request)?;
         let run = self
             .resolve_run(&request.run_id, &request.scheme_id, &request.period)
             .await?;
@@ -566,7 +565,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::ExplainRankingRequest>,
     ) -> Result<Response<v1::ExplainRankingResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let entity = request
             .entity
             .ok_or_else(|| ServiceError::invalid("entity", "must be set"))?;
@@ -632,7 +631,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::GetMostImprovedRequest>,
     ) -> Result<Response<v1::GetMostImprovedResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let size = page_size(request.page_size, 10, 1000)?;
         let print = request_fingerprint(&request, |r| {
             r.page_size = 0;
@@ -683,7 +682,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::SimulateRankingRequest>,
     ) -> Result<Response<v1::SimulateRankingResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let size = page_size(request.page_size, 100, 1000)?;
         let print = request_fingerprint(&request, |r| {
             r.page_size = 0;
@@ -722,7 +721,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::GetRankRobustnessRequest>,
     ) -> Result<Response<v1::GetRankRobustnessResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let samples = match request.samples {
             n if n < 0 => {
                 return Err(ServiceError::invalid("samples", "must not be negative").into());
@@ -784,7 +783,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::ListRunsRequest>,
     ) -> Result<Response<v1::ListRunsResponse>, Status> {
-        let request = request.into_inner();
+        let request = crate::wire_check::checked(request)?;
         let limit = page_size(request.page_size, 100, 1000)?;
         let after = match decode_page_token(&request.page_token)? {
             None => None,
@@ -839,7 +838,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::DeleteRunRequest>,
     ) -> Result<Response<v1::DeleteRunResponse>, Status> {
-        let run_id = required("run_id", &request.into_inner().run_id)?;
+        let run_id = required("run_id", &crate::wire_check::checked(request)?.run_id)?;
         if !self
             .store
             .delete_run(&run_id)
@@ -856,7 +855,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::ArchiveSchemeRequest>,
     ) -> Result<Response<v1::ArchiveSchemeResponse>, Status> {
-        let id = required("scheme_id", &request.into_inner().scheme_id)?;
+        let id = required("scheme_id", &crate::wire_check::checked(request)?.scheme_id)?;
         if !self
             .store
             .archive_scheme(&id)
