@@ -227,9 +227,9 @@ pub fn entries(
                 .map(|(j, c)| v1::CriterionScore {
                     metric: c.metric.clone(),
                     raw: input.criteria[j][i],
-                    normalized: e.normalized.get(j).copied().unwrap_or_default(),
+                    normalized: shown(e.normalized.get(j).copied().unwrap_or_default()),
                     weight: shown(outcome.weights.get(j).copied().unwrap_or_default()),
-                    contribution: e.contributions.get(j).copied().unwrap_or_default(),
+                    contribution: shown(e.contributions.get(j).copied().unwrap_or_default()),
                     missing_reason: input.reasons[j][i].clone(),
                 })
                 .collect();
@@ -237,8 +237,10 @@ pub fn entries(
                 entity: Some(input.entities[i].clone()),
                 name: input.names[i].clone(),
                 rank: if e.included { e.rank as i32 } else { 0 },
-                score: e.score,
-                percentile: e.percentile,
+                // Shown to 15 significant digits (no 60.00000000000001); ranks were taken
+                // from the full values.
+                score: shown(e.score),
+                percentile: shown(e.percentile),
                 stars: i32::from(e.stars),
                 class_label: e.class_label.clone(),
                 previous_rank: e.previous_rank.map_or(0, |r| r as i32),
@@ -252,10 +254,10 @@ pub fn entries(
                         rank: *rank as i32,
                     })
                     .collect(),
-                bonus: e.bonus,
+                bonus: shown(e.bonus),
                 vetoes: e.vetoes.clone(),
                 excluded_reason: e.excluded_because.clone().unwrap_or_default(),
-                previous_score: input.previous[i].map_or(0.0, |(_, s)| s),
+                previous_score: input.previous[i].map_or(0.0, |(_, s)| shown(s)),
                 meets_rank_target: e.included && rank_target > 0 && e.rank as i32 <= rank_target,
                 extras: input
                     .extras
