@@ -217,6 +217,42 @@ async fn bad_text_unknown_enums_and_ambiguous_numbers_are_refused_naming_the_fie
         .observations;
     assert!(stored.is_empty(), "nothing written: {stored:?}");
 
+    // 150 bad rows: the rejection fits a default client's 8 KiB metadata limit, and a dry run
+    // answers OK with every row's fault.
+    let mut many = String::from("entity_kind,entity_id,indicator,period,value,unit\n");
+    for year in 1901..2051 {
+        many.push_str(&format!("ZONE,LY-1,revenue,{year},\"1,5\",万元\n"));
+    }
+    let status = ingestion
+        .import_csv(v1::ImportCsvRequest {
+            content: many.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("150 bad rows");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let mut headers = http::HeaderMap::new();
+    status.add_header(&mut headers).unwrap();
+    let metadata: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    assert!(metadata < 7 * 1024, "{metadata} bytes of error metadata");
+    assert!(violations(&status).len() < 150);
+    let report = ingestion
+        .import_csv(v1::ImportCsvRequest {
+            content: many.as_bytes().to_vec(),
+            dry_run: true,
+            ..Default::default()
+        })
+        .await
+        .expect("a dry run answers OK")
+        .into_inner();
+    assert!(report.dry_run);
+    assert_eq!(report.rejected, 150);
+    assert_eq!(report.errors.len(), 150);
+    assert_eq!(report.accepted, 0);
+
     // The services keep serving after all of it.
     let health = ingestion
         .list_regions(v1::ListRegionsRequest::default())
