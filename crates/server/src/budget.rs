@@ -79,7 +79,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -347,8 +347,10 @@ mod tests {
         assert!(explain(100_000, 5).is_ok());
         assert!(metric_cells(2000, 1, 5000).is_err());
         assert!(metric_expressions(2000).is_err());
-        let mut wire = v1::Scheme::default();
-        wire.criteria = vec![v1::Criterion::default(); MAX_CRITERIA + 1];
+        let wire = v1::Scheme {
+            criteria: vec![v1::Criterion::default(); MAX_CRITERIA + 1],
+            ..Default::default()
+        };
         match scheme("scheme", &wire).unwrap_err() {
             ServiceError::ResourceExhausted { subject, message } => {
                 assert_eq!(subject, "scheme.criteria");
