@@ -6,7 +6,10 @@
 
 use std::{
     future::Future,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -50,8 +53,21 @@ pub const MAX_RANKING_ENTITIES: usize = 200_000;
 /// one explanation takes about 4 s in a release build; 500,000 × 5 would take 20 s.
 pub const MAX_EXPLAIN_WORK: usize = 500_000;
 
-/// The longest any call runs when its client sets no shorter deadline.
+/// The longest any call runs when its client sets no shorter deadline, unless the server is
+/// started with another (`--max-call-secs`).
 pub const MAX_CALL: Duration = Duration::from_secs(60);
+
+/// The server's longest call in seconds, as configured: one setting for the whole process.
+static MAX_CALL_SECS: AtomicU64 = AtomicU64::new(MAX_CALL.as_secs());
+
+/// Sets the longest call of every service in this process (at least 1 s).
+pub fn set_max_call(max: Duration) {
+    MAX_CALL_SECS.store(max.as_secs().max(1), Ordering::Relaxed);
+}
+
+fn max_call() -> Duration {
+    Duration::from_secs(MAX_CALL_SECS.load(Ordering::Relaxed))
+}
 
 /// RESOURCE_EXHAUSTED for `subject` = `used`, over `budget`, with what to do instead.
 fn exceeded(subject: &str, used: usize, budget: usize, advice: &str) -> ServiceError {
@@ -183,15 +199,15 @@ pub struct Call {
 }
 
 impl Call {
-    /// The call `request` starts, its deadline the client's `grpc-timeout` or [`MAX_CALL`],
-    /// whichever is sooner.
+    /// The call `request` starts, its deadline the client's `grpc-timeout` or the server's
+    /// longest call ([`MAX_CALL`] unless configured), whichever is sooner.
     pub fn start<T>(request: &Request<T>) -> Call {
-        Call::within_time(client_timeout(request), MAX_CALL)
+        Call::within_time(client_timeout(request), max_call())
     }
 
-    /// Work with no client behind it, bounded by [`MAX_CALL`] alone.
+    /// Work with no client behind it, bounded by the server's longest call alone.
     pub fn server_max() -> Call {
-        Call::within_time(None, MAX_CALL)
+        Call::within_time(None, max_call())
     }
 
     /// A call with the client's `timeout` (if any) under the server's `max`.
@@ -252,7 +268,7 @@ impl Call {
         ServiceError::DeadlineExceeded(format!(
             "the call's deadline (the client's grpc-timeout or the server's {} s) passed before \
              the work was done; nothing was kept",
-            MAX_CALL.as_secs()
+            max_call().as_secs()
         ))
     }
 }
