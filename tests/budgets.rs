@@ -10,6 +10,9 @@ use tonic_types::StatusExt;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
 use zonerank_integration_tests::{Deployment, region};
 
+/// The tests of this file one at a time: the CPU test reads the whole process's CPU time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 type Ingestion = IngestionServiceClient<tonic::transport::Channel>;
 type Ranking = v1::ranking_service_client::RankingServiceClient<tonic::transport::Channel>;
 
@@ -140,6 +143,7 @@ async fn create_and_compute(
 
 #[tokio::test]
 async fn every_expensive_call_is_refused_over_its_budget_with_the_numbers() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let deployment = Deployment::postgres_and_redis().await;
     let mut ingestion = deployment.ingestion_client().await;
     let mut metrics = deployment.metrics_client().await;
@@ -319,6 +323,7 @@ async fn cpu_rate(span: Duration) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_past_its_deadline_or_abandoned_stops_its_work() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let deployment = Deployment::postgres_and_redis().await;
     let mut ingestion = deployment.ingestion_client().await;
     let mut ranking = deployment.ranking_client().await;
