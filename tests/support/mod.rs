@@ -126,6 +126,7 @@ pub fn server_args(database_url: &str, redis_prefix: Option<&str>) -> ServerArgs
         metrics_addr: None,
         log_format: LogFormat::Text,
         shutdown_grace_secs: 5,
+        max_call_secs: 60,
     }
 }
 

@@ -38,6 +38,11 @@ pub use stats::CacheStats;
 /// Entries of the in-process cache built by [`Cache::from_config`] without a Redis URL.
 pub const DEFAULT_MEMORY_ENTRIES: u64 = 10_000;
 
+/// Values larger than this are served but not stored: one oversized table (2,000 metrics ×
+/// 5,000 zones is 244 MB) would otherwise fill Redis's memory and cost more to send there and
+/// back than to compute again.
+pub const MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
+
 /// Errors of the cache. Callers serving requests should treat them as misses
 /// (as [`Cache::get_or_compute`] does): a broken cache must never fail a request.
 #[derive(Debug, thiserror::Error)]
@@ -119,8 +124,13 @@ impl Cache {
         }
     }
 
-    /// Stores `value` under `key` for `ttl` (Redis: `SET … EX`). A zero TTL stores nothing.
+    /// Stores `value` under `key` for `ttl` (Redis: `SET … EX`). A zero TTL stores nothing, and
+    /// neither does a value over [`MAX_VALUE_BYTES`].
     pub async fn put(&self, key: &CacheKey, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
+        if value.len() > MAX_VALUE_BYTES {
+            tracing::debug!(cache = self.kind(), key = %key, bytes = value.len(), "value too large to cache");
+            return Ok(());
+        }
         match self {
             Cache::Memory(c) => {
                 c.put(key, value, ttl).await;

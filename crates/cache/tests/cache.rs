@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zonerank_cache::{Cache, CacheError, CacheKey, CacheStats};
+use zonerank_cache::{Cache, CacheError, CacheKey, CacheStats, MAX_VALUE_BYTES};
 
 const TTL: Duration = Duration::from_secs(60);
 
@@ -132,7 +132,36 @@ async fn case_get_or_compute(cache: Cache) {
     cache.clear().await.unwrap();
 }
 
+async fn case_oversized_values_are_served_not_stored(cache: Cache) {
+    let largest = CacheKey::new("metrics.compute", 6, b"largest");
+    let value = vec![7u8; MAX_VALUE_BYTES];
+    cache.put(&largest, &value, TTL).await.unwrap();
+    assert_eq!(
+        cache.get(&largest).await.unwrap().as_deref(),
+        Some(&value[..])
+    );
+
+    let oversized = CacheKey::new("metrics.compute", 6, b"oversized");
+    let value = vec![7u8; MAX_VALUE_BYTES + 1];
+    cache.put(&oversized, &value, TTL).await.unwrap();
+    assert_eq!(cache.get(&oversized).await.unwrap(), None);
+    let (served, hit) = cache
+        .get_or_compute(&oversized, TTL, || async {
+            Ok::<_, std::io::Error>(value.clone())
+        })
+        .await
+        .unwrap();
+    assert_eq!((served.len(), hit), (MAX_VALUE_BYTES + 1, false));
+    assert_eq!(cache.get(&oversized).await.unwrap(), None, "not stored");
+    cache.clear().await.unwrap();
+}
+
 // ---------------------------------------------------------------- memory
+
+#[tokio::test]
+async fn memory_oversized_values_are_served_not_stored() {
+    case_oversized_values_are_served_not_stored(memory_cache()).await;
+}
 
 #[tokio::test]
 async fn memory_round_trip() {
@@ -186,6 +215,11 @@ async fn memory_clear_is_per_instance() {
 }
 
 // ---------------------------------------------------------------- redis
+
+#[tokio::test]
+async fn redis_oversized_values_are_served_not_stored() {
+    case_oversized_values_are_served_not_stored(redis_cache().await).await;
+}
 
 #[tokio::test]
 async fn redis_round_trip() {

@@ -45,4 +45,8 @@ pub struct ServerArgs {
     /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "ZONERANK_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// Seconds any call may run when its client sets no shorter deadline (`grpc-timeout`).
+    #[arg(long, env = "ZONERANK_MAX_CALL_SECS", default_value_t = 60)]
+    pub max_call_secs: u64,
 }

@@ -114,6 +114,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    crate::budget::set_max_call(Duration::from_secs(args.max_call_secs));
     let store = Store::connect(&args.database.database_url).await?;
     if services.migrate_on_start {
         store.migrate().await?;

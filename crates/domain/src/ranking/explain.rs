@@ -10,6 +10,7 @@
 use super::Weighting;
 use super::engine::{RankingInput, RankingOutcome, rank};
 use super::scheme::nearly_equal;
+use crate::cancel::{Cancel, Cancelled, NEVER};
 use crate::catalog::Direction;
 
 /// At most this many engine runs per criterion, each a whole `rank` over the cohort: an
@@ -101,6 +102,8 @@ struct Probe<'a> {
     budget: Budget,
     /// Engine runs so far.
     runs: usize,
+    /// Once set, probes stop running the engine and the explanation is abandoned.
+    cancel: &'a Cancel,
 }
 
 /// What one engine run gave the entity.
@@ -115,6 +118,9 @@ impl Probe<'_> {
     /// engine refuses the input, e.g. entropy weighting of a negative value).
     fn run(&mut self, j: usize, value: f64) -> Option<Trial> {
         self.runs += 1;
+        if self.cancel.is_cancelled() {
+            return None;
+        }
         let kept = self.input.criteria[j][self.entity].replace(value);
         let outcome = rank(&self.input);
         self.input.criteria[j][self.entity] = kept;
@@ -340,8 +346,24 @@ pub fn explain(
     outcome: &RankingOutcome,
     entity: usize,
 ) -> Option<Explanation> {
+    match explain_cancellable(input, outcome, entity, &NEVER) {
+        Ok(explanation) => explanation,
+        Err(Cancelled) => unreachable!("NEVER is never set"),
+    }
+}
+
+/// [`explain`] that gives up with `Err(Cancelled)` soon after `cancel` is set: it is polled
+/// before every engine run.
+pub fn explain_cancellable(
+    input: &RankingInput<'_>,
+    outcome: &RankingOutcome,
+    entity: usize,
+    cancel: &Cancel,
+) -> Result<Option<Explanation>, Cancelled> {
     let cohort = outcome.entries.iter().filter(|e| e.included).count();
-    explain_within(input, outcome, entity, Budget::for_cohort(cohort))
+    let explanation = explain_within(input, outcome, entity, Budget::for_cohort(cohort), cancel);
+    cancel.check()?;
+    Ok(explanation)
 }
 
 /// [`explain`] with a given budget of engine runs per criterion.
@@ -350,6 +372,7 @@ fn explain_within(
     outcome: &RankingOutcome,
     entity: usize,
     budget: Budget,
+    cancel: &Cancel,
 ) -> Option<Explanation> {
     let entry = outcome.entries.get(entity).filter(|e| e.included)?;
     let above = outcome
@@ -378,6 +401,7 @@ fn explain_within(
         entity,
         budget,
         runs: 0,
+        cancel,
     };
     let cohort = outcome.entries.iter().filter(|e| e.included).count();
     let gaps = scheme
@@ -889,6 +913,23 @@ mod tests {
     }
 
     #[test]
+    fn a_set_flag_abandons_the_explanation() {
+        let scheme = zone_scheme();
+        let input = zone_input(&scheme);
+        let outcome = rank(&input).unwrap();
+        let cancel = Cancel::new();
+        assert_eq!(
+            explain_cancellable(&input, &outcome, 3, &cancel),
+            Ok(explain(&input, &outcome, 3))
+        );
+        cancel.cancel();
+        assert_eq!(
+            explain_cancellable(&input, &outcome, 3, &cancel),
+            Err(Cancelled)
+        );
+    }
+
+    #[test]
     fn the_budget_shrinks_over_large_cohorts() {
         let full = Budget::for_cohort(200);
         assert_eq!(
@@ -920,7 +961,7 @@ mod tests {
             if now == 1 {
                 continue;
             }
-            let x = explain_within(&input, &outcome, entity, budget).unwrap();
+            let x = explain_within(&input, &outcome, entity, budget, &NEVER).unwrap();
             for g in x.gaps.iter().filter(|g| g.raw_target.is_some()) {
                 let target = g.raw_target.unwrap();
                 assert!(

@@ -7,6 +7,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use super::aggregate::aggregate;
 use super::engine::{RankingInput, RankingOutcome, competition_ranks};
 use super::scale::divide_by_sum;
+use crate::cancel::{Cancel, Cancelled, NEVER};
 
 /// An entity's rank in the run and the spread of its rank under perturbed weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,12 +51,32 @@ pub fn rank_robustness(
     spread: f64,
     seed: u64,
 ) -> Vec<Option<RankInterval>> {
+    match rank_robustness_cancellable(input, outcome, samples, spread, seed, &NEVER) {
+        Ok(intervals) => intervals,
+        Err(Cancelled) => unreachable!("NEVER is never set"),
+    }
+}
+
+/// Samples between two looks at the cancellation flag: a few milliseconds of work over a
+/// large cohort, a fraction of one over a small one.
+const SAMPLES_PER_CHECK: usize = 16;
+
+/// [`rank_robustness`] that stops with `Err(Cancelled)` soon after `cancel` is set (it is
+/// polled every [`SAMPLES_PER_CHECK`] samples).
+pub fn rank_robustness_cancellable(
+    input: &RankingInput<'_>,
+    outcome: &RankingOutcome,
+    samples: usize,
+    spread: f64,
+    seed: u64,
+    cancel: &Cancel,
+) -> Result<Vec<Option<RankInterval>>, Cancelled> {
     let cohort: Vec<usize> = (0..outcome.entries.len())
         .filter(|&e| outcome.entries[e].included)
         .collect();
     let mut out: Vec<Option<RankInterval>> = vec![None; outcome.entries.len()];
     if cohort.is_empty() {
-        return out;
+        return Ok(out);
     }
     let k = cohort.len();
     let m = outcome.weights.len();
@@ -83,6 +104,9 @@ pub fn rank_robustness(
     // [cohort position][sample], so each entity's ranks are one contiguous slice to sort.
     let mut drawn = vec![0u32; k * samples];
     for s in 0..samples {
+        if s % SAMPLES_PER_CHECK == 0 {
+            cancel.check()?;
+        }
         for (w, &base) in weights.iter_mut().zip(&outcome.weights) {
             *w = base * (1.0 - spread + 2.0 * spread * unit(&mut rng));
         }
@@ -120,7 +144,7 @@ pub fn rank_robustness(
         };
         out[e] = Some(interval);
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -183,6 +207,31 @@ mod tests {
         for i in got.iter().flatten() {
             assert!(i.p5 <= i.p50 && i.p50 <= i.p95);
         }
+    }
+
+    #[test]
+    fn a_set_flag_stops_the_sampling() {
+        let scheme = zone_scheme();
+        let input = zone_input(&scheme);
+        let outcome = rank(&input).unwrap();
+        // Two million samples take seconds; the flag, set from another thread after 20 ms,
+        // stops them within a few samples.
+        let cancel = Cancel::new();
+        let started = std::time::Instant::now();
+        let stopped = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                cancel.cancel();
+            });
+            rank_robustness_cancellable(&input, &outcome, 2_000_000, 0.5, 7, &cancel)
+        });
+        assert_eq!(stopped, Err(Cancelled));
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        // Unset, the cancellable form answers what the plain one does.
+        assert_eq!(
+            rank_robustness_cancellable(&input, &outcome, 200, 0.5, 7, &Cancel::new()),
+            Ok(rank_robustness(&input, &outcome, 200, 0.5, 7))
+        );
     }
 
     #[test]

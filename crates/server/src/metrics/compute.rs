@@ -12,6 +12,7 @@ use zonerank_domain::{
 use zonerank_storage::{CohortMember, CohortQuery, Store, UnknownName, ValueQuery};
 
 use crate::{
+    budget::Call,
     convert::resource_type,
     error::{ServiceError, Violation},
 };
@@ -46,6 +47,7 @@ impl Catalog {
         if texts.is_empty() {
             return Err(ServiceError::invalid(field, "name at least one metric"));
         }
+        crate::budget::metric_expressions(texts.len())?;
         let mut metrics = Vec::with_capacity(texts.len());
         let mut violations = Vec::new();
         for (i, text) in texts.iter().enumerate() {
@@ -96,7 +98,8 @@ pub struct Computed {
     pub values: Vec<Vec<Vec<Result<f64, Missing>>>>,
 }
 
-/// Evaluates `metrics` for every member of `cohort` at every one of `periods`.
+/// Evaluates `metrics` for every member of `cohort` at every one of `periods`, within the
+/// server's longest call.
 pub async fn compute(
     store: &Store,
     catalog: &Catalog,
@@ -105,7 +108,37 @@ pub async fn compute(
     cohort: &CohortQuery,
     as_of: Option<i64>,
 ) -> Result<Computed, ServiceError> {
+    let call = Call::server_max();
+    compute_within(&call, store, catalog, metrics, periods, cohort, as_of).await
+}
+
+/// [`compute`] as part of `call`: refused over the cell budget, stopped at its deadline.
+pub async fn compute_within(
+    call: &Call,
+    store: &Store,
+    catalog: &Catalog,
+    metrics: &[Metric],
+    periods: &[Period],
+    cohort: &CohortQuery,
+    as_of: Option<i64>,
+) -> Result<Computed, ServiceError> {
+    call.run(compute_cells(
+        call, store, catalog, metrics, periods, cohort, as_of,
+    ))
+    .await
+}
+
+async fn compute_cells(
+    call: &Call,
+    store: &Store,
+    catalog: &Catalog,
+    metrics: &[Metric],
+    periods: &[Period],
+    cohort: &CohortQuery,
+    as_of: Option<i64>,
+) -> Result<Computed, ServiceError> {
     let members = store.cohort(cohort).await?.map_err(unknown_in_cohort)?;
+    crate::budget::metric_cells(metrics.len(), periods.len(), members.len())?;
     let kind = cohort.kind.unwrap_or(EntityKind::Zone);
     let mut indicators = BTreeSet::new();
     let (mut years_back, mut parents, mut zones) = (0, false, false);
@@ -226,19 +259,24 @@ pub async fn compute(
         }
     }
 
-    let values = rows
-        .iter()
-        .map(|&row| {
-            periods
-                .iter()
-                .map(|period| {
-                    metrics
+    let (metrics, periods) = (metrics.to_vec(), periods.to_vec());
+    let values = call
+        .blocking(move |cancel| {
+            rows.iter()
+                .map(|&row| {
+                    cancel.check()?;
+                    Ok(periods
                         .iter()
-                        .map(|metric| evaluate(metric, &data, row, period))
-                        .collect()
+                        .map(|period| {
+                            metrics
+                                .iter()
+                                .map(|metric| evaluate(metric, &data, row, period))
+                                .collect()
+                        })
+                        .collect())
                 })
                 .collect()
         })
-        .collect();
+        .await?;
     Ok(Computed { members, values })
 }

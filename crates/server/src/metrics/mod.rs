@@ -19,7 +19,7 @@ use zonerank_domain::{
 };
 use zonerank_storage::{CohortQuery, Store};
 
-pub use compute::{Catalog, Computed, compute};
+pub use compute::{Catalog, Computed, compute, compute_within};
 
 use crate::{
     convert::{self, enum_suffix, timestamp_micros},
@@ -143,6 +143,7 @@ fn rows_to_wire(computed: &Computed, period_index: usize) -> Vec<v1::MetricRow> 
 impl Metrics {
     async fn table(
         &self,
+        call: &crate::budget::Call,
         metrics: &[String],
         period_text: &str,
         cohort: Option<&v1::CohortSelector>,
@@ -153,7 +154,8 @@ impl Metrics {
         let catalog = Catalog::load(&self.store).await?;
         let parsed = catalog.parse_all("metrics", metrics)?;
         let data_version = self.store.data_version().await?;
-        let computed = compute(
+        let computed = compute_within(
+            call,
             &self.store,
             &catalog,
             &parsed,
@@ -224,6 +226,7 @@ impl MetricsService for Metrics {
         &self,
         request: Request<v1::ComputeMetricsRequest>,
     ) -> Result<Response<v1::ComputeMetricsResponse>, Status> {
+        let call = crate::budget::Call::start(&request);
         let request = crate::wire_check::checked(request)?;
         let data_version = self
             .store
@@ -240,6 +243,7 @@ impl MetricsService for Metrics {
             .get_or_compute(&key, CACHE_TTL, || async {
                 let (table, _) = self
                     .table(
+                        &call,
                         &request.metrics,
                         &request.period,
                         request.cohort.as_ref(),
@@ -261,6 +265,7 @@ impl MetricsService for Metrics {
         &self,
         request: Request<v1::StreamMetricsRequest>,
     ) -> Result<Response<MetricsStream>, Status> {
+        let call = crate::budget::Call::start(&request);
         let request = crate::wire_check::checked(request)?;
         let chunk = match request.chunk_size {
             n if n < 0 => {
@@ -271,6 +276,7 @@ impl MetricsService for Metrics {
         };
         let (table, _) = self
             .table(
+                &call,
                 &request.metrics,
                 &request.period,
                 request.cohort.as_ref(),

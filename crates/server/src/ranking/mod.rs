@@ -15,8 +15,8 @@ use zonerank_domain::{
     entity::{EntityKind, validate_id},
     period::Period,
     ranking::{
-        engine::rank, explain::explain, improved::most_improved, robustness::rank_robustness,
-        weighting::shown,
+        engine::rank, explain::explain_cancellable, improved::most_improved,
+        robustness::rank_robustness_cancellable, weighting::shown,
     },
 };
 use zonerank_storage::{RunFilter, RunRow, Store};
@@ -24,6 +24,7 @@ use zonerank_storage::{RunFilter, RunRow, Store};
 pub use source::MetricsSource;
 
 use crate::{
+    budget::{self, Call},
     convert::{self, micros_timestamp, timestamp_micros},
     error::ServiceError,
     metrics::Catalog,
@@ -565,12 +566,13 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::ExplainRankingRequest>,
     ) -> Result<Response<v1::ExplainRankingResponse>, Status> {
+        let call = Call::start(&request);
         let request = crate::wire_check::checked(request)?;
         let entity = request
             .entity
             .ok_or_else(|| ServiceError::invalid("entity", "must be set"))?;
         let run = self.resolve_run(&request.run_id, "", "").await?;
-        let (stored, entries, input) = self.stored(&run).await?;
+        let (stored, entries, input) = call.run(self.stored(&run)).await?;
         let checked = &stored.checked;
         let Some(index) = entries
             .iter()
@@ -589,20 +591,19 @@ impl RankingService for Ranking {
             .iter()
             .map(|c| c.metric.clone())
             .collect();
+        let ranked = entries.iter().filter(|e| e.rank > 0).count();
+        budget::explain(ranked, metrics.len())?;
         // The search re-runs the engine up to 80 times per criterion (about 10 ms over 200
         // entities, 0.3 s over 5,000 in a release build), so it runs off the async workers.
-        let explained = tokio::task::spawn_blocking(move || {
-            let engine_input = input.as_input(&stored.checked);
-            let outcome = rank(&engine_input).map_err(|e| ServiceError::invalid("scheme", e))?;
-            Ok::<_, ServiceError>(explain(&engine_input, &outcome, index))
-        })
-        .await;
-        let explanation = match explained {
-            Ok(explanation) => explanation?,
-            // A panic in the search is the handler's own panic (a blocking task is only
-            // cancelled by a runtime shutting down, when no answer is awaited).
-            Err(failed) => std::panic::resume_unwind(failed.into_panic()),
-        };
+        let explanation = call
+            .blocking(move |cancel| {
+                let engine_input = input.as_input(&stored.checked);
+                Ok(match rank(&engine_input) {
+                    Ok(outcome) => Ok(explain_cancellable(&engine_input, &outcome, index, cancel)?),
+                    Err(e) => Err(ServiceError::invalid("scheme", e)),
+                })
+            })
+            .await??;
         let above = explanation.as_ref().and_then(|x| x.above);
         Ok(Response::new(v1::ExplainRankingResponse {
             entry: Some(entries[index].clone()),
@@ -721,6 +722,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::GetRankRobustnessRequest>,
     ) -> Result<Response<v1::GetRankRobustnessResponse>, Status> {
+        let call = Call::start(&request);
         let request = crate::wire_check::checked(request)?;
         let samples = match request.samples {
             n if n < 0 => {
@@ -748,16 +750,27 @@ impl RankingService for Ranking {
             &request.seed.to_be_bytes(),
         ]);
         let offset = decode_offset_token(&request.page_token, print)?;
-        let (stored, _, input) = self.stored(&run).await?;
-        let checked = &stored.checked;
-        let outcome = input.rank(checked)?;
-        let intervals = rank_robustness(
-            &input.as_input(checked),
-            &outcome,
+        let (stored, _, input) = call.run(self.stored(&run)).await?;
+        let outcome = input.rank(&stored.checked)?;
+        budget::robustness(
             samples,
-            spread,
-            request.seed,
-        );
+            outcome.entries.iter().filter(|e| e.included).count(),
+        )?;
+        let seed = request.seed;
+        let (intervals, input) = call
+            .blocking(move |cancel| {
+                let engine_input = input.as_input(&stored.checked);
+                let intervals = rank_robustness_cancellable(
+                    &engine_input,
+                    &outcome,
+                    samples,
+                    spread,
+                    seed,
+                    cancel,
+                )?;
+                Ok((intervals, input))
+            })
+            .await?;
         // Stored entries are in rank order, so the included ones page in rank order.
         let ranked = input
             .entities

@@ -175,6 +175,7 @@ pub async fn compute(
         gather(source, scheme, period, cohort, as_of, parents),
         gather(source, scheme, &previous_period, cohort, as_of, parents),
     )?;
+    crate::budget::ranking_cohort(current.entities.len())?;
     let mut current = current;
     // Last year's data must not stop this year's ranking: without a previous ranking there
     // are simply no rank changes.

@@ -72,6 +72,7 @@ pub fn check(
     wire: &v1::Scheme,
     catalog: &Catalog,
 ) -> Result<CheckedScheme, ServiceError> {
+    crate::budget::scheme(prefix, wire)?;
     let mut faults: Vec<Violation> = Vec::new();
     let metric = |field: String, text: &str, faults: &mut Vec<Violation>| match catalog
         .parse(&field, text)
