@@ -230,9 +230,10 @@ impl Deployment {
     }
 }
 
-/// The shared fixtures directory (`../shared/fixtures` beside the repository).
+/// The fixtures directory, `tests/data`: the users' seed figures (`seed-facts.csv`) and the
+/// example files of the README.
 pub fn fixtures_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 
 /// A region of the wire API.
