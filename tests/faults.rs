@@ -407,3 +407,65 @@ async fn metrics_cut_answers_unavailable_makes_ranking_unready_and_both_recover(
     drop(proxy);
     database.drop().await.expect("drop test database");
 }
+
+#[tokio::test]
+async fn message_limits_are_the_documented_ones_and_silent_connections_are_closed() {
+    use tokio::io::AsyncReadExt;
+    use zonerank_server::limits;
+
+    let database = TestDatabase::sqlite();
+    let server = RunningServer::start(server_args(&database.url, None), Services::ALL_IN_ONE).await;
+    let mut ingestion =
+        IngestionServiceClient::new(server.channel().await).max_encoding_message_size(usize::MAX);
+    let mut metrics = MetricsServiceClient::new(server.channel().await);
+
+    // A CSV over the ingestion limit is refused before it is read; one under it is read (and
+    // its rows judged).
+    let over = ingestion
+        .import_csv(v1::ImportCsvRequest {
+            content: vec![b'x'; limits::INGESTION_REQUEST_BYTES + 1],
+            ..Default::default()
+        })
+        .await
+        .expect_err("over the limit");
+    assert_eq!(over.code(), Code::OutOfRange, "{over:?}");
+    let under = ingestion
+        .import_csv(v1::ImportCsvRequest {
+            content: vec![b'x'; limits::REQUEST_BYTES + 1],
+            ..Default::default()
+        })
+        .await;
+    assert_ne!(under.map_err(|s| s.code()).err(), Some(Code::OutOfRange));
+    // The other services decode at most 4 MiB.
+    let mut big = compute_request("yoy(revenue)");
+    big.period = "9".repeat(limits::REQUEST_BYTES);
+    let refused = metrics.compute_metrics(big).await.expect_err("over 4 MiB");
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+
+    // A connection that never sends a byte is closed after the first-byte timeout.
+    let address = server.url.trim_start_matches("http://");
+    let mut silent = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let start = Instant::now();
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(
+        limits::FIRST_BYTE_TIMEOUT + Duration::from_secs(3),
+        silent.read(&mut buffer),
+    )
+    .await
+    .expect("closed by the server");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let closed = start.elapsed();
+    assert!(
+        closed >= limits::FIRST_BYTE_TIMEOUT - Duration::from_millis(500),
+        "{closed:?}"
+    );
+    // A client that speaks at once is served meanwhile, and after.
+    assert_eq!(
+        serving_status(&server.url, METRICS).await,
+        Some(ServingStatus::Serving)
+    );
+
+    server.stop().await;
+}
