@@ -21,8 +21,8 @@ use zonerank_api::v1::{
     metrics_service_client::MetricsServiceClient, ranking_service_client::RankingServiceClient,
 };
 use zonerank_integration_tests::{
-    RedisPrefix, RunningServer, proxy::Proxy, redis_url, region, server_args, serving_status,
-    wait_for_status,
+    RedisPrefix, RunningServer, henan_two_cities, proxy::Proxy, redis_url, server_args,
+    serving_status, wait_for_status,
 };
 use zonerank_server::Services;
 use zonerank_storage::test_support::TestDatabase;
@@ -43,11 +43,7 @@ const READINESS_WITHIN: Duration = Duration::from_secs(6);
 async fn seed(client: &mut Ingestion) {
     client
         .upsert_regions(v1::UpsertRegionsRequest {
-            regions: vec![
-                region("410000", "河南省", v1::RegionLevel::Province, ""),
-                region("410100", "郑州市", v1::RegionLevel::City, "410000"),
-                region("410300", "洛阳市", v1::RegionLevel::City, "410000"),
-            ],
+            regions: henan_two_cities(),
             ..Default::default()
         })
         .await

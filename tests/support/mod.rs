@@ -303,6 +303,16 @@ pub fn seed_regions() -> Vec<zonerank_api::v1::Region> {
     ]
 }
 
+/// Henan with two cities, Zhengzhou and Luoyang: enough regions for zones in two groups.
+pub fn henan_two_cities() -> Vec<zonerank_api::v1::Region> {
+    use zonerank_api::v1::RegionLevel::{City, Province};
+    vec![
+        region("410000", "河南省", Province, ""),
+        region("410100", "郑州市", City, "410000"),
+        region("410300", "洛阳市", City, "410000"),
+    ]
+}
+
 /// `list_services` over one version of reflection; the two versions' generated types have the
 /// same shape but are distinct, hence a macro.
 macro_rules! reflection_listing {

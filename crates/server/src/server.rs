@@ -197,7 +197,7 @@ pub async fn run(
         .add_optional_service(ingestion)
         .add_optional_service(metrics)
         .add_optional_service(ranking)
-        .serve_with_incoming_shutdown(accepted_without_delay(listener), signal);
+        .serve_with_incoming_shutdown(accepted_connections(listener), signal);
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     tokio::pin!(serve);
     tokio::select! {
@@ -244,7 +244,7 @@ const ALWAYS_LISTED: [&str; 3] = [
 /// sent their first byte within [`limits::FIRST_BYTE_TIMEOUT`]: a connection that stays
 /// silent is closed instead of held open. Up to [`limits::PENDING_CONNECTIONS`] wait for their
 /// first byte at once, each on its own, so a silent one delays no other.
-fn accepted_without_delay(
+fn accepted_connections(
     listener: TcpListener,
 ) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     use futures::StreamExt;

@@ -9,7 +9,7 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
-use zonerank_integration_tests::{ServiceProcess, region};
+use zonerank_integration_tests::{ServiceProcess, henan_two_cities};
 use zonerank_storage::{Store, entity::observation, test_support::TestDatabase};
 
 const EXE: &str = env!("CARGO_BIN_EXE_zonerank-ingestion");
@@ -31,10 +31,7 @@ async fn client(process: &ServiceProcess) -> Client {
 async fn zones(client: &mut Client) {
     client
         .upsert_regions(v1::UpsertRegionsRequest {
-            regions: vec![
-                region("410000", "河南省", v1::RegionLevel::Province, ""),
-                region("410300", "洛阳市", v1::RegionLevel::City, "410000"),
-            ],
+            regions: henan_two_cities(),
             ..Default::default()
         })
         .await
