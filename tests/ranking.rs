@@ -4,7 +4,7 @@
 use tonic::Code;
 use tonic_types::StatusExt;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
-use zonerank_integration_tests::{Deployment, region};
+use zonerank_integration_tests::{Deployment, henan_two_cities};
 
 type Ingestion = IngestionServiceClient<tonic::transport::Channel>;
 type Ranking = v1::ranking_service_client::RankingServiceClient<tonic::transport::Channel>;
@@ -41,11 +41,7 @@ const ZONES: [(&str, &str, &str, f64, f64, f64, f64); 8] = [
 async fn setup(client: &mut Ingestion) {
     client
         .upsert_regions(v1::UpsertRegionsRequest {
-            regions: vec![
-                region("410000", "河南省", v1::RegionLevel::Province, ""),
-                region("410100", "郑州市", v1::RegionLevel::City, "410000"),
-                region("410300", "洛阳市", v1::RegionLevel::City, "410000"),
-            ],
+            regions: henan_two_cities(),
             ..Default::default()
         })
         .await

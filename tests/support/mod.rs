@@ -1,6 +1,8 @@
 //! Starting zonerank services for tests: each as its own gRPC server on an ephemeral port, over
 //! a fresh database and its own Redis key prefix, all removed again by `Deployment::stop`.
 
+pub mod proxy;
+
 use std::time::Duration;
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -112,6 +114,45 @@ async fn wait_until_serving(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     Err("never became ready")
+}
+
+/// What the server at `url` reports for `service` (grpc.health.v1 Check), or None when it
+/// cannot be asked.
+pub async fn serving_status(url: &str, service: &str) -> Option<ServingStatus> {
+    let channel = Channel::from_shared(url.to_string())
+        .expect("url")
+        .connect_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .ok()?;
+    let answer = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await
+        .ok()?;
+    ServingStatus::try_from(answer.into_inner().status).ok()
+}
+
+/// Polls the server at `url` every 100 ms until it reports `status` for `service`; returns how
+/// long that took, or panics after `within`.
+pub async fn wait_for_status(
+    url: &str,
+    service: &str,
+    status: ServingStatus,
+    within: Duration,
+) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if serving_status(url, service).await == Some(status) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{service} at {url} did not report {status:?} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Settings for a server over `database_url`.
@@ -264,6 +305,16 @@ pub fn seed_regions() -> Vec<zonerank_api::v1::Region> {
     ]
 }
 
+/// Henan with two cities, Zhengzhou and Luoyang: enough regions for zones in two groups.
+pub fn henan_two_cities() -> Vec<zonerank_api::v1::Region> {
+    use zonerank_api::v1::RegionLevel::{City, Province};
+    vec![
+        region("410000", "河南省", Province, ""),
+        region("410100", "郑州市", City, "410000"),
+        region("410300", "洛阳市", City, "410000"),
+    ]
+}
+
 /// `list_services` over one version of reflection; the two versions' generated types have the
 /// same shape but are distinct, hence a macro.
 macro_rules! reflection_listing {
@@ -330,27 +381,35 @@ pub fn expected_listing(services: &[&str]) -> Vec<String> {
     )
 }
 
-/// A service binary running as a child process over a migrated SQLite file; killed on drop.
+/// A service binary running as a child process; killed on drop.
 pub struct ServiceProcess {
     /// `http://127.0.0.1:port`
     pub url: String,
     child: std::process::Child,
-    _database: TestDatabase,
+    _database: Option<TestDatabase>,
 }
 
 impl ServiceProcess {
-    /// Starts the binary `exe` (a `CARGO_BIN_EXE_…` path) on a free port and waits until it
-    /// reports `service` SERVING.
+    /// Starts the binary `exe` (a `CARGO_BIN_EXE_…` path) over a fresh migrated SQLite file on
+    /// a free port and waits until it reports `service` SERVING.
     pub async fn start(exe: &str, service: &str) -> ServiceProcess {
         let database = TestDatabase::sqlite();
         database.migrated_store().await.expect("migrate");
+        let mut process = ServiceProcess::start_over(exe, service, &database.url).await;
+        process._database = Some(database);
+        process
+    }
+
+    /// Starts the binary `exe` over the (migrated) database `database_url`, without Redis, on
+    /// a free port and waits until it reports `service` SERVING.
+    pub async fn start_over(exe: &str, service: &str, database_url: &str) -> ServiceProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
         let child = std::process::Command::new(exe)
             .env("ZONERANK_LISTEN", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", &database.url)
+            .env("DATABASE_URL", database_url)
             .env_remove("REDIS_URL")
             .env_remove("ZONERANK_METRICS_ADDR")
             .stdout(std::process::Stdio::null())
@@ -360,7 +419,7 @@ impl ServiceProcess {
         let mut process = ServiceProcess {
             url: format!("http://127.0.0.1:{port}"),
             child,
-            _database: database,
+            _database: None,
         };
         let url = process.url.clone();
         let exited = || matches!(process.child.try_wait(), Ok(Some(_)));
@@ -373,6 +432,13 @@ impl ServiceProcess {
     /// A channel to this process.
     pub async fn channel(&self) -> Channel {
         channel_to(&self.url).await
+    }
+
+    /// Ends the process with SIGKILL, as the kernel's OOM killer or a node failure would:
+    /// no shutdown hook runs.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
     }
 }
 

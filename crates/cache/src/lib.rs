@@ -108,6 +108,21 @@ impl Cache {
         }
     }
 
+    /// The cache of a service: like [`Cache::from_config`], but a Redis that does not answer
+    /// yet is no failure. The cache is optional: the service starts, computes every result
+    /// while Redis is away and uses it once it answers (see [`RedisCache`]).
+    pub async fn for_service(
+        redis_url: Option<&str>,
+        key_prefix: &str,
+    ) -> Result<Cache, CacheError> {
+        match redis_url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => Ok(Cache::Redis(
+                RedisCache::connect_in_background(url, key_prefix).await?,
+            )),
+            None => Ok(Cache::memory(DEFAULT_MEMORY_ENTRIES)),
+        }
+    }
+
     /// `"redis"` or `"memory"`.
     pub fn kind(&self) -> &'static str {
         match self {

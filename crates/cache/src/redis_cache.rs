@@ -1,6 +1,7 @@
 //! Redis-backed cache shared by all pods.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -13,13 +14,22 @@ use crate::stats::{CacheStats, Counters};
 pub const DEFAULT_KEY_PREFIX: &str = "zonerank:";
 
 /// Timeout for establishing a connection and for each command: a slow cache must not
-/// stall requests (callers treat cache errors as misses).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// stall requests (callers treat cache errors as misses). Redis answers within a millisecond
+/// on a working network; a value of several MiB still travels well inside a second.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often an unreachable Redis is probed again; requests skip it in between.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// Keys fetched per SCAN step and deleted per DEL in [`RedisCache::clear`].
 const SCAN_BATCH: usize = 500;
 
 /// A Redis cache (via [`ConnectionManager`], which reconnects on its own). Cheap to clone.
+///
+/// When a command fails because Redis cannot be reached, the cache is marked down: lookups
+/// answer "not cached" and stores are skipped at once, without touching the network, while a
+/// background task probes Redis every [`PROBE_EVERY`] and marks it up again when it answers.
+/// A dead Redis so costs one failed command, not a timeout per request; the outage and the
+/// recovery are logged once each.
 #[derive(Clone)]
 pub struct RedisCache {
     conn: ConnectionManager,
@@ -31,6 +41,8 @@ struct Inner {
     /// The URL with any password masked, for messages.
     display_url: String,
     counters: Counters,
+    /// Redis failed to answer and has not answered a probe since.
+    down: AtomicBool,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -45,38 +57,101 @@ impl std::fmt::Debug for RedisCache {
 
 impl RedisCache {
     /// Connects to `url`; every key is stored under `key_prefix` (an empty prefix means
-    /// [`DEFAULT_KEY_PREFIX`], so `clear` can never touch keys that are not ours).
+    /// [`DEFAULT_KEY_PREFIX`], so `clear` can never touch keys that are not ours). Fails if
+    /// Redis does not answer.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<RedisCache, CacheError> {
-        let display_url = redact_url(url);
-        let client = redis::Client::open(url).map_err(|source| CacheError::InvalidUrl {
-            url: display_url.clone(),
-            source,
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client, config)
+        let (client, display_url) = client(url)?;
+        let conn = ConnectionManager::new_with_config(client, manager_config())
             .await
             .map_err(|source| CacheError::Connect {
                 url: display_url.clone(),
                 source,
             })?;
+        Ok(RedisCache::with_connection(conn, key_prefix, display_url))
+    }
+
+    /// Like [`RedisCache::connect`], but a Redis that does not answer yet is no failure: the
+    /// cache starts marked down and connects in the background. Only a URL that does not
+    /// parse fails. For services, whose cache is optional.
+    pub async fn connect_in_background(
+        url: &str,
+        key_prefix: &str,
+    ) -> Result<RedisCache, CacheError> {
+        let (client, display_url) = client(url)?;
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config()).map_err(
+            |source| CacheError::InvalidUrl {
+                url: display_url.clone(),
+                source,
+            },
+        )?;
+        let cache = RedisCache::with_connection(conn, key_prefix, display_url);
+        if let Err(error) = cache.probe().await {
+            cache.mark_down(&error);
+        }
+        Ok(cache)
+    }
+
+    fn with_connection(
+        conn: ConnectionManager,
+        key_prefix: &str,
+        display_url: String,
+    ) -> RedisCache {
         let prefix = if key_prefix.is_empty() {
             DEFAULT_KEY_PREFIX.to_owned()
         } else {
             key_prefix.to_owned()
         };
-        Ok(RedisCache {
+        RedisCache {
             conn,
             inner: Arc::new(Inner {
                 prefix,
                 display_url,
                 counters: Counters::default(),
+                down: AtomicBool::new(false),
             }),
-        })
+        }
+    }
+
+    /// Whether Redis is marked down (requests skip it until a probe succeeds).
+    pub fn is_down(&self) -> bool {
+        self.inner.down.load(Ordering::Acquire)
+    }
+
+    async fn probe(&self) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+    }
+
+    /// Marks Redis down after `error` if it is a connection failure, and starts the probe
+    /// that marks it up again; the first failure of an outage is logged, the rest are not.
+    fn mark_down(&self, error: &redis::RedisError) {
+        let unreachable = error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_unrecoverable_error();
+        if !unreachable || self.inner.down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!(
+            url = %self.inner.display_url,
+            %error,
+            "Redis unreachable: serving without the cache until it answers again"
+        );
+        let cache = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_EVERY).await;
+                if cache.probe().await.is_ok() {
+                    cache.inner.down.store(false, Ordering::Release);
+                    tracing::info!(url = %cache.inner.display_url, "Redis answers again: cache in use");
+                    return;
+                }
+            }
+        });
     }
 
     /// The prefix prepended to every key.
@@ -97,6 +172,7 @@ impl RedisCache {
     }
 
     fn command_error(&self, command: &'static str, source: redis::RedisError) -> CacheError {
+        self.mark_down(&source);
         CacheError::Command {
             command,
             url: self.inner.display_url.clone(),
@@ -104,7 +180,13 @@ impl RedisCache {
         }
     }
 
+    /// The value under `key`; `None` also while Redis is marked down (counted as a miss).
     pub async fn get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, CacheError> {
+        if self.is_down() {
+            let result = Ok(None);
+            self.inner.counters.record(&result);
+            return result;
+        }
         let mut conn = self.conn.clone();
         let result = redis::cmd("GET")
             .arg(self.full_key(key))
@@ -118,7 +200,7 @@ impl RedisCache {
     /// `SET key value EX seconds` (or `PX milliseconds` when the TTL is not whole seconds);
     /// a zero TTL stores nothing.
     pub async fn put(&self, key: &CacheKey, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
-        if ttl.is_zero() {
+        if ttl.is_zero() || self.is_down() {
             return Ok(());
         }
         let mut cmd = redis::cmd("SET");
@@ -180,6 +262,28 @@ impl RedisCache {
     pub fn stats(&self) -> CacheStats {
         self.inner.counters.snapshot()
     }
+}
+
+/// The client for `url` and the URL with its password masked.
+fn client(url: &str) -> Result<(redis::Client, String), CacheError> {
+    let display_url = redact_url(url);
+    match redis::Client::open(url) {
+        Ok(client) => Ok((client, display_url)),
+        Err(source) => Err(CacheError::InvalidUrl {
+            url: display_url,
+            source,
+        }),
+    }
+}
+
+/// Short timeouts and few, quick reconnection retries: the cache is optional.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(200))
 }
 
 /// Escapes Redis glob metacharacters so the prefix matches literally.

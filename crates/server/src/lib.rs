@@ -6,6 +6,7 @@ pub mod config;
 pub mod convert;
 mod error;
 pub mod ingestion;
+pub mod limits;
 pub mod metrics;
 pub mod paging;
 pub mod process;

@@ -15,6 +15,7 @@ use zonerank_storage::Store;
 use crate::{
     ServerArgs,
     ingestion::Ingestion,
+    limits,
     metrics::Metrics,
     ranking::{MetricsSource, Ranking, ensure_builtin_schemes},
 };
@@ -100,11 +101,10 @@ pub enum RunError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
-/// CSV files up to this size travel in one ImportCsv message.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-
-/// How often readiness re-checks the database and the cache.
-const READINESS_INTERVAL: Duration = Duration::from_secs(5);
+/// How often readiness re-checks the database (and, for a ranking service calling a remote
+/// metrics service, that service): with each check bounded by
+/// [`limits::READINESS_CHECK_TIMEOUT`], an outage shows within 4 s.
+const READINESS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Serves `services` on `listener` until `shutdown` resolves, then lets in-flight requests
 /// finish for up to the configured grace period.
@@ -121,41 +121,48 @@ pub async fn run(
     } else {
         store.require_current_schema().await?;
     }
-    let cache = Cache::from_config(args.redis_url.as_deref(), &args.redis_prefix).await?;
+    // The cache is optional: a Redis that is down at start is connected in the background.
+    let cache = Cache::for_service(args.redis_url.as_deref(), &args.redis_prefix).await?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let names = services.names();
     set_status(&health, &names, ServingStatus::NotServing).await;
-    let readiness = tokio::spawn(watch_readiness(
-        health.clone(),
-        names.clone(),
-        store.clone(),
-        cache.clone(),
-    ));
 
     let reflection_v1 = reflection(&names).build_v1()?;
     let reflection_v1alpha = reflection(&names).build_v1alpha()?;
 
     let ingestion = services.ingestion.then(|| {
         IngestionServiceServer::new(Ingestion::new(store.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(limits::INGESTION_REQUEST_BYTES)
+            .max_encoding_message_size(limits::RESPONSE_BYTES)
     });
-    let metrics = services
-        .metrics
-        .then(|| MetricsServiceServer::new(Metrics::new(store.clone(), cache.clone())));
+    let metrics = services.metrics.then(|| {
+        MetricsServiceServer::new(Metrics::new(store.clone(), cache.clone()))
+            .max_decoding_message_size(limits::REQUEST_BYTES)
+            .max_encoding_message_size(limits::RESPONSE_BYTES)
+    });
+    let mut peer = None;
     let ranking = if services.ranking {
         ensure_builtin_schemes(&store).await?;
         let source = match &args.metrics_addr {
             Some(address) => MetricsSource::remote(address)?,
             None => MetricsSource::InProcess(Metrics::new(store.clone(), cache.clone())),
         };
+        peer = Some(source.clone());
         Some(
             RankingServiceServer::new(Ranking::new(store.clone(), cache.clone(), source))
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(limits::REQUEST_BYTES)
+                .max_encoding_message_size(limits::RESPONSE_BYTES),
         )
     } else {
         None
     };
+    let readiness = tokio::spawn(watch_readiness(
+        health.clone(),
+        names.clone(),
+        store.clone(),
+        peer,
+    ));
 
     let local = listener.local_addr().ok();
     tracing::info!(
@@ -179,6 +186,11 @@ pub async fn run(
     };
     observe_cache(&cache);
     let serve = Server::builder()
+        .max_concurrent_streams(limits::MAX_CONCURRENT_STREAMS)
+        .http2_max_header_list_size(limits::MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(limits::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(limits::KEEPALIVE_TIMEOUT))
+        .timeout(limits::REQUEST_TIMEOUT)
         .layer(zonerank_telemetry::GrpcTelemetryLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -186,7 +198,7 @@ pub async fn run(
         .add_optional_service(ingestion)
         .add_optional_service(metrics)
         .add_optional_service(ranking)
-        .serve_with_incoming_shutdown(accepted_without_delay(listener), signal);
+        .serve_with_incoming_shutdown(accepted_connections(listener), signal);
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     tokio::pin!(serve);
     tokio::select! {
@@ -228,10 +240,35 @@ const ALWAYS_LISTED: [&str; 3] = [
     "grpc.reflection.v1alpha.ServerReflection",
 ];
 
-/// Accepted connections with TCP_NODELAY: a unary answer is one small write, and Nagle's
-/// algorithm would hold it back until the client's delayed ACK (tens of milliseconds).
-fn accepted_without_delay(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
+/// Accepted connections with TCP_NODELAY (a unary answer is one small write, and Nagle's
+/// algorithm would hold it back until the client's delayed ACK, tens of milliseconds) that
+/// sent their first byte within [`limits::FIRST_BYTE_TIMEOUT`]: a connection that stays
+/// silent is closed instead of held open. Up to [`limits::PENDING_CONNECTIONS`] wait for their
+/// first byte at once, each on its own, so a silent one delays no other.
+fn accepted_connections(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(|accepted| async move {
+            let stream = match accepted {
+                Ok(stream) => stream,
+                Err(e) => return Some(Err(e)),
+            };
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(limits::FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await
+            {
+                Ok(Ok(n)) if n > 0 => Some(Ok(stream)),
+                Ok(Ok(_)) | Ok(Err(_)) => None,
+                Err(_) => {
+                    tracing::debug!(peer = ?stream.peer_addr().ok(), "closing a connection that sent nothing");
+                    None
+                }
+            }
+        })
+        .buffer_unordered(limits::PENDING_CONNECTIONS)
+        .filter_map(std::future::ready)
 }
 
 /// Cache hits and misses as OpenTelemetry counters, read from the cache's own tallies.
@@ -259,20 +296,33 @@ async fn set_status(health: &HealthReporter, names: &[&'static str], status: Ser
     }
 }
 
-/// Serving only while the database and the cache answer.
+/// Serving while the database answers and, for a ranking service calling a remote metrics
+/// service, while that service reports SERVING; each check bounded by
+/// [`limits::READINESS_CHECK_TIMEOUT`]. The cache is optional and never makes a service
+/// unready (a Redis outage is logged by the cache itself).
 async fn watch_readiness(
     health: HealthReporter,
     names: Vec<&'static str>,
     store: Store,
-    cache: Cache,
+    peer: Option<MetricsSource>,
 ) {
     let mut interval = tokio::time::interval(READINESS_INTERVAL);
     let mut last = None;
     loop {
         interval.tick().await;
-        let db = store.ping().await;
-        let redis = cache.ping().await;
-        let status = if db.is_ok() && redis.is_ok() {
+        let db = match tokio::time::timeout(limits::READINESS_CHECK_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {:?}",
+                limits::READINESS_CHECK_TIMEOUT
+            )),
+        };
+        let metrics = match &peer {
+            Some(source) => source.check().await,
+            None => Ok(()),
+        };
+        let status = if db.is_ok() && metrics.is_ok() {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing
@@ -281,8 +331,11 @@ async fn watch_readiness(
             if let Err(e) = &db {
                 tracing::warn!(error = %e, "database not answering: not ready");
             }
-            if let Err(e) = &redis {
-                tracing::warn!(error = %e, "cache not answering: not ready");
+            if let Err(e) = &metrics {
+                tracing::warn!(error = %e, "metrics service not serving: not ready");
+            }
+            if status == ServingStatus::Serving && last.is_some() {
+                tracing::info!("dependencies answer again: ready");
             }
             set_status(&health, &names, status).await;
             last = Some(status);

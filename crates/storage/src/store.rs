@@ -15,6 +15,12 @@ use crate::{
     migration::Migrator,
 };
 
+/// How long a query waits for a pooled connection, opening new ones meanwhile, before it
+/// fails and the request answers UNAVAILABLE: the driver's default, 30 s, would hold every
+/// request of a database outage that long. (sea-orm's `connect_timeout` sets the same
+/// deadline.)
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The zonerank database.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -41,7 +47,10 @@ impl Store {
                 // One writer at a time is all SQLite allows; more connections only contend.
                 options.max_connections(4).min_connections(1);
             } else {
-                options.max_connections(16).min_connections(1);
+                options
+                    .max_connections(16)
+                    .min_connections(1)
+                    .acquire_timeout(ACQUIRE_TIMEOUT);
             }
         })
         .await?;

@@ -345,7 +345,9 @@ fn dataset() -> Dataset {
 }
 
 async fn load(channel: Channel, data: Dataset) -> Result<v1::IngestReport, tonic::Status> {
-    let mut ingestion = IngestionServiceClient::new(channel);
+    let mut ingestion = IngestionServiceClient::new(channel)
+        .max_encoding_message_size(zonerank_server::limits::INGESTION_REQUEST_BYTES)
+        .max_decoding_message_size(zonerank_server::limits::RESPONSE_BYTES);
     ingestion
         .upsert_regions(v1::UpsertRegionsRequest {
             regions: data.regions,
@@ -581,7 +583,9 @@ async fn show(address: &str) -> Result<(), String> {
         "accepted {}, updated {}, unchanged {}, rejected {}",
         report.accepted, report.updated, report.unchanged, report.rejected
     );
-    let mut ranking = RankingServiceClient::new(channel);
+    let mut ranking = RankingServiceClient::new(channel)
+        .max_encoding_message_size(zonerank_server::limits::REQUEST_BYTES)
+        .max_decoding_message_size(zonerank_server::limits::RESPONSE_BYTES);
     let computed = ranking
         .compute_ranking(v1::ComputeRankingRequest {
             scheme_id: "henan-zone-assessment".into(),

@@ -14,7 +14,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::StreamExt;
 use tonic_types::StatusExt;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
-use zonerank_server::ingestion::{csv, incoming_from_csv};
+use zonerank_server::{
+    ingestion::{csv, incoming_from_csv},
+    limits,
+};
 
 /// Flags of `zonerank import`.
 #[derive(Debug, clap::Args)]
@@ -191,7 +194,11 @@ async fn client(
 ) -> Result<IngestionServiceClient<tonic::transport::Channel>, String> {
     zonerank_server::client::connect(args.server.clone())
         .await
-        .map(IngestionServiceClient::new)
+        .map(|channel| {
+            IngestionServiceClient::new(channel)
+                .max_encoding_message_size(limits::INGESTION_REQUEST_BYTES)
+                .max_decoding_message_size(limits::RESPONSE_BYTES)
+        })
         .map_err(|e| format!("cannot reach {}: {e}", args.server))
 }
 

@@ -6,22 +6,28 @@ use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
 use tokio::sync::mpsc::Sender;
 use tonic::{
-    Request,
+    Code, Request,
     transport::{Channel, Endpoint, channel::Change},
+};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use zonerank_api::v1::{
     self, metrics_service_client::MetricsServiceClient, metrics_service_server::MetricsService,
 };
 
-use crate::{error::ServiceError, metrics::Metrics};
+use crate::{error::ServiceError, limits, metrics::Metrics};
 
 /// A metrics service to ask.
 #[derive(Clone, Debug)]
 pub enum MetricsSource {
     /// The metrics service of this process.
     InProcess(Metrics),
-    /// A metrics service elsewhere.
-    Remote(MetricsServiceClient<Channel>),
+    /// A metrics service elsewhere; the channel also carries its health checks.
+    Remote {
+        client: MetricsServiceClient<Channel>,
+        channel: Channel,
+    },
 }
 
 impl MetricsSource {
@@ -43,9 +49,39 @@ impl MetricsSource {
         let scheme = uri.scheme_str().unwrap_or("http").to_string();
         let (channel, changes) = Channel::balance_channel::<std::net::SocketAddr>(64);
         tokio::spawn(follow_addresses(host, port, scheme, changes));
-        Ok(MetricsSource::Remote(
-            MetricsServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
-        ))
+        Ok(MetricsSource::Remote {
+            client: MetricsServiceClient::new(channel.clone())
+                .max_decoding_message_size(limits::RESPONSE_BYTES)
+                .max_encoding_message_size(limits::REQUEST_BYTES),
+            channel,
+        })
+    }
+
+    /// Whether the metrics service is ready (grpc.health.v1 Check on its name, bounded by
+    /// [`limits::READINESS_CHECK_TIMEOUT`]); the one in this process always is.
+    pub async fn check(&self) -> Result<(), String> {
+        let MetricsSource::Remote { channel, .. } = self else {
+            return Ok(());
+        };
+        let mut health = HealthClient::new(channel.clone());
+        let check = health.check(HealthCheckRequest {
+            service: METRICS_SERVICE.to_string(),
+        });
+        match tokio::time::timeout(limits::READINESS_CHECK_TIMEOUT, check).await {
+            Ok(Ok(answer)) if answer.get_ref().status == ServingStatus::Serving as i32 => Ok(()),
+            Ok(Ok(answer)) => Err(format!(
+                "the metrics service reports {:?}",
+                answer.get_ref().status()
+            )),
+            Ok(Err(status)) => Err(format!(
+                "the metrics service did not answer: {}",
+                status.message()
+            )),
+            Err(_) => Err(format!(
+                "the metrics service did not answer within {:?}",
+                limits::READINESS_CHECK_TIMEOUT
+            )),
+        }
     }
 
     /// The whole table for `request`, assembled from the stream.
@@ -76,7 +112,7 @@ impl MetricsSource {
                     absorb(message?, &mut table);
                 }
             }
-            MetricsSource::Remote(client) => {
+            MetricsSource::Remote { client, .. } => {
                 use tracing::Instrument;
                 let span =
                     zonerank_telemetry::client_span("zonerank.v1.MetricsService", "StreamMetrics");
@@ -108,10 +144,34 @@ impl MetricsSource {
                             opentelemetry::KeyValue::new("rpc.grpc.status_code", i64::from(code)),
                         ],
                     );
-                result?;
+                result.map_err(unreachable_as_unavailable)?;
             }
         }
         Ok(table)
+    }
+}
+
+/// The metrics service's gRPC name, as its readiness is reported.
+const METRICS_SERVICE: &str = "zonerank.v1.MetricsService";
+
+/// A failure of the call itself (no connection, a connection lost, no endpoint) rather than an
+/// answer of the metrics service: UNAVAILABLE, so the caller knows a retry may succeed. tonic
+/// reports these as UNKNOWN "transport error", or CANCELLED when the connection closes under a
+/// call; a status the metrics service sent carries no source and passes through as it is.
+fn unreachable_as_unavailable(status: tonic::Status) -> tonic::Status {
+    use std::error::Error;
+    let local = status.source().is_some();
+    if local
+        && matches!(
+            status.code(),
+            Code::Unknown | Code::Unavailable | Code::Cancelled | Code::Internal
+        )
+    {
+        tracing::warn!(error = %status, "the metrics service cannot be reached");
+        ServiceError::Unavailable("the metrics service cannot be reached; retry later".into())
+            .into()
+    } else {
+        status
     }
 }
 
