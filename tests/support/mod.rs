@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -25,6 +25,8 @@ pub fn redis_url() -> String {
 pub struct RunningServer {
     /// `http://127.0.0.1:port`
     pub url: String,
+    /// How clients reach it: `None` for plaintext.
+    pub tls: Option<ClientTlsConfig>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), zonerank_server::RunError>>,
 }
@@ -32,6 +34,15 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts `services` on an ephemeral port.
     pub async fn start(args: ServerArgs, services: Services) -> RunningServer {
+        RunningServer::start_with_tls(args, services, None).await
+    }
+
+    /// Starts `services` on an ephemeral port; readiness is asked over `tls`.
+    pub async fn start_with_tls(
+        args: ServerArgs,
+        services: Services,
+        tls: Option<ClientTlsConfig>,
+    ) -> RunningServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -43,6 +54,7 @@ impl RunningServer {
         });
         let server = RunningServer {
             url,
+            tls,
             stop: Some(stop),
             task,
         };
@@ -52,11 +64,14 @@ impl RunningServer {
 
     /// A channel to this server.
     pub async fn channel(&self) -> Channel {
-        channel_to(&self.url).await
+        zonerank_server::client::connect(self.url.clone(), self.tls.as_ref())
+            .await
+            .expect("connect")
     }
 
     async fn wait_until_serving(&self, service: &str) {
-        if let Err(why) = wait_until_serving(&self.url, service, || self.task.is_finished()).await {
+        let stopped = || self.task.is_finished();
+        if let Err(why) = wait_until_serving(&self.url, self.tls.as_ref(), service, stopped).await {
             panic!("server {}: {why}", self.url);
         }
     }
@@ -86,15 +101,12 @@ pub async fn channel_to(url: &str) -> Channel {
 /// is gone or after 10 s.
 async fn wait_until_serving(
     url: &str,
+    tls: Option<&ClientTlsConfig>,
     service: &str,
     mut stopped: impl FnMut() -> bool,
 ) -> Result<(), &'static str> {
     for _ in 0..400 {
-        if let Ok(channel) = Channel::from_shared(url.to_string())
-            .expect("url")
-            .connect()
-            .await
-        {
+        if let Ok(channel) = zonerank_server::client::connect(url.to_string(), tls).await {
             let status = HealthClient::new(channel)
                 .check(HealthCheckRequest {
                     service: service.to_string(),
@@ -126,6 +138,8 @@ pub fn server_args(database_url: &str, redis_prefix: Option<&str>) -> ServerArgs
         metrics_addr: None,
         log_format: LogFormat::Text,
         shutdown_grace_secs: 5,
+        tls: Default::default(),
+        metrics_tls: Default::default(),
     }
 }
 
@@ -362,7 +376,7 @@ impl ServiceProcess {
         };
         let url = process.url.clone();
         let exited = || matches!(process.child.try_wait(), Ok(Some(_)));
-        if let Err(why) = wait_until_serving(&url, service, exited).await {
+        if let Err(why) = wait_until_serving(&url, None, service, exited).await {
             panic!("{exe}: {why}");
         }
         process

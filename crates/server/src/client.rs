@@ -3,20 +3,37 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// How long a connection attempt may take before the call fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// An endpoint for `url` (`http://host:port`) with TCP_NODELAY, so a small request leaves at
-/// once instead of waiting on the server's delayed ACK, and a bounded connect time.
-pub fn endpoint(url: impl Into<String>) -> Result<Endpoint, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.into())?
+/// An endpoint for `url` (`http://host:port`, or `https://` for TLS) with TCP_NODELAY, so a
+/// small request leaves at once instead of waiting on the server's delayed ACK, and a bounded
+/// connect time. With `tls`, an `http://` URL is called over TLS as `https://`.
+pub fn endpoint(
+    url: impl Into<String>,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Endpoint, tonic::transport::Error> {
+    let mut url: String = url.into();
+    if tls.is_some()
+        && let Some(rest) = url.strip_prefix("http://")
+    {
+        url = format!("https://{rest}");
+    }
+    let endpoint = Endpoint::from_shared(url)?
         .tcp_nodelay(true)
-        .connect_timeout(CONNECT_TIMEOUT))
+        .connect_timeout(CONNECT_TIMEOUT);
+    match tls {
+        Some(tls) => endpoint.tls_config(tls.clone()),
+        None => Ok(endpoint),
+    }
 }
 
 /// A connected channel to `url`.
-pub async fn connect(url: impl Into<String>) -> Result<Channel, tonic::transport::Error> {
-    endpoint(url)?.connect().await
+pub async fn connect(
+    url: impl Into<String>,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Channel, tonic::transport::Error> {
+    endpoint(url, tls)?.connect().await
 }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use zonerank_telemetry::LogFormat;
 
+use crate::tls::{ClientTlsArgs, TlsArgs};
+
 /// Where the database is.
 #[derive(Clone, Debug, clap::Args)]
 pub struct DatabaseArgs {
@@ -45,4 +47,11 @@ pub struct ServerArgs {
     /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "ZONERANK_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// TLS of the calls to the metrics service (`--metrics-addr`).
+    #[command(flatten)]
+    pub metrics_tls: ClientTlsArgs,
 }

@@ -10,6 +10,7 @@ pub mod paging;
 pub mod process;
 mod ranking;
 mod server;
+pub mod tls;
 pub mod wire_check;
 
 pub use config::{DatabaseArgs, ServerArgs};

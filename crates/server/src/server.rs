@@ -1,6 +1,6 @@
 //! Runs a set of services on one listener: health, reflection, readiness and graceful shutdown.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, pin::Pin, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
@@ -96,6 +96,8 @@ pub enum RunError {
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     Service(#[from] crate::ServiceError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -114,6 +116,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    let tls = crate::tls::acceptor(&args.tls)?;
     let store = Store::connect(&args.database.database_url).await?;
     if services.migrate_on_start {
         store.migrate().await?;
@@ -145,7 +148,9 @@ pub async fn run(
     let ranking = if services.ranking {
         ensure_builtin_schemes(&store).await?;
         let source = match &args.metrics_addr {
-            Some(address) => MetricsSource::remote(address)?,
+            Some(address) => {
+                MetricsSource::remote(address, crate::tls::client_config(&args.metrics_tls)?)?
+            }
             None => MetricsSource::InProcess(Metrics::new(store.clone(), cache.clone())),
         };
         Some(
@@ -161,6 +166,8 @@ pub async fn run(
         address = ?local,
         services = ?names,
         database = %redact(&args.database.database_url),
+        tls = args.tls.tls_cert.is_some(),
+        mtls = args.tls.tls_client_ca.is_some(),
         cache = cache.kind(),
         "zonerank serving"
     );
@@ -177,15 +184,23 @@ pub async fn run(
         let _ = draining_tx.send(());
     };
     observe_cache(&cache);
-    let serve = Server::builder()
+    let router = Server::builder()
         .layer(zonerank_telemetry::GrpcTelemetryLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_optional_service(ingestion)
         .add_optional_service(metrics)
-        .add_optional_service(ranking)
-        .serve_with_incoming_shutdown(accepted_without_delay(listener), signal);
+        .add_optional_service(ranking);
+    let incoming = accepted_without_delay(listener);
+    let serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> = match tls
+    {
+        Some(tls) => Box::pin(
+            router
+                .serve_with_incoming_shutdown(crate::tls::TlsIncoming::new(incoming, tls), signal),
+        ),
+        None => Box::pin(router.serve_with_incoming_shutdown(incoming, signal)),
+    };
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     tokio::pin!(serve);
     tokio::select! {

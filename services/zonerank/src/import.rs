@@ -45,6 +45,8 @@ pub struct ImportArgs {
     /// Source recorded for rows without a source column.
     #[arg(long, default_value = "")]
     source: String,
+    #[command(flatten)]
+    tls: zonerank_server::tls::ClientTlsArgs,
 }
 
 pub async fn run(args: ImportArgs) -> ExitCode {
@@ -189,7 +191,8 @@ fn list(cell: Option<&String>) -> Vec<String> {
 async fn client(
     args: &ImportArgs,
 ) -> Result<IngestionServiceClient<tonic::transport::Channel>, String> {
-    zonerank_server::client::connect(args.server.clone())
+    let tls = zonerank_server::tls::client_config(&args.tls).map_err(|e| e.to_string())?;
+    zonerank_server::client::connect(args.server.clone(), tls.as_ref())
         .await
         .map(IngestionServiceClient::new)
         .map_err(|e| format!("cannot reach {}: {e}", args.server))

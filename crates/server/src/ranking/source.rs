@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 use tokio::sync::mpsc::Sender;
 use tonic::{
     Request,
-    transport::{Channel, Endpoint, channel::Change},
+    transport::{Channel, ClientTlsConfig, Endpoint, channel::Change},
 };
 use zonerank_api::v1::{
     self, metrics_service_client::MetricsServiceClient, metrics_service_server::MetricsService,
@@ -29,7 +29,11 @@ impl MetricsSource {
     /// resolves to. One HTTP/2 connection would pin every call to one pod; behind a headless
     /// Kubernetes Service the name resolves to each pod, and the set is re-resolved so pods
     /// that come and go are followed. Connections are made lazily, so start order is free.
-    pub fn remote(address: &str) -> Result<MetricsSource, ServiceError> {
+    /// With `tls`, the server's certificate is checked against the host name of `address`.
+    pub fn remote(
+        address: &str,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<MetricsSource, ServiceError> {
         let url = if address.contains("://") {
             address.to_string()
         } else {
@@ -42,7 +46,8 @@ impl MetricsSource {
         let port = uri.port_u16().unwrap_or(50051);
         let scheme = uri.scheme_str().unwrap_or("http").to_string();
         let (channel, changes) = Channel::balance_channel::<std::net::SocketAddr>(64);
-        tokio::spawn(follow_addresses(host, port, scheme, changes));
+        let tls = tls.map(|tls| tls.domain_name(host.clone()));
+        tokio::spawn(follow_addresses(host, port, scheme, tls, changes));
         Ok(MetricsSource::Remote(
             MetricsServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
         ))
@@ -124,6 +129,7 @@ async fn follow_addresses(
     host: String,
     port: u16,
     scheme: String,
+    tls: Option<ClientTlsConfig>,
     changes: Sender<Change<SocketAddr, Endpoint>>,
 ) {
     let mut current: BTreeSet<SocketAddr> = BTreeSet::new();
@@ -137,7 +143,9 @@ async fn follow_addresses(
                     }
                 }
                 for new in found.difference(&current) {
-                    let Ok(endpoint) = crate::client::endpoint(format!("{scheme}://{new}")) else {
+                    let Ok(endpoint) =
+                        crate::client::endpoint(format!("{scheme}://{new}"), tls.as_ref())
+                    else {
                         continue;
                     };
                     if changes.send(Change::Insert(*new, endpoint)).await.is_err() {
