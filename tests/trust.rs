@@ -1,5 +1,5 @@
-//! Trust end to end: TLS and mTLS on a real server over PostgreSQL, with certificates made by a
-//! test CA inside each test.
+//! Trust end to end on real servers over PostgreSQL: TLS and mTLS with certificates of a test
+//! CA, bearer tokens and roles with keys made inside each test.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -10,10 +10,14 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use zonerank_api::v1::{
     self, ingestion_service_client::IngestionServiceClient,
-    ranking_service_client::RankingServiceClient,
+    metrics_service_client::MetricsServiceClient, ranking_service_client::RankingServiceClient,
 };
 use zonerank_integration_tests::{RunningServer, seed_regions, server_args};
-use zonerank_server::{ServerArgs, Services};
+use zonerank_server::{
+    ServerArgs, Services,
+    auth::keys::{KeyKind, SigningKey, TokenClaims},
+    client::Bearer,
+};
 use zonerank_storage::test_support::TestDatabase;
 
 /// A certificate authority made for one test.
@@ -273,4 +277,380 @@ async fn compute(
             ..Default::default()
         })
         .await
+}
+
+// ---- Callers: tokens and roles ----
+
+const ISSUER: &str = "https://id.zonerank.test";
+const AUDIENCE: &str = "zonerank";
+
+/// A server over a fresh PostgreSQL database that checks tokens against `key`'s key set.
+struct AuthServer {
+    server: RunningServer,
+    database: TestDatabase,
+    key: SigningKey,
+    _files: Files,
+}
+
+impl AuthServer {
+    async fn start() -> AuthServer {
+        let files = Files::new();
+        let key = SigningKey::generate(KeyKind::Ed25519).expect("key");
+        let jwks = serde_json::to_string(&key.jwks()).expect("jwks");
+        let database = TestDatabase::postgres().await.expect("test database");
+        let mut args = server_args(&database.url, None);
+        args.auth.auth_jwks = Some(files.write("jwks.json", &jwks));
+        args.auth.auth_issuer = Some(ISSUER.into());
+        args.auth.auth_audience = Some(AUDIENCE.into());
+        let server = RunningServer::start(args, Services::ALL_IN_ONE).await;
+        AuthServer {
+            server,
+            database,
+            key,
+            _files: files,
+        }
+    }
+
+    fn token(&self, sub: &str, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        self.key
+            .sign(
+                &TokenClaims {
+                    subject: sub,
+                    roles: &roles,
+                    regions: &[],
+                    issuer: ISSUER,
+                    audience: AUDIENCE,
+                    ttl_secs: 3600,
+                }
+                .to_json(),
+            )
+            .expect("token")
+    }
+
+    async fn ingestion(&self, token: Option<&str>) -> IngestionServiceClient<Authorized> {
+        IngestionServiceClient::with_interceptor(
+            self.server.channel().await,
+            Bearer::new(token).expect("bearer"),
+        )
+    }
+
+    async fn metrics(&self, token: &str) -> MetricsServiceClient<Authorized> {
+        MetricsServiceClient::with_interceptor(
+            self.server.channel().await,
+            Bearer::new(Some(token)).expect("bearer"),
+        )
+    }
+
+    async fn ranking(&self, token: &str) -> RankingServiceClient<Authorized> {
+        RankingServiceClient::with_interceptor(
+            self.server.channel().await,
+            Bearer::new(Some(token)).expect("bearer"),
+        )
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+        self.database.drop().await.expect("drop");
+    }
+}
+
+type Authorized = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
+/// What ListRegions answers with `authorization` set to exactly `header` (or none).
+async fn list_regions_with(server: &AuthServer, header: Option<&str>) -> Result<(), tonic::Status> {
+    let mut request = tonic::Request::new(v1::ListRegionsRequest::default());
+    if let Some(header) = header {
+        request
+            .metadata_mut()
+            .insert("authorization", header.parse().expect("ascii"));
+    }
+    IngestionServiceClient::new(server.server.channel().await)
+        .list_regions(request)
+        .await
+        .map(|_| ())
+}
+
+fn claims(
+    sub: &str,
+    exp_from_now: i64,
+    nbf_from_now: i64,
+    iss: &str,
+    aud: &str,
+) -> serde_json::Value {
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    serde_json::json!({
+        "sub": sub, "iss": iss, "aud": aud,
+        "exp": now + exp_from_now, "nbf": now + nbf_from_now,
+        "zonerank_roles": ["viewer"],
+    })
+}
+
+#[tokio::test]
+async fn tokens_are_checked_and_every_bad_one_is_unauthenticated() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let server = AuthServer::start().await;
+    let bearer = |token: String| format!("Bearer {token}");
+
+    let valid = server
+        .key
+        .sign(&claims("alice", 3600, 0, ISSUER, AUDIENCE))
+        .unwrap();
+    list_regions_with(&server, Some(&bearer(valid.clone())))
+        .await
+        .expect("a valid token is served");
+
+    let other_key = SigningKey::generate(KeyKind::Ed25519).unwrap();
+    // Another key with the kid of ours: the signature, not the kid, decides.
+    let forged = {
+        let token = other_key
+            .sign(&claims("mallory", 3600, 0, ISSUER, AUDIENCE))
+            .unwrap();
+        let ours = server.key.jwk().common.key_id.unwrap();
+        let header = URL_SAFE_NO_PAD
+            .encode(serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": ours}).to_string());
+        let (_, rest) = token.split_once('.').unwrap();
+        format!("{header}.{rest}")
+    };
+    let unsigned = {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let payload =
+            URL_SAFE_NO_PAD.encode(claims("mallory", 3600, 0, ISSUER, AUDIENCE).to_string());
+        format!("{header}.{payload}.")
+    };
+    let cases: Vec<(&str, Option<String>)> = vec![
+        (
+            "expired",
+            Some(bearer(
+                server
+                    .key
+                    .sign(&claims("alice", -3600, -7200, ISSUER, AUDIENCE))
+                    .unwrap(),
+            )),
+        ),
+        (
+            "not yet valid",
+            Some(bearer(
+                server
+                    .key
+                    .sign(&claims("alice", 7200, 3600, ISSUER, AUDIENCE))
+                    .unwrap(),
+            )),
+        ),
+        (
+            "wrong issuer",
+            Some(bearer(
+                server
+                    .key
+                    .sign(&claims("alice", 3600, 0, "https://evil.test", AUDIENCE))
+                    .unwrap(),
+            )),
+        ),
+        (
+            "wrong audience",
+            Some(bearer(
+                server
+                    .key
+                    .sign(&claims("alice", 3600, 0, ISSUER, "other-app"))
+                    .unwrap(),
+            )),
+        ),
+        (
+            "another key",
+            Some(bearer(
+                other_key
+                    .sign(&claims("mallory", 3600, 0, ISSUER, AUDIENCE))
+                    .unwrap(),
+            )),
+        ),
+        ("another key under our kid", Some(bearer(forged))),
+        ("alg none", Some(bearer(unsigned))),
+        ("garbage", Some(bearer("not.a.jwt".into()))),
+        ("not bearer", Some(format!("Basic {valid}"))),
+        ("missing", None),
+    ];
+    for (case, header) in cases {
+        let status = list_regions_with(&server, header.as_deref())
+            .await
+            .expect_err(case);
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unauthenticated,
+            "{case}: {status:?}"
+        );
+    }
+
+    // Health and reflection answer without a token.
+    let channel = server.server.channel().await;
+    HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("health without a token");
+    server.stop().await;
+}
+
+fn needed_role(status: &tonic::Status) -> (String, String) {
+    use tonic_types::StatusExt;
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    (
+        info.metadata.get("principal").cloned().unwrap_or_default(),
+        info.metadata
+            .get("needed_role")
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn each_role_may_do_what_the_model_says_and_nothing_more() {
+    let server = AuthServer::start().await;
+    let admin = server.token("root", &["admin"]);
+    let viewer = server.token("reader", &["viewer"]);
+    let submitter = server.token("bureau-luoyang", &["submitter"]);
+    let assessor = server.token("commerce-dept", &["assessor"]);
+
+    server
+        .ingestion(Some(&admin))
+        .await
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions: seed_regions(),
+            ..Default::default()
+        })
+        .await
+        .expect("admin writes regions");
+
+    // A submitter writes zones and observations, but not regions or schemes.
+    let mut as_submitter = server.ingestion(Some(&submitter)).await;
+    as_submitter
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones: vec![v1::Zone {
+                id: "410323-XA".into(),
+                name: "新安县产业集聚区".into(),
+                region_code: "410323".into(),
+                kind: v1::ZoneKind::AgglomerationZone as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("submitter writes zones");
+    let figures =
+        "entity_kind,entity_id,indicator,period,value,unit\nZONE,410323-XA,tax,2023,11400,万元\n";
+    let imported = as_submitter
+        .import_csv(v1::ImportCsvRequest {
+            content: figures.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("submitter imports")
+        .into_inner();
+    assert!(!imported.dry_run);
+    let status = as_submitter
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions: seed_regions(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("submitter may not write regions");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        needed_role(&status),
+        ("bureau-luoyang".into(), "admin".into())
+    );
+
+    let builtin = server
+        .ranking(&viewer)
+        .await
+        .get_scheme(v1::GetSchemeRequest {
+            scheme_id: "enterprise-per-mu".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("viewer reads schemes")
+        .into_inner()
+        .scheme
+        .expect("scheme");
+    let mut scheme = builtin.clone();
+    scheme.id = "trust-assessment".into();
+    let status = server
+        .ranking(&submitter)
+        .await
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(scheme.clone()),
+        })
+        .await
+        .expect_err("submitter may not create schemes");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(needed_role(&status).1, "assessor");
+
+    // A viewer computes metrics but cannot import.
+    let computed = server
+        .metrics(&viewer)
+        .await
+        .compute_metrics(v1::ComputeMetricsRequest {
+            metrics: vec!["tax".into()],
+            period: "2023".into(),
+            cohort: Some(v1::CohortSelector {
+                entity_kind: v1::EntityKind::Zone as i32,
+                region_code: "410300".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("viewer computes metrics")
+        .into_inner();
+    assert_eq!(computed.table.expect("table").rows.len(), 1);
+    let status = server
+        .ingestion(Some(&viewer))
+        .await
+        .import_csv(v1::ImportCsvRequest {
+            content: figures.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("viewer may not import");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(needed_role(&status), ("reader".into(), "submitter".into()));
+
+    // An assessor creates schemes and computes runs, but writes no figures.
+    let mut as_assessor = server.ranking(&assessor).await;
+    let created = as_assessor
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(scheme),
+        })
+        .await
+        .expect("assessor creates schemes")
+        .into_inner();
+    assert_eq!(created.scheme.expect("scheme").id, "trust-assessment");
+    as_assessor
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: "enterprise-per-mu".into(),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("assessor computes a run");
+    let status = server
+        .ingestion(Some(&assessor))
+        .await
+        .import_csv(v1::ImportCsvRequest {
+            content: figures.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("assessor may not import");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+
+    // A token without a known role reads nothing.
+    let nobody = server.token("nobody", &["superuser"]);
+    let status = server
+        .ingestion(Some(&nobody))
+        .await
+        .list_regions(v1::ListRegionsRequest::default())
+        .await
+        .expect_err("no role");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+
+    server.stop().await;
 }

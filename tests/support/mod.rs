@@ -139,6 +139,7 @@ pub fn server_args(database_url: &str, redis_prefix: Option<&str>) -> ServerArgs
         log_format: LogFormat::Text,
         shutdown_grace_secs: 5,
         tls: Default::default(),
+        auth: Default::default(),
         metrics_tls: Default::default(),
     }
 }

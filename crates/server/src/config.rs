@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 
 use zonerank_telemetry::LogFormat;
 
-use crate::tls::{ClientTlsArgs, TlsArgs};
+use crate::{
+    auth::AuthArgs,
+    tls::{ClientTlsArgs, TlsArgs},
+};
 
 /// Where the database is.
 #[derive(Clone, Debug, clap::Args)]
@@ -50,6 +53,9 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
 
     /// TLS of the calls to the metrics service (`--metrics-addr`).
     #[command(flatten)]

@@ -14,6 +14,7 @@ use zonerank_storage::Store;
 
 use crate::{
     ServerArgs,
+    auth::{Guarded, Verifier},
     ingestion::Ingestion,
     metrics::Metrics,
     ranking::{MetricsSource, Ranking, ensure_builtin_schemes},
@@ -96,6 +97,14 @@ pub enum RunError {
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     Service(#[from] crate::ServiceError),
+    #[error(
+        "auth is not configured: serving {0} without --auth-jwks would let anyone who reaches \
+         it read and write everything; configure --auth-jwks, --auth-issuer and \
+         --auth-audience, or pass --insecure-no-auth to run open"
+    )]
+    AuthNotConfigured(std::net::SocketAddr),
+    #[error("JWKS: {0}")]
+    Jwks(#[from] crate::auth::JwksError),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
     #[error("reflection: {0}")]
@@ -117,6 +126,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let tls = crate::tls::acceptor(&args.tls)?;
+    let verifier = open_or_guarded(args, &listener)?;
     let store = Store::connect(&args.database.database_url).await?;
     if services.migrate_on_start {
         store.migrate().await?;
@@ -139,12 +149,14 @@ pub async fn run(
     let reflection_v1alpha = reflection(&names).build_v1alpha()?;
 
     let ingestion = services.ingestion.then(|| {
-        IngestionServiceServer::new(Ingestion::new(store.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        let service = IngestionServiceServer::new(Ingestion::new(store.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        Guarded::new(service, verifier.clone())
     });
-    let metrics = services
-        .metrics
-        .then(|| MetricsServiceServer::new(Metrics::new(store.clone(), cache.clone())));
+    let metrics = services.metrics.then(|| {
+        let service = MetricsServiceServer::new(Metrics::new(store.clone(), cache.clone()));
+        Guarded::new(service, verifier.clone())
+    });
     let ranking = if services.ranking {
         ensure_builtin_schemes(&store).await?;
         let source = match &args.metrics_addr {
@@ -153,10 +165,9 @@ pub async fn run(
             }
             None => MetricsSource::InProcess(Metrics::new(store.clone(), cache.clone())),
         };
-        Some(
-            RankingServiceServer::new(Ranking::new(store.clone(), cache.clone(), source))
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
+        let service = RankingServiceServer::new(Ranking::new(store.clone(), cache.clone(), source))
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Some(Guarded::new(service, verifier.clone()))
     } else {
         None
     };
@@ -217,6 +228,26 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The token verifier, or `None` to run open: allowed on loopback (with a warning), and
+/// elsewhere only with `--insecure-no-auth`.
+fn open_or_guarded(
+    args: &ServerArgs,
+    listener: &TcpListener,
+) -> Result<Option<std::sync::Arc<Verifier>>, RunError> {
+    if let Some(verifier) = Verifier::from_args(&args.auth)? {
+        return Ok(Some(std::sync::Arc::new(verifier)));
+    }
+    let address = listener.local_addr().unwrap_or(args.listen);
+    if address.ip().is_loopback() {
+        tracing::warn!(%address, "auth is not configured: serving open on loopback");
+    } else if args.auth.insecure_no_auth {
+        tracing::warn!(%address, "--insecure-no-auth: serving open; anyone who reaches it may write");
+    } else {
+        return Err(RunError::AuthNotConfigured(address));
+    }
+    Ok(None)
 }
 
 /// The services reflection lists: the ones this process serves, health and reflection itself

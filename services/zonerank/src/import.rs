@@ -14,7 +14,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::StreamExt;
 use tonic_types::StatusExt;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
-use zonerank_server::ingestion::{csv, incoming_from_csv};
+use zonerank_server::{
+    client::Bearer,
+    ingestion::{csv, incoming_from_csv},
+};
 
 /// Flags of `zonerank import`.
 #[derive(Debug, clap::Args)]
@@ -45,6 +48,9 @@ pub struct ImportArgs {
     /// Source recorded for rows without a source column.
     #[arg(long, default_value = "")]
     source: String,
+    /// Bearer token for a server with auth (`zonerank auth token`).
+    #[arg(long, env = "ZONERANK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(flatten)]
     tls: zonerank_server::tls::ClientTlsArgs,
 }
@@ -188,13 +194,16 @@ fn list(cell: Option<&String>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-async fn client(
-    args: &ImportArgs,
-) -> Result<IngestionServiceClient<tonic::transport::Channel>, String> {
+type Client = IngestionServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;
+
+async fn client(args: &ImportArgs) -> Result<Client, String> {
     let tls = zonerank_server::tls::client_config(&args.tls).map_err(|e| e.to_string())?;
+    let bearer = Bearer::new(args.token.as_deref())?;
     zonerank_server::client::connect(args.server.clone(), tls.as_ref())
         .await
-        .map(IngestionServiceClient::new)
+        .map(|channel| IngestionServiceClient::with_interceptor(channel, bearer))
         .map_err(|e| format!("cannot reach {}: {e}", args.server))
 }
 

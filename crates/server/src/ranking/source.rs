@@ -89,6 +89,14 @@ impl MetricsSource {
                 let result = async {
                     let mut request = Request::new(request);
                     zonerank_telemetry::inject_context(request.metadata_mut());
+                    // The caller's token: the metrics service checks it as its own.
+                    if let Some(authorization) = crate::auth::caller_authorization()
+                        .and_then(|value| value.to_str().ok()?.parse().ok())
+                    {
+                        request
+                            .metadata_mut()
+                            .insert("authorization", authorization);
+                    }
                     let mut stream = client.clone().stream_metrics(request).await?.into_inner();
                     while let Some(message) = stream.message().await? {
                         absorb(message, &mut table);
