@@ -654,3 +654,53 @@ async fn each_role_may_do_what_the_model_says_and_nothing_more() {
 
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_ranking_service_calls_the_metrics_service_with_the_callers_token() {
+    let files = Files::new();
+    let key = SigningKey::generate(KeyKind::P256).expect("key");
+    let database = TestDatabase::postgres().await.expect("test database");
+    database.migrated_store().await.expect("migrate");
+    let mut args = server_args(&database.url, None);
+    args.auth.auth_jwks = Some(files.write(
+        "jwks.json",
+        &serde_json::to_string(&key.jwks()).expect("jwks"),
+    ));
+    args.auth.auth_issuer = Some(ISSUER.into());
+    args.auth.auth_audience = Some(AUDIENCE.into());
+    let metrics = RunningServer::start(args.clone(), Services::METRICS).await;
+    let mut ranking_args = args;
+    ranking_args.metrics_addr = Some(metrics.url.clone());
+    let ranking = RunningServer::start(ranking_args, Services::RANKING).await;
+
+    let token = key
+        .sign(
+            &TokenClaims {
+                subject: "commerce-dept",
+                roles: &["assessor".to_string()],
+                regions: &[],
+                issuer: ISSUER,
+                audience: AUDIENCE,
+                ttl_secs: 600,
+            }
+            .to_json(),
+        )
+        .expect("token");
+    let run = RankingServiceClient::with_interceptor(
+        ranking.channel().await,
+        Bearer::new(Some(&token)).expect("bearer"),
+    )
+    .compute_ranking(v1::ComputeRankingRequest {
+        scheme_id: "enterprise-per-mu".into(),
+        period: "2023".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("the metrics service accepted the forwarded ES256 token")
+    .into_inner();
+    assert_eq!(run.run.expect("run").scheme_id, "enterprise-per-mu");
+
+    ranking.stop().await;
+    metrics.stop().await;
+    database.drop().await.expect("drop");
+}
