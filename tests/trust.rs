@@ -418,7 +418,27 @@ async fn tokens_are_checked_and_every_bad_one_is_unauthenticated() {
             URL_SAFE_NO_PAD.encode(claims("mallory", 3600, 0, ISSUER, AUDIENCE).to_string());
         format!("{header}.{payload}.")
     };
+    // HMAC keyed with our public key, as if the verifier took the JWK for a shared secret.
+    let hmac_with_public_key = {
+        let jwk = server.key.jwk();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = jwk.common.key_id.clone();
+        let jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(public) = &jwk.algorithm else {
+            panic!("an Ed25519 key")
+        };
+        let secret = URL_SAFE_NO_PAD.decode(&public.x).unwrap();
+        jsonwebtoken::encode(
+            &header,
+            &claims("mallory", 3600, 0, ISSUER, AUDIENCE),
+            &jsonwebtoken::EncodingKey::from_secret(&secret),
+        )
+        .unwrap()
+    };
     let cases: Vec<(&str, Option<String>)> = vec![
+        (
+            "HMAC with the public key",
+            Some(bearer(hmac_with_public_key)),
+        ),
         (
             "expired",
             Some(bearer(
@@ -486,6 +506,11 @@ async fn tokens_are_checked_and_every_bad_one_is_unauthenticated() {
         .check(HealthCheckRequest::default())
         .await
         .expect("health without a token");
+    let listed = zonerank_integration_tests::reflection_v1_services(channel).await;
+    assert!(
+        listed.contains(&"zonerank.v1.RankingService".to_string()),
+        "reflection without a token: {listed:?}"
+    );
     server.stop().await;
 }
 

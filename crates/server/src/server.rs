@@ -179,6 +179,7 @@ pub async fn run(
         database = %redact(&args.database.database_url),
         tls = args.tls.tls_cert.is_some(),
         mtls = args.tls.tls_client_ca.is_some(),
+        auth = verifier.is_some(),
         cache = cache.kind(),
         "zonerank serving"
     );
