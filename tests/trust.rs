@@ -289,7 +289,7 @@ struct AuthServer {
     server: RunningServer,
     database: TestDatabase,
     key: SigningKey,
-    _files: Files,
+    files: Files,
 }
 
 impl AuthServer {
@@ -307,7 +307,7 @@ impl AuthServer {
             server,
             database,
             key,
-            _files: files,
+            files,
         }
     }
 
@@ -728,4 +728,39 @@ async fn the_ranking_service_calls_the_metrics_service_with_the_callers_token() 
     ranking.stop().await;
     metrics.stop().await;
     database.drop().await.expect("drop");
+}
+
+#[tokio::test]
+async fn a_rotated_key_set_is_read_without_a_restart() {
+    let server = AuthServer::start().await;
+    let next = SigningKey::generate(KeyKind::P256).expect("key");
+    let token = next
+        .sign(&claims("alice", 3600, 0, ISSUER, AUDIENCE))
+        .expect("token");
+    let header = format!("Bearer {token}");
+    let status = list_regions_with(&server, Some(&header))
+        .await
+        .expect_err("a key not yet in the set");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+
+    // The key set now holds the new key alone.
+    server.files.write(
+        "jwks.json",
+        &serde_json::to_string(&next.jwks()).expect("jwks"),
+    );
+    let mut accepted = false;
+    for _ in 0..40 {
+        if list_regions_with(&server, Some(&header)).await.is_ok() {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted, "the new key was never accepted");
+    let old = server.token("alice", &["viewer"]);
+    let status = list_regions_with(&server, Some(&format!("Bearer {old}")))
+        .await
+        .expect_err("the removed key");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    server.stop().await;
 }
