@@ -6,7 +6,7 @@ pub mod proxy;
 use std::time::Duration;
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -27,6 +27,8 @@ pub fn redis_url() -> String {
 pub struct RunningServer {
     /// `http://127.0.0.1:port`
     pub url: String,
+    /// How clients reach it: `None` for plaintext.
+    pub tls: Option<ClientTlsConfig>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), zonerank_server::RunError>>,
 }
@@ -34,6 +36,15 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts `services` on an ephemeral port.
     pub async fn start(args: ServerArgs, services: Services) -> RunningServer {
+        RunningServer::start_with_tls(args, services, None).await
+    }
+
+    /// Starts `services` on an ephemeral port; readiness is asked over `tls`.
+    pub async fn start_with_tls(
+        args: ServerArgs,
+        services: Services,
+        tls: Option<ClientTlsConfig>,
+    ) -> RunningServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -45,6 +56,7 @@ impl RunningServer {
         });
         let server = RunningServer {
             url,
+            tls,
             stop: Some(stop),
             task,
         };
@@ -54,11 +66,14 @@ impl RunningServer {
 
     /// A channel to this server.
     pub async fn channel(&self) -> Channel {
-        channel_to(&self.url).await
+        zonerank_server::client::connect(self.url.clone(), self.tls.as_ref())
+            .await
+            .expect("connect")
     }
 
     async fn wait_until_serving(&self, service: &str) {
-        if let Err(why) = wait_until_serving(&self.url, service, || self.task.is_finished()).await {
+        let stopped = || self.task.is_finished();
+        if let Err(why) = wait_until_serving(&self.url, self.tls.as_ref(), service, stopped).await {
             panic!("server {}: {why}", self.url);
         }
     }
@@ -88,15 +103,12 @@ pub async fn channel_to(url: &str) -> Channel {
 /// is gone or after 10 s.
 async fn wait_until_serving(
     url: &str,
+    tls: Option<&ClientTlsConfig>,
     service: &str,
     mut stopped: impl FnMut() -> bool,
 ) -> Result<(), &'static str> {
     for _ in 0..400 {
-        if let Ok(channel) = Channel::from_shared(url.to_string())
-            .expect("url")
-            .connect()
-            .await
-        {
+        if let Ok(channel) = zonerank_server::client::connect(url.to_string(), tls).await {
             let status = HealthClient::new(channel)
                 .check(HealthCheckRequest {
                     service: service.to_string(),
@@ -168,6 +180,9 @@ pub fn server_args(database_url: &str, redis_prefix: Option<&str>) -> ServerArgs
         log_format: LogFormat::Text,
         shutdown_grace_secs: 5,
         max_call_secs: 60,
+        tls: Default::default(),
+        auth: Default::default(),
+        metrics_tls: Default::default(),
     }
 }
 
@@ -423,7 +438,7 @@ impl ServiceProcess {
         };
         let url = process.url.clone();
         let exited = || matches!(process.child.try_wait(), Ok(Some(_)));
-        if let Err(why) = wait_until_serving(&url, service, exited).await {
+        if let Err(why) = wait_until_serving(&url, None, service, exited).await {
             panic!("{exe}: {why}");
         }
         process

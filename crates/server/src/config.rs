@@ -4,6 +4,11 @@ use std::net::SocketAddr;
 
 use zonerank_telemetry::LogFormat;
 
+use crate::{
+    auth::AuthArgs,
+    tls::{ClientTlsArgs, TlsArgs},
+};
+
 /// Where the database is.
 #[derive(Clone, Debug, clap::Args)]
 pub struct DatabaseArgs {
@@ -49,4 +54,14 @@ pub struct ServerArgs {
     /// Seconds any call may run when its client sets no shorter deadline (`grpc-timeout`).
     #[arg(long, env = "ZONERANK_MAX_CALL_SECS", default_value_t = 60)]
     pub max_call_secs: u64,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// TLS of the calls to the metrics service (`--metrics-addr`).
+    #[command(flatten)]
+    pub metrics_tls: ClientTlsArgs,
 }

@@ -1,5 +1,6 @@
 //! The zonerank gRPC services and the server that runs any set of them on one listener.
 
+pub mod auth;
 pub mod budget;
 pub mod client;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod paging;
 pub mod process;
 mod ranking;
 mod server;
+pub mod tls;
 pub mod wire_check;
 
 pub use config::{DatabaseArgs, ServerArgs};

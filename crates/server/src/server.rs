@@ -1,6 +1,6 @@
 //! Runs a set of services on one listener: health, reflection, readiness and graceful shutdown.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, pin::Pin, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
@@ -14,6 +14,7 @@ use zonerank_storage::Store;
 
 use crate::{
     ServerArgs,
+    auth::{Guarded, Verifier},
     ingestion::Ingestion,
     limits,
     metrics::Metrics,
@@ -97,6 +98,16 @@ pub enum RunError {
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     Service(#[from] crate::ServiceError),
+    #[error(
+        "auth is not configured: serving {0} without --auth-jwks would let anyone who reaches \
+         it read and write everything; configure --auth-jwks, --auth-issuer and \
+         --auth-audience, or pass --insecure-no-auth to run open"
+    )]
+    AuthNotConfigured(std::net::SocketAddr),
+    #[error("JWKS: {0}")]
+    Jwks(#[from] crate::auth::JwksError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -115,6 +126,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     crate::budget::set_max_call(Duration::from_secs(args.max_call_secs));
+    let tls = crate::tls::acceptor(&args.tls)?;
+    let verifier = open_or_guarded(args, &listener)?;
     let store = Store::connect(&args.database.database_url).await?;
     if services.migrate_on_start {
         store.migrate().await?;
@@ -132,28 +145,31 @@ pub async fn run(
     let reflection_v1alpha = reflection(&names).build_v1alpha()?;
 
     let ingestion = services.ingestion.then(|| {
-        IngestionServiceServer::new(Ingestion::new(store.clone()))
+        let service = IngestionServiceServer::new(Ingestion::new(store.clone()))
             .max_decoding_message_size(limits::INGESTION_REQUEST_BYTES)
-            .max_encoding_message_size(limits::RESPONSE_BYTES)
+            .max_encoding_message_size(limits::RESPONSE_BYTES);
+        Guarded::new(service, verifier.clone())
     });
     let metrics = services.metrics.then(|| {
-        MetricsServiceServer::new(Metrics::new(store.clone(), cache.clone()))
+        let service = MetricsServiceServer::new(Metrics::new(store.clone(), cache.clone()))
             .max_decoding_message_size(limits::REQUEST_BYTES)
-            .max_encoding_message_size(limits::RESPONSE_BYTES)
+            .max_encoding_message_size(limits::RESPONSE_BYTES);
+        Guarded::new(service, verifier.clone())
     });
     let mut peer = None;
     let ranking = if services.ranking {
         ensure_builtin_schemes(&store).await?;
         let source = match &args.metrics_addr {
-            Some(address) => MetricsSource::remote(address)?,
+            Some(address) => {
+                MetricsSource::remote(address, crate::tls::client_config(&args.metrics_tls)?)?
+            }
             None => MetricsSource::InProcess(Metrics::new(store.clone(), cache.clone())),
         };
         peer = Some(source.clone());
-        Some(
-            RankingServiceServer::new(Ranking::new(store.clone(), cache.clone(), source))
-                .max_decoding_message_size(limits::REQUEST_BYTES)
-                .max_encoding_message_size(limits::RESPONSE_BYTES),
-        )
+        let service = RankingServiceServer::new(Ranking::new(store.clone(), cache.clone(), source))
+            .max_decoding_message_size(limits::REQUEST_BYTES)
+            .max_encoding_message_size(limits::RESPONSE_BYTES);
+        Some(Guarded::new(service, verifier.clone()))
     } else {
         None
     };
@@ -169,6 +185,9 @@ pub async fn run(
         address = ?local,
         services = ?names,
         database = %redact(&args.database.database_url),
+        tls = args.tls.tls_cert.is_some(),
+        mtls = args.tls.tls_client_ca.is_some(),
+        auth = verifier.is_some(),
         cache = cache.kind(),
         "zonerank serving"
     );
@@ -185,7 +204,7 @@ pub async fn run(
         let _ = draining_tx.send(());
     };
     observe_cache(&cache);
-    let serve = Server::builder()
+    let router = Server::builder()
         .max_concurrent_streams(limits::MAX_CONCURRENT_STREAMS)
         .http2_max_header_list_size(limits::MAX_HEADER_LIST_BYTES)
         .http2_keepalive_interval(Some(limits::KEEPALIVE_INTERVAL))
@@ -197,8 +216,16 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_optional_service(ingestion)
         .add_optional_service(metrics)
-        .add_optional_service(ranking)
-        .serve_with_incoming_shutdown(accepted_connections(listener), signal);
+        .add_optional_service(ranking);
+    let incoming = accepted_connections(listener);
+    let serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> = match tls
+    {
+        Some(tls) => Box::pin(
+            router
+                .serve_with_incoming_shutdown(crate::tls::TlsIncoming::new(incoming, tls), signal),
+        ),
+        None => Box::pin(router.serve_with_incoming_shutdown(incoming, signal)),
+    };
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     tokio::pin!(serve);
     tokio::select! {
@@ -215,6 +242,26 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The token verifier, or `None` to run open: allowed on loopback (with a warning), and
+/// elsewhere only with `--insecure-no-auth`.
+fn open_or_guarded(
+    args: &ServerArgs,
+    listener: &TcpListener,
+) -> Result<Option<std::sync::Arc<Verifier>>, RunError> {
+    if let Some(verifier) = Verifier::from_args(&args.auth)? {
+        return Ok(Some(std::sync::Arc::new(verifier)));
+    }
+    let address = listener.local_addr().unwrap_or(args.listen);
+    if address.ip().is_loopback() {
+        tracing::warn!(%address, "auth is not configured: serving open on loopback");
+    } else if args.auth.insecure_no_auth {
+        tracing::warn!(%address, "--insecure-no-auth: serving open; anyone who reaches it may write");
+    } else {
+        return Err(RunError::AuthNotConfigured(address));
+    }
+    Ok(None)
 }
 
 /// The services reflection lists: the ones this process serves, health and reflection itself

@@ -555,7 +555,7 @@ async fn show(address: &str) -> Result<(), String> {
     let url = format!("http://{address}");
     let mut channel = None;
     for _ in 0..100 {
-        if let Ok(c) = zonerank_server::client::connect(url.clone()).await {
+        if let Ok(c) = zonerank_server::client::connect(url.clone(), None).await {
             channel = Some(c);
             break;
         }

@@ -15,6 +15,7 @@ use tokio_stream::StreamExt;
 use tonic_types::StatusExt;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
 use zonerank_server::{
+    client::Bearer,
     ingestion::{csv, incoming_from_csv},
     limits,
 };
@@ -48,6 +49,11 @@ pub struct ImportArgs {
     /// Source recorded for rows without a source column.
     #[arg(long, default_value = "")]
     source: String,
+    /// Bearer token for a server with auth (`zonerank auth token`).
+    #[arg(long, env = "ZONERANK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    tls: zonerank_server::tls::ClientTlsArgs,
 }
 
 pub async fn run(args: ImportArgs) -> ExitCode {
@@ -189,13 +195,17 @@ fn list(cell: Option<&String>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-async fn client(
-    args: &ImportArgs,
-) -> Result<IngestionServiceClient<tonic::transport::Channel>, String> {
-    zonerank_server::client::connect(args.server.clone())
+type Client = IngestionServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;
+
+async fn client(args: &ImportArgs) -> Result<Client, String> {
+    let tls = zonerank_server::tls::client_config(&args.tls).map_err(|e| e.to_string())?;
+    let bearer = Bearer::new(args.token.as_deref())?;
+    zonerank_server::client::connect(args.server.clone(), tls.as_ref())
         .await
         .map(|channel| {
-            IngestionServiceClient::new(channel)
+            IngestionServiceClient::with_interceptor(channel, bearer)
                 .max_encoding_message_size(limits::INGESTION_REQUEST_BYTES)
                 .max_decoding_message_size(limits::RESPONSE_BYTES)
         })

@@ -1,5 +1,7 @@
-//! zonerank: the all-in-one server (`serve`), migrations (`migrate`) and CSV import (`import`).
+//! zonerank: the all-in-one server (`serve`), migrations (`migrate`), CSV import (`import`),
+//! the demo (`demo`) and signing keys and tokens (`auth`).
 
+mod auth;
 mod demo;
 mod import;
 
@@ -29,6 +31,9 @@ enum Command {
     Import(import::ImportArgs),
     /// Serve the embedded default with a generated Henan dataset, rank it and print the result.
     Demo(demo::DemoArgs),
+    /// Signing keys and tokens for `--auth-jwks`.
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
 }
 
 /// Flags of `zonerank migrate`.
@@ -48,6 +53,7 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => migrate(&args).await,
         Command::Import(args) => import::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Auth(command) => auth::run(command),
     }
 }
 

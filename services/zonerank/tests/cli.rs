@@ -388,3 +388,131 @@ fn demo_ingests_ranks_prints_and_keeps_serving() {
         "still serving"
     );
 }
+
+#[test]
+fn serve_refuses_a_public_address_without_auth_and_names_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_zonerank"))
+        .arg("serve")
+        .args(["--listen", &format!("0.0.0.0:{}", free_port())])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("ZONERANK_AUTH_JWKS")
+        .env_remove("ZONERANK_INSECURE_NO_AUTH")
+        .output()
+        .expect("run zonerank serve");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("auth is not configured"), "{text}");
+    assert!(text.contains("--insecure-no-auth"), "{text}");
+}
+
+/// A test CA's certificate for 127.0.0.1 and localhost, and the CA, in PEM.
+fn server_certificate() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (cert.pem(), key.serialize_pem(), ca.pem())
+}
+
+#[test]
+fn keygen_token_and_import_over_tls_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let zonerank = env!("CARGO_BIN_EXE_zonerank");
+    let keys = dir.path().join("keys");
+    let keygen = Command::new(zonerank)
+        .args(["auth", "keygen", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
+    let token = |role: &str| {
+        let out = Command::new(zonerank)
+            .args(["auth", "token", "--key"])
+            .arg(keys.join("signing-key.pem"))
+            .args([
+                "--sub", "bureau", "--role", role, "--region", "411725", "--ttl", "10m",
+            ])
+            .args(["--issuer", "zr-test", "--audience", "zr"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (cert, key, ca) = server_certificate();
+    for (name, content) in [("server.pem", &cert), ("server.key", &key), ("ca.pem", &ca)] {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
+    let port = free_port();
+    let _server = Server(
+        Command::new(zonerank)
+            .arg("serve")
+            .current_dir(dir.path())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--tls-cert", "server.pem", "--tls-key", "server.key"])
+            .arg("--auth-jwks")
+            .arg(keys.join("jwks.json"))
+            .args(["--auth-issuer", "zr-test", "--auth-audience", "zr"])
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let server = format!("https://127.0.0.1:{port}");
+    let ca_path = dir.path().join("ca.pem");
+    let ca_flag = ["--ca-cert", ca_path.to_str().unwrap()];
+    let regions = [data("regions.csv")];
+
+    // Until the server listens the import fails to connect; then it is refused without a token.
+    let mut refused = None;
+    for _ in 0..200 {
+        let out = import(&server, &regions, &ca_flag);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        if !stderr.contains("cannot reach") {
+            refused = Some((out.status.success(), stderr));
+            break;
+        }
+        sleep(Duration::from_millis(50));
+    }
+    let (succeeded, stderr) = refused.expect("the server never answered");
+    assert!(!succeeded, "imported without a token");
+    assert!(stderr.contains("no bearer token"), "{stderr}");
+
+    let viewer = token("viewer");
+    let out = import(
+        &server,
+        &regions,
+        &[ca_flag[0], ca_flag[1], "--token", &viewer],
+    );
+    assert!(!out.status.success(), "a viewer imported regions");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("admin"), "{stderr}");
+
+    let admin = token("admin");
+    let out = import(
+        &server,
+        &regions,
+        &[ca_flag[0], ca_flag[1], "--token", &admin],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("created 5"), "{stdout}");
+}

@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 use tokio::sync::mpsc::Sender;
 use tonic::{
     Code, Request,
-    transport::{Channel, Endpoint, channel::Change},
+    transport::{Channel, ClientTlsConfig, Endpoint, channel::Change},
 };
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -35,7 +35,11 @@ impl MetricsSource {
     /// resolves to. One HTTP/2 connection would pin every call to one pod; behind a headless
     /// Kubernetes Service the name resolves to each pod, and the set is re-resolved so pods
     /// that come and go are followed. Connections are made lazily, so start order is free.
-    pub fn remote(address: &str) -> Result<MetricsSource, ServiceError> {
+    /// With `tls`, the server's certificate is checked against the host name of `address`.
+    pub fn remote(
+        address: &str,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<MetricsSource, ServiceError> {
         let url = if address.contains("://") {
             address.to_string()
         } else {
@@ -48,7 +52,8 @@ impl MetricsSource {
         let port = uri.port_u16().unwrap_or(50051);
         let scheme = uri.scheme_str().unwrap_or("http").to_string();
         let (channel, changes) = Channel::balance_channel::<std::net::SocketAddr>(64);
-        tokio::spawn(follow_addresses(host, port, scheme, changes));
+        let tls = tls.map(|tls| tls.domain_name(host.clone()));
+        tokio::spawn(follow_addresses(host, port, scheme, tls, changes));
         Ok(MetricsSource::Remote {
             client: MetricsServiceClient::new(channel.clone())
                 .max_decoding_message_size(limits::RESPONSE_BYTES)
@@ -120,6 +125,14 @@ impl MetricsSource {
                 let result = async {
                     let mut request = Request::new(request);
                     zonerank_telemetry::inject_context(request.metadata_mut());
+                    // The caller's token: the metrics service checks it as its own.
+                    if let Some(authorization) = crate::auth::caller_authorization()
+                        .and_then(|value| value.to_str().ok()?.parse().ok())
+                    {
+                        request
+                            .metadata_mut()
+                            .insert("authorization", authorization);
+                    }
                     let mut stream = client.clone().stream_metrics(request).await?.into_inner();
                     while let Some(message) = stream.message().await? {
                         absorb(message, &mut table);
@@ -184,6 +197,7 @@ async fn follow_addresses(
     host: String,
     port: u16,
     scheme: String,
+    tls: Option<ClientTlsConfig>,
     changes: Sender<Change<SocketAddr, Endpoint>>,
 ) {
     let mut current: BTreeSet<SocketAddr> = BTreeSet::new();
@@ -197,7 +211,9 @@ async fn follow_addresses(
                     }
                 }
                 for new in found.difference(&current) {
-                    let Ok(endpoint) = crate::client::endpoint(format!("{scheme}://{new}")) else {
+                    let Ok(endpoint) =
+                        crate::client::endpoint(format!("{scheme}://{new}"), tls.as_ref())
+                    else {
                         continue;
                     };
                     if changes.send(Change::Insert(*new, endpoint)).await.is_err() {

@@ -1,0 +1,766 @@
+//! Trust end to end on real servers over PostgreSQL: TLS and mTLS with certificates of a test
+//! CA, bearer tokens and roles with keys made inside each test.
+
+use std::{path::PathBuf, time::Duration};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use zonerank_api::v1::{
+    self, ingestion_service_client::IngestionServiceClient,
+    metrics_service_client::MetricsServiceClient, ranking_service_client::RankingServiceClient,
+};
+use zonerank_integration_tests::{RunningServer, seed_regions, server_args};
+use zonerank_server::{
+    ServerArgs, Services,
+    auth::keys::{KeyKind, SigningKey, TokenClaims},
+    client::Bearer,
+};
+use zonerank_storage::test_support::TestDatabase;
+
+/// A certificate authority made for one test.
+struct TestCa {
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl TestCa {
+    fn new(name: &str) -> TestCa {
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key).expect("CA certificate");
+        TestCa {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A certificate and its key, in PEM, for `names` and `purpose`.
+    fn issue(&self, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> (String, String) {
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params.extended_key_usages = vec![purpose];
+        let cert = params.signed_by(&key, &self.issuer).expect("certificate");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn server_cert(&self) -> (String, String) {
+        self.issue(
+            &["localhost", "127.0.0.1"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
+    }
+
+    fn client_cert(&self) -> (String, String) {
+        self.issue(&["ranking.zonerank"], ExtendedKeyUsagePurpose::ClientAuth)
+    }
+}
+
+/// Files of one test: certificates and keys written where the server reads them.
+struct Files(tempfile::TempDir);
+
+impl Files {
+    fn new() -> Files {
+        Files(tempfile::tempdir().expect("temporary directory"))
+    }
+
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.0.path().join(name);
+        std::fs::write(&path, content).expect("write");
+        path
+    }
+}
+
+/// Server settings over a fresh PostgreSQL database, serving TLS with `ca`'s certificate.
+async fn tls_server_args(files: &Files, ca: &TestCa) -> (ServerArgs, TestDatabase) {
+    let database = TestDatabase::postgres().await.expect("test database");
+    let mut args = server_args(&database.url, None);
+    let (cert, key) = ca.server_cert();
+    args.tls.tls_cert = Some(files.write("server.pem", &cert));
+    args.tls.tls_key = Some(files.write("server.key", &key));
+    (args, database)
+}
+
+fn trusting(ca: &TestCa) -> ClientTlsConfig {
+    ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&ca.pem))
+        .domain_name("localhost")
+}
+
+/// Whether a health check of `url` over `tls` answers.
+async fn health_answers(url: &str, tls: Option<&ClientTlsConfig>) -> bool {
+    let Ok(channel) = zonerank_server::client::connect(url.to_string(), tls).await else {
+        return false;
+    };
+    HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .is_ok()
+}
+
+/// A plaintext HTTP/2 client of `url`, as `grpcurl -plaintext` would be.
+async fn plaintext_answers(url: &str) -> bool {
+    let Ok(channel) = Channel::from_shared(url.to_string())
+        .expect("url")
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+    else {
+        return false;
+    };
+    HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_client_trusting_the_ca_is_served_over_tls_and_a_plaintext_client_is_refused() {
+    let files = Files::new();
+    let ca = TestCa::new("zonerank test CA");
+    let (args, database) = tls_server_args(&files, &ca).await;
+    let server =
+        RunningServer::start_with_tls(args, Services::ALL_IN_ONE, Some(trusting(&ca))).await;
+
+    let mut client = IngestionServiceClient::new(server.channel().await);
+    let counts = client
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions: seed_regions(),
+            ..Default::default()
+        })
+        .await
+        .expect("regions over TLS")
+        .into_inner()
+        .counts
+        .expect("counts");
+    assert_eq!(counts.created, seed_regions().len() as i64);
+
+    assert!(
+        !plaintext_answers(&server.url).await,
+        "a plaintext client must not be served by a TLS server"
+    );
+    let other = TestCa::new("another CA");
+    assert!(
+        !health_answers(&server.url, Some(&trusting(&other))).await,
+        "a client trusting another CA must refuse the server's certificate"
+    );
+
+    server.stop().await;
+    database.drop().await.expect("drop");
+}
+
+#[tokio::test]
+async fn with_a_client_ca_only_clients_with_a_certificate_it_signed_are_served() {
+    let files = Files::new();
+    let ca = TestCa::new("zonerank test CA");
+    let (mut args, database) = tls_server_args(&files, &ca).await;
+    args.tls.tls_client_ca = Some(files.write("clients-ca.pem", &ca.pem));
+    let (cert, key) = ca.client_cert();
+    let with_cert = trusting(&ca).identity(Identity::from_pem(&cert, &key));
+    let server =
+        RunningServer::start_with_tls(args, Services::ALL_IN_ONE, Some(with_cert.clone())).await;
+
+    assert!(health_answers(&server.url, Some(&with_cert)).await);
+    assert!(
+        !health_answers(&server.url, Some(&trusting(&ca))).await,
+        "a client without a certificate must be refused"
+    );
+    let stranger = TestCa::new("a stranger's CA");
+    let (cert, key) = stranger.client_cert();
+    let foreign = trusting(&ca).identity(Identity::from_pem(&cert, &key));
+    assert!(
+        !health_answers(&server.url, Some(&foreign)).await,
+        "a client certificate from another CA must be refused"
+    );
+
+    server.stop().await;
+    database.drop().await.expect("drop");
+}
+
+#[tokio::test]
+async fn a_rotated_certificate_serves_new_connections_without_a_restart() {
+    let files = Files::new();
+    let old_ca = TestCa::new("old CA");
+    let (args, database) = tls_server_args(&files, &old_ca).await;
+    let cert_path = args.tls.tls_cert.clone().expect("cert");
+    let key_path = args.tls.tls_key.clone().expect("key");
+    let server =
+        RunningServer::start_with_tls(args, Services::ALL_IN_ONE, Some(trusting(&old_ca))).await;
+    let new_ca = TestCa::new("new CA");
+    assert!(!health_answers(&server.url, Some(&trusting(&new_ca))).await);
+
+    // As cert-manager does: the files are replaced in place.
+    let (cert, key) = new_ca.server_cert();
+    std::fs::write(&key_path, key).expect("key");
+    std::fs::write(&cert_path, cert).expect("cert");
+    let mut rotated = false;
+    for _ in 0..40 {
+        if health_answers(&server.url, Some(&trusting(&new_ca))).await {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rotated, "the new certificate was never served");
+    assert!(!health_answers(&server.url, Some(&trusting(&old_ca))).await);
+
+    server.stop().await;
+    database.drop().await.expect("drop");
+}
+
+#[tokio::test]
+async fn ranking_calls_the_metrics_service_over_mtls() {
+    let files = Files::new();
+    let ca = TestCa::new("zonerank test CA");
+    let (mut args, database) = tls_server_args(&files, &ca).await;
+    database.migrated_store().await.expect("migrate");
+    args.tls.tls_client_ca = Some(files.write("clients-ca.pem", &ca.pem));
+    let (cert, key) = ca.client_cert();
+    let client_cert = files.write("client.pem", &cert);
+    let client_key = files.write("client.key", &key);
+    let as_client = trusting(&ca).identity(Identity::from_pem(&cert, &key));
+
+    let metrics =
+        RunningServer::start_with_tls(args.clone(), Services::METRICS, Some(as_client.clone()))
+            .await;
+    let mut ranking_args = args.clone();
+    ranking_args.metrics_addr = Some(metrics.url.replace("127.0.0.1", "localhost"));
+    ranking_args.metrics_tls.ca_cert = Some(files.write("ca.pem", &ca.pem));
+    let mut without_cert = ranking_args.clone();
+    ranking_args.metrics_tls.client_cert = Some(client_cert);
+    ranking_args.metrics_tls.client_key = Some(client_key);
+    without_cert.metrics_tls.client_cert = None;
+    let ranking =
+        RunningServer::start_with_tls(ranking_args, Services::RANKING, Some(as_client.clone()))
+            .await;
+    let refused =
+        RunningServer::start_with_tls(without_cert, Services::RANKING, Some(as_client)).await;
+
+    // Nothing is stored, so the run ranks no one; it could run only by reaching the metrics
+    // service with the certificate.
+    let run = compute(&ranking)
+        .await
+        .expect("ranked through mTLS")
+        .into_inner();
+    assert_eq!(run.run.expect("run").entity_count, 0);
+    // Without a client certificate the TLS 1.3 handshake completes and the server's alert
+    // arrives with the first request: a transport error.
+    let status = compute(&refused).await.expect_err("metrics must refuse");
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown
+        ),
+        "{status:?}"
+    );
+
+    refused.stop().await;
+    ranking.stop().await;
+    metrics.stop().await;
+    database.drop().await.expect("drop");
+}
+
+async fn compute(
+    server: &RunningServer,
+) -> Result<tonic::Response<v1::ComputeRankingResponse>, tonic::Status> {
+    RankingServiceClient::new(server.channel().await)
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: "enterprise-per-mu".into(),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+}
+
+// ---- Callers: tokens and roles ----
+
+const ISSUER: &str = "https://id.zonerank.test";
+const AUDIENCE: &str = "zonerank";
+
+/// A server over a fresh PostgreSQL database that checks tokens against `key`'s key set.
+struct AuthServer {
+    server: RunningServer,
+    database: TestDatabase,
+    key: SigningKey,
+    files: Files,
+}
+
+impl AuthServer {
+    async fn start() -> AuthServer {
+        let files = Files::new();
+        let key = SigningKey::generate(KeyKind::Ed25519).expect("key");
+        let jwks = serde_json::to_string(&key.jwks()).expect("jwks");
+        let database = TestDatabase::postgres().await.expect("test database");
+        let mut args = server_args(&database.url, None);
+        args.auth.auth_jwks = Some(files.write("jwks.json", &jwks));
+        args.auth.auth_issuer = Some(ISSUER.into());
+        args.auth.auth_audience = Some(AUDIENCE.into());
+        let server = RunningServer::start(args, Services::ALL_IN_ONE).await;
+        AuthServer {
+            server,
+            database,
+            key,
+            files,
+        }
+    }
+
+    fn token(&self, sub: &str, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        self.key
+            .sign(
+                &TokenClaims {
+                    subject: sub,
+                    roles: &roles,
+                    regions: &[],
+                    issuer: ISSUER,
+                    audience: AUDIENCE,
+                    ttl_secs: 3600,
+                }
+                .to_json(),
+            )
+            .expect("token")
+    }
+
+    async fn ingestion(&self, token: Option<&str>) -> IngestionServiceClient<Authorized> {
+        IngestionServiceClient::with_interceptor(
+            self.server.channel().await,
+            Bearer::new(token).expect("bearer"),
+        )
+    }
+
+    async fn metrics(&self, token: &str) -> MetricsServiceClient<Authorized> {
+        MetricsServiceClient::with_interceptor(
+            self.server.channel().await,
+            Bearer::new(Some(token)).expect("bearer"),
+        )
+    }
+
+    async fn ranking(&self, token: &str) -> RankingServiceClient<Authorized> {
+        RankingServiceClient::with_interceptor(
+            self.server.channel().await,
+            Bearer::new(Some(token)).expect("bearer"),
+        )
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+        self.database.drop().await.expect("drop");
+    }
+}
+
+type Authorized = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
+/// What ListRegions answers with `authorization` set to exactly `header` (or none).
+async fn list_regions_with(server: &AuthServer, header: Option<&str>) -> Result<(), tonic::Status> {
+    let mut request = tonic::Request::new(v1::ListRegionsRequest::default());
+    if let Some(header) = header {
+        request
+            .metadata_mut()
+            .insert("authorization", header.parse().expect("ascii"));
+    }
+    IngestionServiceClient::new(server.server.channel().await)
+        .list_regions(request)
+        .await
+        .map(|_| ())
+}
+
+fn claims(
+    sub: &str,
+    exp_from_now: i64,
+    nbf_from_now: i64,
+    iss: &str,
+    aud: &str,
+) -> serde_json::Value {
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    serde_json::json!({
+        "sub": sub, "iss": iss, "aud": aud,
+        "exp": now + exp_from_now, "nbf": now + nbf_from_now,
+        "zonerank_roles": ["viewer"],
+    })
+}
+
+#[tokio::test]
+async fn tokens_are_checked_and_every_bad_one_is_unauthenticated() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let server = AuthServer::start().await;
+    let bearer = |token: String| format!("Bearer {token}");
+
+    let valid = server
+        .key
+        .sign(&claims("alice", 3600, 0, ISSUER, AUDIENCE))
+        .unwrap();
+    list_regions_with(&server, Some(&bearer(valid.clone())))
+        .await
+        .expect("a valid token is served");
+
+    let other_key = SigningKey::generate(KeyKind::Ed25519).unwrap();
+    // Another key with the kid of ours: the signature, not the kid, decides.
+    let forged = {
+        let token = other_key
+            .sign(&claims("mallory", 3600, 0, ISSUER, AUDIENCE))
+            .unwrap();
+        let ours = server.key.jwk().common.key_id.unwrap();
+        let header = URL_SAFE_NO_PAD
+            .encode(serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": ours}).to_string());
+        let (_, rest) = token.split_once('.').unwrap();
+        format!("{header}.{rest}")
+    };
+    let unsigned = {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let payload =
+            URL_SAFE_NO_PAD.encode(claims("mallory", 3600, 0, ISSUER, AUDIENCE).to_string());
+        format!("{header}.{payload}.")
+    };
+    // HMAC keyed with our public key, as if the verifier took the JWK for a shared secret.
+    let hmac_with_public_key = {
+        let jwk = server.key.jwk();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = jwk.common.key_id.clone();
+        let jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(public) = &jwk.algorithm else {
+            panic!("an Ed25519 key")
+        };
+        let secret = URL_SAFE_NO_PAD.decode(&public.x).unwrap();
+        jsonwebtoken::encode(
+            &header,
+            &claims("mallory", 3600, 0, ISSUER, AUDIENCE),
+            &jsonwebtoken::EncodingKey::from_secret(&secret),
+        )
+        .unwrap()
+    };
+    let cases: Vec<(&str, Option<String>)> = vec![
+        (
+            "HMAC with the public key",
+            Some(bearer(hmac_with_public_key)),
+        ),
+        (
+            "expired",
+            Some(bearer(
+                server
+                    .key
+                    .sign(&claims("alice", -3600, -7200, ISSUER, AUDIENCE))
+                    .unwrap(),
+            )),
+        ),
+        (
+            "not yet valid",
+            Some(bearer(
+                server
+                    .key
+                    .sign(&claims("alice", 7200, 3600, ISSUER, AUDIENCE))
+                    .unwrap(),
+            )),
+        ),
+        (
+            "wrong issuer",
+            Some(bearer(
+                server
+                    .key
+                    .sign(&claims("alice", 3600, 0, "https://evil.test", AUDIENCE))
+                    .unwrap(),
+            )),
+        ),
+        (
+            "wrong audience",
+            Some(bearer(
+                server
+                    .key
+                    .sign(&claims("alice", 3600, 0, ISSUER, "other-app"))
+                    .unwrap(),
+            )),
+        ),
+        (
+            "another key",
+            Some(bearer(
+                other_key
+                    .sign(&claims("mallory", 3600, 0, ISSUER, AUDIENCE))
+                    .unwrap(),
+            )),
+        ),
+        ("another key under our kid", Some(bearer(forged))),
+        ("alg none", Some(bearer(unsigned))),
+        ("garbage", Some(bearer("not.a.jwt".into()))),
+        ("not bearer", Some(format!("Basic {valid}"))),
+        ("missing", None),
+    ];
+    for (case, header) in cases {
+        let status = list_regions_with(&server, header.as_deref())
+            .await
+            .expect_err(case);
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unauthenticated,
+            "{case}: {status:?}"
+        );
+    }
+
+    // Health and reflection answer without a token.
+    let channel = server.server.channel().await;
+    HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("health without a token");
+    let listed = zonerank_integration_tests::reflection_v1_services(channel).await;
+    assert!(
+        listed.contains(&"zonerank.v1.RankingService".to_string()),
+        "reflection without a token: {listed:?}"
+    );
+    server.stop().await;
+}
+
+fn needed_role(status: &tonic::Status) -> (String, String) {
+    use tonic_types::StatusExt;
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    (
+        info.metadata.get("principal").cloned().unwrap_or_default(),
+        info.metadata
+            .get("needed_role")
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn each_role_may_do_what_the_model_says_and_nothing_more() {
+    let server = AuthServer::start().await;
+    let admin = server.token("root", &["admin"]);
+    let viewer = server.token("reader", &["viewer"]);
+    let submitter = server.token("bureau-luoyang", &["submitter"]);
+    let assessor = server.token("commerce-dept", &["assessor"]);
+
+    server
+        .ingestion(Some(&admin))
+        .await
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions: seed_regions(),
+            ..Default::default()
+        })
+        .await
+        .expect("admin writes regions");
+
+    // A submitter writes zones and observations, but not regions or schemes.
+    let mut as_submitter = server.ingestion(Some(&submitter)).await;
+    as_submitter
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones: vec![v1::Zone {
+                id: "410323-XA".into(),
+                name: "新安县产业集聚区".into(),
+                region_code: "410323".into(),
+                kind: v1::ZoneKind::AgglomerationZone as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("submitter writes zones");
+    let figures =
+        "entity_kind,entity_id,indicator,period,value,unit\nZONE,410323-XA,tax,2023,11400,万元\n";
+    let imported = as_submitter
+        .import_csv(v1::ImportCsvRequest {
+            content: figures.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("submitter imports")
+        .into_inner();
+    assert!(!imported.dry_run);
+    let status = as_submitter
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions: seed_regions(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("submitter may not write regions");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        needed_role(&status),
+        ("bureau-luoyang".into(), "admin".into())
+    );
+
+    let builtin = server
+        .ranking(&viewer)
+        .await
+        .get_scheme(v1::GetSchemeRequest {
+            scheme_id: "enterprise-per-mu".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("viewer reads schemes")
+        .into_inner()
+        .scheme
+        .expect("scheme");
+    let mut scheme = builtin.clone();
+    scheme.id = "trust-assessment".into();
+    let status = server
+        .ranking(&submitter)
+        .await
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(scheme.clone()),
+        })
+        .await
+        .expect_err("submitter may not create schemes");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(needed_role(&status).1, "assessor");
+
+    // A viewer computes metrics but cannot import.
+    let computed = server
+        .metrics(&viewer)
+        .await
+        .compute_metrics(v1::ComputeMetricsRequest {
+            metrics: vec!["tax".into()],
+            period: "2023".into(),
+            cohort: Some(v1::CohortSelector {
+                entity_kind: v1::EntityKind::Zone as i32,
+                region_code: "410300".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("viewer computes metrics")
+        .into_inner();
+    assert_eq!(computed.table.expect("table").rows.len(), 1);
+    let status = server
+        .ingestion(Some(&viewer))
+        .await
+        .import_csv(v1::ImportCsvRequest {
+            content: figures.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("viewer may not import");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(needed_role(&status), ("reader".into(), "submitter".into()));
+
+    // An assessor creates schemes and computes runs, but writes no figures.
+    let mut as_assessor = server.ranking(&assessor).await;
+    let created = as_assessor
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(scheme),
+        })
+        .await
+        .expect("assessor creates schemes")
+        .into_inner();
+    assert_eq!(created.scheme.expect("scheme").id, "trust-assessment");
+    as_assessor
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: "enterprise-per-mu".into(),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("assessor computes a run");
+    let status = server
+        .ingestion(Some(&assessor))
+        .await
+        .import_csv(v1::ImportCsvRequest {
+            content: figures.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("assessor may not import");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+
+    // A token without a known role reads nothing.
+    let nobody = server.token("nobody", &["superuser"]);
+    let status = server
+        .ingestion(Some(&nobody))
+        .await
+        .list_regions(v1::ListRegionsRequest::default())
+        .await
+        .expect_err("no role");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_ranking_service_calls_the_metrics_service_with_the_callers_token() {
+    let files = Files::new();
+    let key = SigningKey::generate(KeyKind::P256).expect("key");
+    let database = TestDatabase::postgres().await.expect("test database");
+    database.migrated_store().await.expect("migrate");
+    let mut args = server_args(&database.url, None);
+    args.auth.auth_jwks = Some(files.write(
+        "jwks.json",
+        &serde_json::to_string(&key.jwks()).expect("jwks"),
+    ));
+    args.auth.auth_issuer = Some(ISSUER.into());
+    args.auth.auth_audience = Some(AUDIENCE.into());
+    let metrics = RunningServer::start(args.clone(), Services::METRICS).await;
+    let mut ranking_args = args;
+    ranking_args.metrics_addr = Some(metrics.url.clone());
+    let ranking = RunningServer::start(ranking_args, Services::RANKING).await;
+
+    let token = key
+        .sign(
+            &TokenClaims {
+                subject: "commerce-dept",
+                roles: &["assessor".to_string()],
+                regions: &[],
+                issuer: ISSUER,
+                audience: AUDIENCE,
+                ttl_secs: 600,
+            }
+            .to_json(),
+        )
+        .expect("token");
+    let run = RankingServiceClient::with_interceptor(
+        ranking.channel().await,
+        Bearer::new(Some(&token)).expect("bearer"),
+    )
+    .compute_ranking(v1::ComputeRankingRequest {
+        scheme_id: "enterprise-per-mu".into(),
+        period: "2023".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("the metrics service accepted the forwarded ES256 token")
+    .into_inner();
+    assert_eq!(run.run.expect("run").scheme_id, "enterprise-per-mu");
+
+    ranking.stop().await;
+    metrics.stop().await;
+    database.drop().await.expect("drop");
+}
+
+#[tokio::test]
+async fn a_rotated_key_set_is_read_without_a_restart() {
+    let server = AuthServer::start().await;
+    let next = SigningKey::generate(KeyKind::P256).expect("key");
+    let token = next
+        .sign(&claims("alice", 3600, 0, ISSUER, AUDIENCE))
+        .expect("token");
+    let header = format!("Bearer {token}");
+    let status = list_regions_with(&server, Some(&header))
+        .await
+        .expect_err("a key not yet in the set");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+
+    // The key set now holds the new key alone.
+    server.files.write(
+        "jwks.json",
+        &serde_json::to_string(&next.jwks()).expect("jwks"),
+    );
+    let mut accepted = false;
+    for _ in 0..40 {
+        if list_regions_with(&server, Some(&header)).await.is_ok() {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted, "the new key was never accepted");
+    let old = server.token("alice", &["viewer"]);
+    let status = list_regions_with(&server, Some(&format!("Bearer {old}")))
+        .await
+        .expect_err("the removed key");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    server.stop().await;
+}
