@@ -9,8 +9,9 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use zonerank_domain::{
-    catalog::{Direction, Indicator, IndicatorKind},
+    catalog::{Catalog, Direction, Indicator, IndicatorKind},
     entity::{EntityKind, RegionLevel},
+    region::RegionTree,
     unit::Unit,
 };
 
@@ -149,6 +150,15 @@ pub(crate) fn region_record(r: region::Model) -> Result<RegionRecord, StorageErr
         name_en: r.name_en,
         parent_code: r.parent_code,
     })
+}
+
+/// The tree of these regions.
+fn region_tree_of(regions: impl IntoIterator<Item = RegionRecord>) -> RegionTree {
+    RegionTree::new(
+        regions
+            .into_iter()
+            .map(|r| (r.code, r.level, r.parent_code)),
+    )
 }
 
 pub(crate) fn region_model(r: &RegionRecord) -> region::ActiveModel {
@@ -398,31 +408,14 @@ impl Store {
         regions_in(&self.db).await
     }
 
+    /// The region tree of every stored region.
+    pub async fn region_tree(&self) -> Result<RegionTree, StorageError> {
+        Ok(region_tree_of(self.regions().await?))
+    }
+
     /// The codes of `root` and every region under it.
     pub async fn region_subtree(&self, root: &str) -> Result<BTreeSet<String>, StorageError> {
-        let parents: Vec<(String, Option<String>)> = region::Entity::find()
-            .select_only()
-            .column(region::Column::Code)
-            .column(region::Column::ParentCode)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let mut children: HashMap<String, Vec<String>> = HashMap::new();
-        for (code, parent) in parents {
-            if let Some(parent) = parent {
-                children.entry(parent).or_default().push(code);
-            }
-        }
-        let mut subtree = BTreeSet::new();
-        let mut stack = vec![root.to_string()];
-        while let Some(code) = stack.pop() {
-            if subtree.insert(code.clone())
-                && let Some(kids) = children.get(&code)
-            {
-                stack.extend(kids.iter().cloned());
-            }
-        }
-        Ok(subtree)
+        Ok(self.region_tree().await?.subtree(root))
     }
 
     /// One page of zones ordered by id, after the id `after`.
@@ -525,6 +518,11 @@ impl Store {
     /// The whole catalog, ordered by code, each with its built-in flag.
     pub async fn indicators(&self) -> Result<Vec<(Indicator, bool)>, StorageError> {
         indicators_in(&self.db).await
+    }
+
+    /// The stored catalog, the one every reader of indicators looks codes up in.
+    pub async fn catalog(&self) -> Result<Catalog, StorageError> {
+        Ok(Catalog::new(indicators_in(&self.db).await?))
     }
 
     /// The targets of one entity, optionally of one period, ordered by period then metric.

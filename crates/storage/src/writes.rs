@@ -149,6 +149,13 @@ impl Writes {
         indicators_in(&self.txn).await
     }
 
+    /// The catalog as this transaction sees it.
+    pub async fn catalog(&self) -> Result<zonerank_domain::catalog::Catalog, StorageError> {
+        Ok(zonerank_domain::catalog::Catalog::new(
+            indicators_in(&self.txn).await?,
+        ))
+    }
+
     /// Writes `models` with multi-row statements chunked under the bind limit.
     async fn upsert_rows<A>(
         &mut self,

@@ -9,6 +9,7 @@ use zonerank_domain::{
     entity::{EntityKind, validate_id},
     metric::parse_metric,
     period::Period,
+    region::RegionTree,
     unit::{Dimension, convert_to},
 };
 use zonerank_storage::{
@@ -214,27 +215,38 @@ pub async fn upsert_regions(
     faults
         .exist(&writes, EntityKind::Region, parents, &in_request)
         .await?;
-    // A parent chain must end at a root: a cycle would send every walk up the tree round for
-    // ever (group ranks, tier counts, zone totals).
-    let mut parent_of: HashMap<String, Option<String>> = stored
-        .into_values()
-        .map(|r| (r.code, r.parent_code))
-        .collect();
-    for r in &records {
-        parent_of.insert(r.code.clone(), r.parent_code.clone());
-    }
+    // The tree as the write would leave it. A parent chain must end at a root: a cycle would
+    // send every walk up the tree round for ever (group ranks, tier counts, zone totals).
+    let mut tree = RegionTree::new(
+        stored
+            .into_values()
+            .map(|r| (r.code, r.level, r.parent_code)),
+    );
+    tree.upsert(
+        records
+            .iter()
+            .map(|r| (r.code.clone(), r.level, r.parent_code.clone())),
+    );
     for (r, i) in records.iter().zip(&origin) {
-        let mut seen = HashSet::new();
-        let mut at = r.parent_code.clone();
-        while let Some(code) = at {
-            if code == r.code || !seen.insert(code.clone()) {
-                faults.add(
-                    format!("regions[{i}].parent_code"),
-                    format!("{} under {code} would make the region tree a cycle", r.code),
-                );
-                break;
-            }
-            at = parent_of.get(&code).cloned().flatten();
+        if let Some(code) = tree.cycle_at(&r.code) {
+            faults.add(
+                format!("regions[{i}].parent_code"),
+                format!(
+                    "{} under {} would make the region tree a cycle through {code}",
+                    r.code,
+                    r.parent_code.as_deref().unwrap_or_default()
+                ),
+            );
+        } else if let Err(e) = tree.check_parent(&r.code) {
+            faults.add(format!("regions[{i}].parent_code"), e);
+        } else if let Some(child) = tree
+            .children(&r.code)
+            .iter()
+            .find(|c| tree.check_parent(c).is_err())
+        {
+            // A changed level must still sit above the regions stored under it.
+            let e = tree.check_parent(child).unwrap_err();
+            faults.add(format!("regions[{i}].level"), format!("{child}: {e}"));
         }
     }
     faults.finish("regions", regions.len())?;
@@ -642,12 +654,7 @@ pub async fn upsert_targets(
 ) -> Result<UpsertCounts, ServiceError> {
     let mut writes = store.begin_writes().await?;
     let mut faults = Faults::default();
-    let catalog: HashMap<String, Indicator> = writes
-        .indicators()
-        .await?
-        .into_iter()
-        .map(|(i, _)| (i.code.clone(), i))
-        .collect();
+    let catalog = writes.catalog().await?;
     let mut records = Vec::with_capacity(targets.len());
     let mut origin = Vec::with_capacity(targets.len());
     let mut refs: Vec<(EntityKind, String, String)> = Vec::new();

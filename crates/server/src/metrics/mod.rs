@@ -3,7 +3,7 @@
 
 mod compute;
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use prost::Message;
 use tokio_stream::wrappers::ReceiverStream;
@@ -192,13 +192,13 @@ impl MetricsService for Metrics {
             })
             .collect();
         // Every indicator is a metric too.
-        let catalog = self.store.indicators().await.map_err(ServiceError::from)?;
-        definitions.extend(catalog.into_iter().map(|(i, _)| v1::MetricDefinition {
+        let catalog = self.store.catalog().await.map_err(ServiceError::from)?;
+        definitions.extend(catalog.entries().map(|(i, _)| v1::MetricDefinition {
             formula: format!("{} ({})", i.code, i.name_zh),
             unit: i.unit.symbol.to_string(),
             direction: direction_to_wire(i.direction),
             description: i.name_en.clone(),
-            name: i.code,
+            name: i.code.clone(),
         }));
         definitions.sort_by(|a, b| a.name.cmp(&b.name));
         let mut page: Vec<_> = definitions
@@ -474,40 +474,21 @@ impl MetricsService for Metrics {
         )
         .await?;
         // A zone counts for its own region and every region above it.
-        let parents: HashMap<String, Option<String>> = self
-            .store
-            .regions()
-            .await
-            .map_err(ServiceError::from)?
-            .into_iter()
-            .map(|r| (r.code, r.parent_code))
-            .collect();
-        let within = match &root {
-            Some(root) => Some(
-                self.store
-                    .region_subtree(root)
-                    .await
-                    .map_err(ServiceError::from)?,
-            ),
-            None => None,
-        };
+        let tree = self.store.region_tree().await.map_err(ServiceError::from)?;
+        let within = root.as_deref().map(|root| tree.subtree(root));
         let mut values_by_region: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
         for (member, values) in computed.members.iter().zip(&computed.values) {
             let Ok(value) = values[0][0] else { continue };
-            let mut region = member.region_code.clone();
-            let mut seen = std::collections::HashSet::new();
-            while let Some(code) = region {
-                // Ingestion refuses cycles; a hand-edited database still must not hang here.
-                if !seen.insert(code.clone()) {
-                    break;
-                }
-                if within.as_ref().is_none_or(|w| w.contains(&code)) {
+            let Some(region) = &member.region_code else {
+                continue;
+            };
+            for code in tree.ancestors(region) {
+                if within.as_ref().is_none_or(|w| w.contains(code)) {
                     values_by_region
-                        .entry(code.clone())
+                        .entry(code.to_string())
                         .or_default()
                         .push(value);
                 }
-                region = parents.get(&code).cloned().flatten();
             }
         }
         Ok(Response::new(v1::GetTierCountsResponse {
