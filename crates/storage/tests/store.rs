@@ -6,7 +6,8 @@ use std::{collections::BTreeSet, time::Duration};
 use sea_orm::{ConnectionTrait, Statement};
 use zonerank_domain::{
     catalog::{Direction, Indicator, IndicatorKind, builtin_indicator, builtin_indicators},
-    entity::{EntityKind, RegionLevel},
+    entity::{EntityKind, ProjectStatus, RegionLevel, ZoneKind},
+    metric::Comparator,
     period::Period,
 };
 use zonerank_storage::{
@@ -181,7 +182,7 @@ fn zone(id: &str, region_code: &str, kind: &str, tags: &[&str]) -> ZoneRecord {
         id: id.to_string(),
         name: format!("{id} 产业集聚区"),
         region_code: region_code.to_string(),
-        kind: kind.to_string(),
+        kind: ZoneKind::parse(kind).unwrap(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
         leading_industries: vec!["装备制造".to_string(), "新材料".to_string()],
     }
@@ -416,7 +417,7 @@ async fn case_zones(store: &Store) {
 
     // Kind filter.
     let by_kind = |kind: &str| ZoneFilter {
-        kind: Some(kind.to_string()),
+        kind: Some(ZoneKind::parse(kind).unwrap()),
         ..ZoneFilter::default()
     };
     assert_eq!(
@@ -464,7 +465,7 @@ async fn case_zones(store: &Store) {
     // Filters combine.
     let combined = ZoneFilter {
         region_code: Some("410300".to_string()),
-        kind: Some("AGGLOMERATION_ZONE".to_string()),
+        kind: Some(ZoneKind::AgglomerationZone),
         tags: strings(&[SUPPORT]),
     };
     assert_eq!(zone_ids(store, &combined).await, strings(&["ly-b"]));
@@ -1086,7 +1087,7 @@ fn target(kind: EntityKind, id: &str, metric: &str, p: &str, cmp: &str, v: f64) 
         entity_id: id.to_string(),
         metric: metric.to_string(),
         period: p.to_string(),
-        comparator: cmp.to_string(),
+        comparator: Comparator::parse(cmp).unwrap(),
         value: v,
         unit: "万元".to_string(),
         note: format!("{metric} {cmp} {v}"),
@@ -1180,7 +1181,7 @@ async fn case_targets(store: &Store) {
 
     // Upserting the same key replaces comparator, value, unit and note.
     let revised = TargetRecord {
-        comparator: "AT_MOST".to_string(),
+        comparator: Comparator::AtMost,
         value: 8_500_000.5,
         unit: "亿元".to_string(),
         note: "调整后".to_string(),
@@ -1364,14 +1365,14 @@ async fn case_existing_entities(store: &Store) {
                 id: "p-1".to_string(),
                 name: "轴承产业园".to_string(),
                 zone_id: "ly-a".to_string(),
-                status: "SIGNED".to_string(),
+                status: ProjectStatus::Signed,
                 planned_investment: 105_600.0,
             },
             ProjectRecord {
                 id: "p-2".to_string(),
                 name: "新材料基地".to_string(),
                 zone_id: "zmd-d".to_string(),
-                status: "UNDER_CONSTRUCTION".to_string(),
+                status: ProjectStatus::UnderConstruction,
                 planned_investment: 20_600.0,
             },
         ])
@@ -1591,7 +1592,7 @@ async fn case_writes_count_roll_back_and_remove(store: &Store) {
             id: "p-1".to_string(),
             name: "轴承产业园".to_string(),
             zone_id: "ly-a".to_string(),
-            status: "SIGNED".to_string(),
+            status: ProjectStatus::Signed,
             planned_investment: 105_600.0,
         }])
         .await

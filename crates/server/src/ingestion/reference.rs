@@ -3,11 +3,15 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use zonerank_api::{prost_types::FieldMask, v1};
+use zonerank_api::{
+    convert::{WireEnum, WireEnumError, enum_value},
+    prost_types::FieldMask,
+    v1,
+};
 use zonerank_domain::{
     catalog::{Indicator, builtin_indicator},
-    entity::{EntityKind, validate_id},
-    metric::parse_metric,
+    entity::{EntityKind, ProjectStatus, ZoneKind, validate_id},
+    metric::{Comparator, parse_metric},
     period::Period,
     region::RegionTree,
     unit::{Dimension, convert_to},
@@ -19,7 +23,7 @@ use zonerank_storage::{
 
 use crate::paging::{decode_page_token, encode_page_token, page_size};
 use crate::{
-    convert::{self, enum_suffix},
+    convert::{self, item_field},
     error::{ServiceError, Violation},
     ingestion::mask::Mask,
 };
@@ -31,6 +35,17 @@ struct Faults(Vec<Violation>);
 impl Faults {
     fn add(&mut self, field: String, reason: impl ToString) {
         self.0.push(Violation::new(field, reason));
+    }
+
+    /// The domain value of the wire enum number in `field`, or a fault recorded.
+    fn wire_enum<W: WireEnum, D: TryFrom<W, Error = WireEnumError>>(
+        &mut self,
+        field: String,
+        value: i32,
+    ) -> Option<D> {
+        enum_value::<W, D>(value)
+            .map_err(|e| self.add(field, e))
+            .ok()
     }
 
     /// The id normalized, or a fault recorded.
@@ -312,18 +327,7 @@ pub async fn upsert_zones(
             EntityKind::Region,
             &z.region_code,
         );
-        let kind = match v1::ZoneKind::try_from(z.kind) {
-            Ok(kind) if kind != v1::ZoneKind::Unspecified => {
-                enum_suffix(kind.as_str_name(), "ZONE_KIND_")
-            }
-            _ => {
-                faults.add(
-                    format!("zones[{i}].kind"),
-                    "must be AGGLOMERATION_ZONE, HIGH_TECH_ZONE, ECONOMIC_DEVELOPMENT_ZONE or INDUSTRIAL_PARK",
-                );
-                String::new()
-            }
-        };
+        let kind = faults.wire_enum::<v1::ZoneKind, _>(item_field("zones", i, "kind"), z.kind);
         for (t, tag) in z.tags.iter().enumerate() {
             if tag.trim().is_empty() || tag.len() > 128 {
                 faults.add(
@@ -336,7 +340,8 @@ pub async fn upsert_zones(
             id,
             name: z.name.trim().to_string(),
             region_code,
-            kind,
+            // A fault already refuses the request when the kind is missing.
+            kind: kind.unwrap_or(ZoneKind::AgglomerationZone),
             tags: z.tags.iter().map(|t| t.trim().to_string()).collect(),
             leading_industries: z.leading_industries.clone(),
         });
@@ -533,15 +538,8 @@ pub async fn upsert_projects(
             EntityKind::Zone,
             &p.zone_id,
         );
-        let status = match v1::ProjectStatus::try_from(p.status) {
-            Ok(s) if s != v1::ProjectStatus::Unspecified => {
-                enum_suffix(s.as_str_name(), "PROJECT_STATUS_")
-            }
-            _ => {
-                faults.add(format!("projects[{i}].status"), "must be set");
-                String::new()
-            }
-        };
+        let status =
+            faults.wire_enum::<v1::ProjectStatus, _>(item_field("projects", i, "status"), p.status);
         let planned_investment = match convert_to(p.planned_investment, &p.unit, Dimension::Cny) {
             Ok(v) if v.is_finite() && v >= 0.0 => v,
             Ok(_) => {
@@ -560,7 +558,8 @@ pub async fn upsert_projects(
             id,
             name: p.name.trim().to_string(),
             zone_id,
-            status,
+            // A fault already refuses the request when the status is missing.
+            status: status.unwrap_or(ProjectStatus::Negotiating),
             planned_investment,
         });
     }
@@ -679,18 +678,8 @@ pub async fn upsert_targets(
                 faults.add(format!("targets[{i}].period"), e);
                 String::new()
             });
-        let comparator = match v1::Comparator::try_from(t.comparator) {
-            Ok(c) if c != v1::Comparator::Unspecified => {
-                enum_suffix(c.as_str_name(), "COMPARATOR_")
-            }
-            _ => {
-                faults.add(
-                    format!("targets[{i}].comparator"),
-                    "must be AT_LEAST or AT_MOST",
-                );
-                String::new()
-            }
-        };
+        let comparator = faults
+            .wire_enum::<v1::Comparator, _>(item_field("targets", i, "comparator"), t.comparator);
         if !t.value.is_finite() {
             faults.add(format!("targets[{i}].value"), "must be a finite number");
         }
@@ -720,7 +709,8 @@ pub async fn upsert_targets(
             entity_id: id,
             metric,
             period,
-            comparator,
+            // A fault already refuses the request when the comparator is missing.
+            comparator: comparator.unwrap_or(Comparator::AtLeast),
             value,
             unit,
             note: t.note.clone(),
@@ -764,8 +754,7 @@ pub fn target_to_wire(t: TargetRecord) -> v1::Target {
         }),
         metric: t.metric,
         period: t.period,
-        comparator: v1::Comparator::from_str_name(&format!("COMPARATOR_{}", t.comparator))
-            .unwrap_or_default() as i32,
+        comparator: v1::Comparator::from(t.comparator) as i32,
         value: t.value,
         unit: t.unit,
         note: t.note,
@@ -872,8 +861,7 @@ pub fn zone_to_wire(z: ZoneRecord) -> v1::Zone {
         id: z.id,
         name: z.name,
         region_code: z.region_code,
-        kind: v1::ZoneKind::from_str_name(&format!("ZONE_KIND_{}", z.kind)).unwrap_or_default()
-            as i32,
+        kind: v1::ZoneKind::from(z.kind) as i32,
         tags: z.tags,
         leading_industries: z.leading_industries,
     }
@@ -885,10 +873,9 @@ pub async fn list_zones(
 ) -> Result<v1::ListZonesResponse, ServiceError> {
     let limit = page_size(request.page_size, 100, 1000)?;
     let after = decode_page_token(&request.page_token)?;
-    let kind = match v1::ZoneKind::try_from(request.kind) {
-        Ok(v1::ZoneKind::Unspecified) => None,
-        Ok(kind) => Some(enum_suffix(kind.as_str_name(), "ZONE_KIND_")),
-        Err(_) => return Err(ServiceError::invalid("kind", "unknown zone kind")),
+    let kind = match request.kind {
+        0 => None,
+        kind => Some(convert::enum_field::<v1::ZoneKind, _>("kind", kind)?),
     };
     let filter = ZoneFilter {
         region_code: Some(request.region_code.trim().to_string()).filter(|r| !r.is_empty()),

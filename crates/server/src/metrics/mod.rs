@@ -8,12 +8,15 @@ use std::time::Duration;
 use prost::Message;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use zonerank_api::v1::{self, metrics_service_server::MetricsService};
+use zonerank_api::{
+    convert::{WireEnumError, enum_value},
+    v1::{self, metrics_service_server::MetricsService},
+};
 use zonerank_cache::{Cache, CacheKey};
 use zonerank_domain::{
     catalog::Direction,
-    entity::EntityKind,
-    metric::{self, Comparator, Metric, Missing, TargetStatus},
+    entity::{EntityKind, ZoneKind},
+    metric::{self, Metric, Missing, TargetStatus},
     period::Period,
     unit::Unit,
 };
@@ -22,7 +25,7 @@ use zonerank_storage::{CohortQuery, Store};
 pub use compute::{Catalog, Computed, compute};
 
 use crate::{
-    convert::{self, enum_suffix, timestamp_micros},
+    convert::{self, timestamp_micros},
     error::ServiceError,
     ingestion::entity_ref,
     paging::{decode_page_token, encode_page_token, page_size},
@@ -63,10 +66,10 @@ pub fn cohort_query(cohort: Option<&v1::CohortSelector>) -> Result<CohortQuery, 
             ..Default::default()
         });
     };
-    let zone_kind = match v1::ZoneKind::try_from(c.zone_kind) {
-        Ok(v1::ZoneKind::Unspecified) => None,
-        Ok(k) => Some(enum_suffix(k.as_str_name(), "ZONE_KIND_")),
-        Err(_) => {
+    let zone_kind = match enum_value::<v1::ZoneKind, ZoneKind>(c.zone_kind) {
+        Ok(kind) => Some(kind),
+        Err(WireEnumError::Unspecified { .. }) => None,
+        Err(WireEnumError::Undefined { .. }) => {
             return Err(ServiceError::not_found(
                 "zonerank.v1.ZoneKind",
                 c.zone_kind.to_string(),
@@ -407,11 +410,7 @@ impl MetricsService for Metrics {
                     period: evaluated,
                 }))
             };
-            let comparator = if target.comparator == "AT_MOST" {
-                Comparator::AtMost
-            } else {
-                Comparator::AtLeast
-            };
+            let comparator = target.comparator;
             let goal = in_metric_unit(target.value, &target.unit, &metric.unit);
             let result = metric::progress(
                 comparator,
