@@ -96,6 +96,7 @@ backends!(case_migrations);
 backends!(raw case_unmigrated_schema);
 backends!(case_regions_and_subtree);
 backends!(case_zones);
+backends!(case_stored_names_that_do_not_parse_are_corrupt);
 backends!(case_observations);
 backends!(case_period_range_filter);
 backends!(case_dry_run);
@@ -110,6 +111,46 @@ backends!(case_pages_of_observations_targets_and_enterprises);
 backends!(case_as_of_stable_across_an_open_import);
 backends!(case_committed_version_is_one_commit);
 backends!(raw case_commit_stamps_backfill);
+
+/// A stored zone kind or leading-industries list that does not read back is an error, never
+/// a default.
+async fn case_stored_names_that_do_not_parse_are_corrupt(store: &Store) {
+    store.upsert_regions(&henan()).await.unwrap();
+    let ok = zone("ly-a", "410300", "HIGH_TECH_ZONE", &[]);
+    store.upsert_zones(std::slice::from_ref(&ok)).await.unwrap();
+    let ids = ["ly-a".to_string()];
+    assert_eq!(store.zones_by_id(&ids).await.unwrap(), [ok]);
+    let db = store.connection();
+    for (column, value, what) in [
+        ("kind", "SPACEPORT", "kind"),
+        ("leading_industries", "not json", "leading industries"),
+    ] {
+        db.execute_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("UPDATE zones SET {column} = '{value}' WHERE id = 'ly-a'"),
+        ))
+        .await
+        .unwrap();
+        match store.zones_by_id(&ids).await {
+            Err(StorageError::Corrupt(message)) => {
+                assert!(message.contains("zone ly-a has"), "{message}");
+                assert!(message.contains(what), "{message}");
+            }
+            other => panic!("{column}: {other:?}"),
+        }
+        let restore = if column == "kind" {
+            "HIGH_TECH_ZONE"
+        } else {
+            "[]"
+        };
+        db.execute_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("UPDATE zones SET {column} = '{restore}' WHERE id = 'ly-a'"),
+        ))
+        .await
+        .unwrap();
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // helpers
