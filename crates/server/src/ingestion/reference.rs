@@ -178,25 +178,29 @@ pub async fn upsert_regions(
     // the request's index, not the record's.
     let mut origin = Vec::with_capacity(regions.len());
     for (i, r) in regions.iter().enumerate() {
-        let code = faults.id(format!("regions[{i}].code"), EntityKind::Region, &r.code);
-        faults.name(format!("regions[{i}].name"), &r.name);
+        let code = faults.id(
+            item_field("regions", i, "code"),
+            EntityKind::Region,
+            &r.code,
+        );
+        faults.name(item_field("regions", i, "name"), &r.name);
         let level = convert::region_level(r.level);
         if level.is_none() {
             faults.add(
-                format!("regions[{i}].level"),
+                item_field("regions", i, "level"),
                 "must be PROVINCE, CITY or COUNTY",
             );
         }
         let parent = (!r.parent_code.trim().is_empty()).then(|| {
             faults.id(
-                format!("regions[{i}].parent_code"),
+                item_field("regions", i, "parent_code"),
                 EntityKind::Region,
                 &r.parent_code,
             )
         });
         if parent.as_deref() == Some(code.as_str()) && !code.is_empty() {
             faults.add(
-                format!("regions[{i}].parent_code"),
+                item_field("regions", i, "parent_code"),
                 "a region cannot be its own parent",
             );
         }
@@ -215,7 +219,7 @@ pub async fn upsert_regions(
         records
             .iter()
             .zip(&origin)
-            .map(|(r, i)| (format!("regions[{i}].code"), r.code.clone())),
+            .map(|(r, i)| (item_field("regions", *i, "code"), r.code.clone())),
     );
     let in_request: HashSet<String> = records.iter().map(|r| r.code.clone()).collect();
     let parents = records
@@ -224,7 +228,7 @@ pub async fn upsert_regions(
         .filter_map(|(r, i)| {
             r.parent_code
                 .clone()
-                .map(|p| (format!("regions[{i}].parent_code"), p))
+                .map(|p| (item_field("regions", *i, "parent_code"), p))
         })
         .collect();
     faults
@@ -245,7 +249,7 @@ pub async fn upsert_regions(
     for (r, i) in records.iter().zip(&origin) {
         if let Some(code) = tree.cycle_at(&r.code) {
             faults.add(
-                format!("regions[{i}].parent_code"),
+                item_field("regions", *i, "parent_code"),
                 format!(
                     "{} under {} would make the region tree a cycle through {code}",
                     r.code,
@@ -253,7 +257,7 @@ pub async fn upsert_regions(
                 ),
             );
         } else if let Err(e) = tree.check_parent(&r.code) {
-            faults.add(format!("regions[{i}].parent_code"), e);
+            faults.add(item_field("regions", *i, "parent_code"), e);
         } else if let Some(child) = tree
             .children(&r.code)
             .iter()
@@ -261,7 +265,7 @@ pub async fn upsert_regions(
         {
             // A changed level must still sit above the regions stored under it.
             let e = tree.check_parent(child).unwrap_err();
-            faults.add(format!("regions[{i}].level"), format!("{child}: {e}"));
+            faults.add(item_field("regions", *i, "level"), format!("{child}: {e}"));
         }
     }
     faults.finish("regions", regions.len())?;
@@ -320,10 +324,10 @@ pub async fn upsert_zones(
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(zones.len());
     for (i, z) in zones.iter().enumerate() {
-        let id = faults.id(format!("zones[{i}].id"), EntityKind::Zone, &z.id);
-        faults.name(format!("zones[{i}].name"), &z.name);
+        let id = faults.id(item_field("zones", i, "id"), EntityKind::Zone, &z.id);
+        faults.name(item_field("zones", i, "name"), &z.name);
         let region_code = faults.id(
-            format!("zones[{i}].region_code"),
+            item_field("zones", i, "region_code"),
             EntityKind::Region,
             &z.region_code,
         );
@@ -350,12 +354,12 @@ pub async fn upsert_zones(
         records
             .iter()
             .enumerate()
-            .map(|(i, z)| (format!("zones[{i}].id"), z.id.clone())),
+            .map(|(i, z)| (item_field("zones", i, "id"), z.id.clone())),
     );
     let regions = records
         .iter()
         .enumerate()
-        .map(|(i, z)| (format!("zones[{i}].region_code"), z.region_code.clone()))
+        .map(|(i, z)| (item_field("zones", i, "region_code"), z.region_code.clone()))
         .collect();
     faults
         .exist(&writes, EntityKind::Region, regions, &HashSet::new())
@@ -407,21 +411,21 @@ pub async fn upsert_enterprises(
     let mut records = Vec::with_capacity(enterprises.len());
     for (i, e) in enterprises.iter().enumerate() {
         let credit_code = faults.id(
-            format!("enterprises[{i}].credit_code"),
+            item_field("enterprises", i, "credit_code"),
             EntityKind::Enterprise,
             &e.credit_code,
         );
-        faults.name(format!("enterprises[{i}].name"), &e.name);
+        faults.name(item_field("enterprises", i, "name"), &e.name);
         let zone_id = (!e.zone_id.trim().is_empty()).then(|| {
             faults.id(
-                format!("enterprises[{i}].zone_id"),
+                item_field("enterprises", i, "zone_id"),
                 EntityKind::Zone,
                 &e.zone_id,
             )
         });
         if e.industry_code.trim().chars().count() > 8 {
             faults.add(
-                format!("enterprises[{i}].industry_code"),
+                item_field("enterprises", i, "industry_code"),
                 "a GB/T 4754 code of at most 8 characters, e.g. C3511",
             );
         }
@@ -435,7 +439,7 @@ pub async fn upsert_enterprises(
     }
     faults.unique(records.iter().enumerate().map(|(i, e)| {
         (
-            format!("enterprises[{i}].credit_code"),
+            item_field("enterprises", i, "credit_code"),
             e.credit_code.clone(),
         )
     }));
@@ -445,7 +449,7 @@ pub async fn upsert_enterprises(
         .filter_map(|(i, e)| {
             e.zone_id
                 .clone()
-                .map(|z| (format!("enterprises[{i}].zone_id"), z))
+                .map(|z| (item_field("enterprises", i, "zone_id"), z))
         })
         .collect();
     faults
@@ -467,16 +471,16 @@ pub async fn upsert_clusters(
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(clusters.len());
     for (i, c) in clusters.iter().enumerate() {
-        let id = faults.id(format!("clusters[{i}].id"), EntityKind::Cluster, &c.id);
-        faults.name(format!("clusters[{i}].name"), &c.name);
+        let id = faults.id(item_field("clusters", i, "id"), EntityKind::Cluster, &c.id);
+        faults.name(item_field("clusters", i, "name"), &c.name);
         let region_code = faults.id(
-            format!("clusters[{i}].region_code"),
+            item_field("clusters", i, "region_code"),
             EntityKind::Region,
             &c.region_code,
         );
         let zone_id = (!c.zone_id.trim().is_empty()).then(|| {
             faults.id(
-                format!("clusters[{i}].zone_id"),
+                item_field("clusters", i, "zone_id"),
                 EntityKind::Zone,
                 &c.zone_id,
             )
@@ -493,12 +497,17 @@ pub async fn upsert_clusters(
         records
             .iter()
             .enumerate()
-            .map(|(i, c)| (format!("clusters[{i}].id"), c.id.clone())),
+            .map(|(i, c)| (item_field("clusters", i, "id"), c.id.clone())),
     );
     let regions = records
         .iter()
         .enumerate()
-        .map(|(i, c)| (format!("clusters[{i}].region_code"), c.region_code.clone()))
+        .map(|(i, c)| {
+            (
+                item_field("clusters", i, "region_code"),
+                c.region_code.clone(),
+            )
+        })
         .collect();
     faults
         .exist(&writes, EntityKind::Region, regions, &HashSet::new())
@@ -509,7 +518,7 @@ pub async fn upsert_clusters(
         .filter_map(|(i, c)| {
             c.zone_id
                 .clone()
-                .map(|z| (format!("clusters[{i}].zone_id"), z))
+                .map(|z| (item_field("clusters", i, "zone_id"), z))
         })
         .collect();
     faults
@@ -531,10 +540,10 @@ pub async fn upsert_projects(
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(projects.len());
     for (i, p) in projects.iter().enumerate() {
-        let id = faults.id(format!("projects[{i}].id"), EntityKind::Project, &p.id);
-        faults.name(format!("projects[{i}].name"), &p.name);
+        let id = faults.id(item_field("projects", i, "id"), EntityKind::Project, &p.id);
+        faults.name(item_field("projects", i, "name"), &p.name);
         let zone_id = faults.id(
-            format!("projects[{i}].zone_id"),
+            item_field("projects", i, "zone_id"),
             EntityKind::Zone,
             &p.zone_id,
         );
@@ -544,13 +553,13 @@ pub async fn upsert_projects(
             Ok(v) if v.is_finite() && v >= 0.0 => v,
             Ok(_) => {
                 faults.add(
-                    format!("projects[{i}].planned_investment"),
+                    item_field("projects", i, "planned_investment"),
                     "must be a finite, non-negative amount",
                 );
                 0.0
             }
             Err(e) => {
-                faults.add(format!("projects[{i}].unit"), e);
+                faults.add(item_field("projects", i, "unit"), e);
                 0.0
             }
         };
@@ -567,12 +576,12 @@ pub async fn upsert_projects(
         records
             .iter()
             .enumerate()
-            .map(|(i, p)| (format!("projects[{i}].id"), p.id.clone())),
+            .map(|(i, p)| (item_field("projects", i, "id"), p.id.clone())),
     );
     let zones = records
         .iter()
         .enumerate()
-        .map(|(i, p)| (format!("projects[{i}].zone_id"), p.zone_id.clone()))
+        .map(|(i, p)| (item_field("projects", i, "zone_id"), p.zone_id.clone()))
         .collect();
     faults
         .exist(&writes, EntityKind::Zone, zones, &HashSet::new())
@@ -595,7 +604,7 @@ pub async fn upsert_indicators(
     for (i, ind) in indicators.iter().enumerate() {
         if builtin_indicator(ind.code.trim()).is_some() {
             faults.add(
-                format!("indicators[{i}].code"),
+                item_field("indicators", i, "code"),
                 format!(
                     "{:?} is a built-in indicator and cannot be redefined",
                     ind.code
@@ -605,14 +614,14 @@ pub async fn upsert_indicators(
         }
         let Some(kind) = convert::indicator_kind(ind.kind) else {
             faults.add(
-                format!("indicators[{i}].kind"),
+                item_field("indicators", i, "kind"),
                 "must be FLOW, STOCK or RATE",
             );
             continue;
         };
         let Some(direction) = convert::direction(ind.direction) else {
             faults.add(
-                format!("indicators[{i}].direction"),
+                item_field("indicators", i, "direction"),
                 "must be HIGHER_IS_BETTER or LOWER_IS_BETTER",
             );
             continue;
@@ -636,7 +645,7 @@ pub async fn upsert_indicators(
         records
             .iter()
             .zip(&origin)
-            .map(|(r, i)| (format!("indicators[{i}].code"), r.code.clone())),
+            .map(|(r, i)| (item_field("indicators", *i, "code"), r.code.clone())),
     );
     faults.finish("indicators", indicators.len())?;
     let mut writes = store.begin_writes().await?;
@@ -660,49 +669,49 @@ pub async fn upsert_targets(
     for (i, t) in targets.iter().enumerate() {
         let entity = t.entity.clone().unwrap_or_default();
         let Some(kind) = convert::entity_kind(entity.kind) else {
-            faults.add(format!("targets[{i}].entity.kind"), "must be set");
+            faults.add(item_field("targets", i, "entity.kind"), "must be set");
             continue;
         };
-        let id = faults.id(format!("targets[{i}].entity.id"), kind, &entity.id);
+        let id = faults.id(item_field("targets", i, "entity.id"), kind, &entity.id);
         // Stored in its normalized spelling, so one target per metric however it was typed.
         let metric = match parse_metric(&t.metric, &|code: &str| catalog.get(code).cloned()) {
             Ok(metric) => metric.text,
             Err(e) => {
-                faults.add(format!("targets[{i}].metric"), e);
+                faults.add(item_field("targets", i, "metric"), e);
                 t.metric.trim().to_string()
             }
         };
         let period = Period::parse(&t.period)
             .map(|p| p.canonical())
             .unwrap_or_else(|e| {
-                faults.add(format!("targets[{i}].period"), e);
+                faults.add(item_field("targets", i, "period"), e);
                 String::new()
             });
         let comparator = faults
             .wire_enum::<v1::Comparator, _>(item_field("targets", i, "comparator"), t.comparator);
         if !t.value.is_finite() {
-            faults.add(format!("targets[{i}].value"), "must be a finite number");
+            faults.add(item_field("targets", i, "value"), "must be a finite number");
         }
         // A target on a plain indicator is stored in the indicator's unit, like observations.
         let (value, unit) = match catalog.get(&metric) {
             Some(indicator) => match convert_to(t.value, &t.unit, indicator.dimension()) {
                 Ok(v) => (v, indicator.unit.symbol.to_string()),
                 Err(e) => {
-                    faults.add(format!("targets[{i}].unit"), e);
+                    faults.add(item_field("targets", i, "unit"), e);
                     (t.value, String::new())
                 }
             },
             None => {
                 if t.unit.trim().chars().count() > 16 {
                     faults.add(
-                        format!("targets[{i}].unit"),
+                        item_field("targets", i, "unit"),
                         "a unit of at most 16 characters",
                     );
                 }
                 (t.value, t.unit.trim().to_string())
             }
         };
-        refs.push((kind, id.clone(), format!("targets[{i}].entity.id")));
+        refs.push((kind, id.clone(), item_field("targets", i, "entity.id")));
         origin.push(i);
         records.push(TargetRecord {
             entity_kind: kind,
