@@ -1737,3 +1737,131 @@ ZONE,411725-CJQ,revenue,2014,12345,元
     assert_eq!(targets(&mut client, "411725-CJQ").await[0].value, 12_300.0);
     deployment.stop().await;
 }
+
+#[tokio::test]
+async fn regions_must_nest_by_level_and_code_and_stocks_cannot_be_negative() {
+    use v1::RegionLevel::{City, County, Province};
+    use zonerank_integration_tests::region;
+    let deployment = Deployment::postgres_and_redis().await;
+    let mut client = deployment.ingestion_client().await;
+    reference_data(&mut client).await;
+    let before = regions(&mut client).await;
+    let refused = async |client: &mut Client,
+                         sent: Vec<v1::Region>,
+                         update_mask: Option<prost_types::FieldMask>| {
+        let status = client
+            .upsert_regions(v1::UpsertRegionsRequest {
+                regions: sent,
+                update_mask,
+                ..Default::default()
+            })
+            .await
+            .expect_err("a region that does not nest");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        status
+            .get_details_bad_request()
+            .expect("BadRequest")
+            .field_violations
+            .into_iter()
+            .map(|v| (v.field, v.description))
+            .collect::<Vec<_>>()
+    };
+
+    // A province under a city, a city under a county, a county under another city's code.
+    let faults = refused(
+        &mut client,
+        vec![
+            region("410324", "新县", County, "410300"),
+            region("420000", "湖北省", Province, "410300"),
+            region("410400", "平顶山市", City, "410323"),
+            region("410325", "嵩县", County, "411700"),
+        ],
+        None,
+    )
+    .await;
+    let fields: Vec<&str> = faults.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "regions[1].parent_code",
+            "regions[2].parent_code",
+            "regions[3].parent_code"
+        ],
+        "{faults:?}"
+    );
+    assert!(faults[0].1.contains("province"), "{faults:?}");
+    assert!(faults[1].1.contains("county 410323"), "{faults:?}");
+    assert!(faults[2].1.contains("start with 4117"), "{faults:?}");
+    // A city whose code is not its province's.
+    let faults = refused(
+        &mut client,
+        vec![region("420100", "武汉市", City, "410000")],
+        None,
+    )
+    .await;
+    assert_eq!(faults[0].0, "regions[0].parent_code", "{faults:?}");
+
+    // The merged record is checked: Luoyang made a county would sit at Xin'an county's level.
+    let faults = refused(
+        &mut client,
+        vec![v1::Region {
+            code: "410300".into(),
+            level: County as i32,
+            ..Default::default()
+        }],
+        mask(&["level"]),
+    )
+    .await;
+    assert_eq!(faults[0].0, "regions[0].level", "{faults:?}");
+    assert!(faults[0].1.contains("410323"), "{faults:?}");
+    // And a masked move of Xin'an county under Zhumadian.
+    let faults = refused(
+        &mut client,
+        vec![v1::Region {
+            code: "410323".into(),
+            parent_code: "411700".into(),
+            ..Default::default()
+        }],
+        mask(&["parent_code"]),
+    )
+    .await;
+    assert_eq!(faults[0].0, "regions[0].parent_code", "{faults:?}");
+    // Nothing was written, not even the request's good county.
+    assert_eq!(regions(&mut client).await, before);
+
+    // A negative land area is refused with its row and field; nothing of the batch is written.
+    let batch = v1::IngestObservationsRequest {
+        observations: vec![
+            observation("411725-CJQ", "output_value", "2014", 53.2, "亿元"),
+            observation("411725-CJQ", "land_area", "2014", -2.0, "平方公里"),
+            observation("411725-CJQ", "profit", "2014", -300.0, "万元"),
+        ],
+        allow_partial: false,
+        dry_run: false,
+    };
+    let status = client
+        .ingest_observations(tokio_stream::iter(vec![batch]))
+        .await
+        .expect_err("a negative land area");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let faults = status.get_details_bad_request().unwrap().field_violations;
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(faults[0].field, "rows[2].value");
+    assert!(
+        faults[0]
+            .description
+            .contains("land_area cannot be negative"),
+        "{}",
+        faults[0].description
+    );
+    for indicator in ["output_value", "land_area", "profit"] {
+        assert!(
+            read(&mut client, "411725-CJQ", indicator, None)
+                .await
+                .is_empty(),
+            "{indicator}"
+        );
+    }
+
+    deployment.stop().await;
+}

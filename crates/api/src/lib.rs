@@ -15,6 +15,8 @@ pub mod zonerank {
 
 pub use zonerank::v1;
 
+pub mod convert;
+
 /// The encoded file descriptor set of every zonerank proto, for the reflection service.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/zonerank_descriptor.bin"));

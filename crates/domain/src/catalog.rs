@@ -1,5 +1,6 @@
 //! The indicator catalog: what can be measured, in which unit, and which way is better.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -287,7 +288,74 @@ impl Indicator {
     pub fn dimension(&self) -> Dimension {
         self.unit.dimension
     }
+
+    /// Whether a value below 0 is impossible by the indicator's definition (an area, a head
+    /// count, an amount spent); user-defined indicators make no such promise.
+    pub fn non_negative(&self) -> bool {
+        NON_NEGATIVE_INDICATORS.contains(&self.code.as_str())
+    }
 }
+
+/// The indicator catalog by code, each entry with whether it is built in.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Catalog(BTreeMap<String, (Indicator, bool)>);
+
+impl Catalog {
+    /// The catalog of these entries (a later entry of a code replaces an earlier one).
+    pub fn new(entries: impl IntoIterator<Item = (Indicator, bool)>) -> Catalog {
+        Catalog(
+            entries
+                .into_iter()
+                .map(|(i, builtin)| (i.code.clone(), (i, builtin)))
+                .collect(),
+        )
+    }
+
+    /// The indicator with this code.
+    pub fn get(&self, code: &str) -> Option<&Indicator> {
+        self.0.get(code).map(|(i, _)| i)
+    }
+
+    /// Every entry with its built-in flag, in the byte order of the codes.
+    pub fn entries(&self) -> impl Iterator<Item = (&Indicator, bool)> {
+        self.0.values().map(|(i, builtin)| (i, *builtin))
+    }
+
+    /// How many indicators the catalog holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the catalog is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The built-in indicators that cannot be negative by definition. Left out on purpose: profit,
+/// value added and tax (losses, negative value added and refunds happen), paid-in foreign
+/// investment (disinvestment nets it below 0) and built-up area added (a net change); rates
+/// have their own 0–100% range.
+pub const NON_NEGATIVE_INDICATORS: [&str; 18] = [
+    "output_value",
+    "revenue",
+    "fixed_asset_investment",
+    "infrastructure_investment",
+    "employees",
+    "new_employees",
+    "energy_consumption",
+    "land_area",
+    "built_area",
+    "rd_expenditure",
+    "leading_industry_output",
+    "domestic_capital",
+    "projects_signed",
+    "projects_negotiating",
+    "projects_started_over_100m",
+    "projects_under_construction",
+    "planned_area",
+    "major_safety_accidents",
+];
 
 /// Checks an indicator code against `[a-z][a-z0-9_]{0,63}`.
 pub fn validate_indicator_code(code: &str) -> Result<(), CatalogError> {
@@ -319,7 +387,7 @@ pub fn validate_indicator_code(code: &str) -> Result<(), CatalogError> {
     Ok(())
 }
 
-/// The indicators every installation starts with (DESIGN §2 and the seed reports).
+/// The indicators every installation starts with, as the seed reports use them.
 pub fn builtin_indicators() -> Vec<Indicator> {
     use Direction::{HigherIsBetter as Higher, LowerIsBetter as Lower};
     use IndicatorKind::{Flow, Rate, Stock};

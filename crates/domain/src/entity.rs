@@ -22,6 +22,16 @@ pub enum IdError {
         /// The text given.
         input: String,
     },
+    /// A zone kind or project status that is not one of its names.
+    #[error("unknown {what} '{input}'; expected {expected}")]
+    UnknownName {
+        /// What was named, e.g. "zone kind".
+        what: &'static str,
+        /// The text given.
+        input: String,
+        /// The names allowed.
+        expected: String,
+    },
     /// No id was given.
     #[error("the {kind} id is missing")]
     Empty {
@@ -210,6 +220,92 @@ impl FromStr for RegionLevel {
         RegionLevel::parse(s)
     }
 }
+
+/// Declares a closed set of upper-case names, read with or without their protobuf prefix.
+macro_rules! named_enum {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $prefix:literal,
+     { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in the API's order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The upper-case API name without prefix.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            /// Reads the name, in any case, with or without its protobuf prefix.
+            pub fn parse(s: &str) -> Result<$name, IdError> {
+                let name = enum_name(s, $prefix);
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == name)
+                    .ok_or_else(|| IdError::UnknownName {
+                        what: $what,
+                        input: s.trim().to_owned(),
+                        expected: Self::ALL
+                            .iter()
+                            .map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::parse(s)
+            }
+        }
+    };
+}
+
+named_enum!(
+    /// The kind of an industrial zone.
+    ZoneKind, "zone kind", "ZONE_KIND_", {
+        /// 产业集聚区
+        AgglomerationZone => "AGGLOMERATION_ZONE",
+        /// 高新技术产业开发区
+        HighTechZone => "HIGH_TECH_ZONE",
+        /// 经济技术开发区
+        EconomicDevelopmentZone => "ECONOMIC_DEVELOPMENT_ZONE",
+        /// 工业园区
+        IndustrialPark => "INDUSTRIAL_PARK",
+    }
+);
+
+named_enum!(
+    /// Where an investment project stands.
+    ProjectStatus, "project status", "PROJECT_STATUS_", {
+        /// 在谈
+        Negotiating => "NEGOTIATING",
+        /// 签约
+        Signed => "SIGNED",
+        /// 开工
+        Started => "STARTED",
+        /// 在建
+        UnderConstruction => "UNDER_CONSTRUCTION",
+        /// 竣工
+        Completed => "COMPLETED",
+    }
+);
 
 /// Upper-cases and trims an enum spelling and drops its protobuf prefix.
 fn enum_name(s: &str, prefix: &str) -> String {
@@ -749,5 +845,30 @@ mod tests {
             err.to_string()
                 .contains("positions 3–8 must be digits, the registering authority's region code")
         );
+    }
+
+    #[test]
+    fn zone_kinds_and_project_statuses_read_their_names_only() {
+        assert_eq!(
+            ZoneKind::parse("high_tech_zone"),
+            Ok(ZoneKind::HighTechZone)
+        );
+        assert_eq!(
+            ZoneKind::parse("ZONE_KIND_INDUSTRIAL_PARK"),
+            Ok(ZoneKind::IndustrialPark)
+        );
+        assert_eq!(
+            ProjectStatus::parse(" PROJECT_STATUS_UNDER_CONSTRUCTION "),
+            Ok(ProjectStatus::UnderConstruction)
+        );
+        for v in ZoneKind::ALL {
+            assert_eq!(ZoneKind::parse(v.as_str()), Ok(*v));
+        }
+        for v in ProjectStatus::ALL {
+            assert_eq!(ProjectStatus::parse(v.as_str()), Ok(*v));
+        }
+        let e = ZoneKind::parse("UNSPECIFIED").unwrap_err();
+        assert!(e.to_string().contains("unknown zone kind"), "{e}");
+        assert!(ProjectStatus::parse("DONE").is_err());
     }
 }

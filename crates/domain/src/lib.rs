@@ -7,4 +7,5 @@ pub mod metric;
 pub mod observation;
 pub mod period;
 pub mod ranking;
+pub mod region;
 pub mod unit;

@@ -48,6 +48,14 @@ pub enum ValueError {
         /// The unit it is stored in.
         canonical: &'static str,
     },
+    /// A negative value of an indicator that cannot be negative.
+    #[error("{code} cannot be negative, but the value is {value}")]
+    Negative {
+        /// The indicator's code.
+        code: String,
+        /// The value given.
+        value: f64,
+    },
     /// A rate outside 0 to 100 percent.
     #[error("rate {value}% is outside 0–100%")]
     RateOutOfRange {
@@ -115,6 +123,12 @@ fn check_value(
             value,
             unit: unit.symbol,
             canonical: indicator.unit.symbol,
+        });
+    }
+    if converted < 0.0 && indicator.non_negative() {
+        return Err(ValueError::Negative {
+            code: indicator.code.clone(),
+            value,
         });
     }
     if indicator.kind == IndicatorKind::Rate && !(0.0..=100.0).contains(&converted) {
@@ -296,5 +310,58 @@ mod tests {
             normalize_value(&custom, "2021", 150_000.0, "元/亩").map(|(_, v)| v),
             Ok(15.0)
         );
+    }
+
+    #[test]
+    fn refuses_negatives_only_where_they_are_impossible() {
+        use crate::catalog::{NON_NEGATIVE_INDICATORS, builtin_indicators};
+        let refused: Vec<String> = builtin_indicators()
+            .into_iter()
+            .filter(|i| i.kind != IndicatorKind::Rate)
+            .filter(|i| normalize_value(i, "2020", -1.0, "").is_err())
+            .map(|i| i.code)
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                "output_value",
+                "revenue",
+                "fixed_asset_investment",
+                "infrastructure_investment",
+                "employees",
+                "new_employees",
+                "energy_consumption",
+                "land_area",
+                "built_area",
+                "rd_expenditure",
+                "leading_industry_output",
+                "domestic_capital",
+                "projects_signed",
+                "projects_negotiating",
+                "projects_started_over_100m",
+                "projects_under_construction",
+                "planned_area",
+                "major_safety_accidents",
+            ]
+        );
+        assert_eq!(refused.len(), NON_NEGATIVE_INDICATORS.len());
+        for may_be_negative in [
+            "profit",
+            "value_added",
+            "tax",
+            "leading_industry_tax",
+            "fdi_actual",
+            "built_area_added",
+        ] {
+            assert!(normalize_value(&indicator(may_be_negative), "2020", -1.0, "").is_ok());
+        }
+        let errors =
+            normalize_value(&indicator("land_area"), "2020", -0.5, "平方公里").unwrap_err();
+        assert_eq!(fields(&errors), ["value"]);
+        assert!(
+            errors[0].reason.contains("land_area cannot be negative"),
+            "{errors:?}"
+        );
+        assert!(normalize_value(&indicator("land_area"), "2020", 0.0, "").is_ok());
     }
 }

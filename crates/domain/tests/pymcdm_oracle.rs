@@ -1,5 +1,5 @@
-//! The ranking maths against pymcdm (and scipy) on the same matrices, to 1e-9 (DESIGN §4: numbers
-//! must agree with independent implementations). The fixture is written by
+//! The ranking maths against pymcdm (and scipy) on the same matrices, to 1e-9: numbers must agree with
+//! independent implementations. The fixture is written by
 //! `tests/fixtures/generate_pymcdm_oracle.py`, which documents every convention it relies on.
 
 use serde_json::Value;
@@ -216,7 +216,7 @@ fn entropy_weights_match_pymcdm() {
             &format!("{}: weights(Entropy)", case.name),
         );
         if case.json["entropy_weights"].is_null() {
-            // pymcdm refuses zeros; DESIGN §4 takes 0 ln 0 = 0 (the generator's numpy version).
+            // pymcdm refuses zeros; zonerank takes 0 ln 0 = 0 (the generator's numpy version).
             assert!(
                 case.json["entropy_pymcdm_error"].is_string(),
                 "{}",
@@ -225,7 +225,7 @@ fn entropy_weights_match_pymcdm() {
             assert_close(
                 &ours,
                 &case.vector("entropy_weights_design"),
-                &format!("{}: entropy (DESIGN, pymcdm refuses zeros)", case.name),
+                &format!("{}: entropy (zonerank, pymcdm refuses zeros)", case.name),
             );
         } else {
             assert_close(

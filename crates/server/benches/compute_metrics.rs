@@ -37,7 +37,7 @@ async fn load(store: &Store, n: usize) {
             id: format!("Z{z:02}"),
             name: format!("zone {z}"),
             region_code: "410100".into(),
-            kind: "INDUSTRIAL_PARK".into(),
+            kind: zonerank_domain::entity::ZoneKind::IndustrialPark,
             tags: vec![],
             leading_industries: vec![],
         })

@@ -1,33 +1,41 @@
 //! Conversions between wire types (zonerank.v1) and domain or storage types.
 
 use prost_types::Timestamp;
-use zonerank_api::v1;
+use zonerank_api::{
+    convert::{WireEnum, WireEnumError, enum_value},
+    v1,
+};
 use zonerank_domain::{
     catalog::{Direction, Indicator, IndicatorKind},
     entity::{EntityKind, RegionLevel},
 };
 
+use crate::error::ServiceError;
+
+/// The path of a field of a list item, e.g. `regions[3].level`: every item field a fault
+/// names is spelled here.
+pub fn item_field(list: &str, index: usize, field: &str) -> String {
+    format!("{list}[{index}].{field}")
+}
+
+/// The domain value of the wire enum number in `field`; an undefined number or an unset field
+/// is INVALID_ARGUMENT naming `field`.
+pub fn enum_field<W, D>(field: impl Into<String>, value: i32) -> Result<D, ServiceError>
+where
+    W: WireEnum,
+    D: TryFrom<W, Error = WireEnumError>,
+{
+    enum_value::<W, D>(value).map_err(|e| ServiceError::invalid(field, e))
+}
+
 /// The domain kind of a wire kind; None for UNSPECIFIED.
 pub fn entity_kind(kind: i32) -> Option<EntityKind> {
-    match v1::EntityKind::try_from(kind).ok()? {
-        v1::EntityKind::Unspecified => None,
-        v1::EntityKind::Region => Some(EntityKind::Region),
-        v1::EntityKind::Zone => Some(EntityKind::Zone),
-        v1::EntityKind::Enterprise => Some(EntityKind::Enterprise),
-        v1::EntityKind::Cluster => Some(EntityKind::Cluster),
-        v1::EntityKind::Project => Some(EntityKind::Project),
-    }
+    enum_value::<v1::EntityKind, _>(kind).ok()
 }
 
 /// The wire kind of a domain kind.
 pub fn entity_kind_to_wire(kind: EntityKind) -> v1::EntityKind {
-    match kind {
-        EntityKind::Region => v1::EntityKind::Region,
-        EntityKind::Zone => v1::EntityKind::Zone,
-        EntityKind::Enterprise => v1::EntityKind::Enterprise,
-        EntityKind::Cluster => v1::EntityKind::Cluster,
-        EntityKind::Project => v1::EntityKind::Project,
-    }
+    kind.into()
 }
 
 /// The `google.rpc.ResourceInfo.resource_type` of an entity kind.
@@ -43,40 +51,22 @@ pub fn resource_type(kind: EntityKind) -> &'static str {
 
 /// The domain level of a wire level; None for UNSPECIFIED.
 pub fn region_level(level: i32) -> Option<RegionLevel> {
-    match v1::RegionLevel::try_from(level).ok()? {
-        v1::RegionLevel::Unspecified => None,
-        v1::RegionLevel::Province => Some(RegionLevel::Province),
-        v1::RegionLevel::City => Some(RegionLevel::City),
-        v1::RegionLevel::County => Some(RegionLevel::County),
-    }
+    enum_value::<v1::RegionLevel, _>(level).ok()
 }
 
 /// The wire level of a domain level.
 pub fn region_level_to_wire(level: RegionLevel) -> v1::RegionLevel {
-    match level {
-        RegionLevel::Province => v1::RegionLevel::Province,
-        RegionLevel::City => v1::RegionLevel::City,
-        RegionLevel::County => v1::RegionLevel::County,
-    }
+    level.into()
 }
 
 /// The domain direction of a wire direction; None for UNSPECIFIED.
 pub fn direction(direction: i32) -> Option<Direction> {
-    match v1::Direction::try_from(direction).ok()? {
-        v1::Direction::Unspecified => None,
-        v1::Direction::HigherIsBetter => Some(Direction::HigherIsBetter),
-        v1::Direction::LowerIsBetter => Some(Direction::LowerIsBetter),
-    }
+    enum_value::<v1::Direction, _>(direction).ok()
 }
 
 /// The domain kind of a wire indicator kind; None for UNSPECIFIED.
 pub fn indicator_kind(kind: i32) -> Option<IndicatorKind> {
-    match v1::IndicatorKind::try_from(kind).ok()? {
-        v1::IndicatorKind::Unspecified => None,
-        v1::IndicatorKind::Flow => Some(IndicatorKind::Flow),
-        v1::IndicatorKind::Stock => Some(IndicatorKind::Stock),
-        v1::IndicatorKind::Rate => Some(IndicatorKind::Rate),
-    }
+    enum_value::<v1::IndicatorKind, _>(kind).ok()
 }
 
 /// The wire form of a catalog indicator.
@@ -86,22 +76,10 @@ pub fn indicator_to_wire(indicator: &Indicator, builtin: bool) -> v1::Indicator 
         name_zh: indicator.name_zh.clone(),
         name_en: indicator.name_en.clone(),
         unit: indicator.unit.symbol.to_string(),
-        kind: match indicator.kind {
-            IndicatorKind::Flow => v1::IndicatorKind::Flow,
-            IndicatorKind::Stock => v1::IndicatorKind::Stock,
-            IndicatorKind::Rate => v1::IndicatorKind::Rate,
-        } as i32,
-        direction: match indicator.direction {
-            Direction::HigherIsBetter => v1::Direction::HigherIsBetter,
-            Direction::LowerIsBetter => v1::Direction::LowerIsBetter,
-        } as i32,
+        kind: v1::IndicatorKind::from(indicator.kind) as i32,
+        direction: v1::Direction::from(indicator.direction) as i32,
         builtin,
     }
-}
-
-/// A wire enum's value name without its prefix ("ZONE_KIND_HIGH_TECH_ZONE" → "HIGH_TECH_ZONE").
-pub fn enum_suffix(name: &str, prefix: &str) -> String {
-    name.strip_prefix(prefix).unwrap_or(name).to_string()
 }
 
 /// Microseconds since the epoch of a timestamp.
@@ -138,5 +116,23 @@ mod tests {
             assert_eq!(entity_kind_to_wire(kind) as i32, k);
         }
         assert_eq!(entity_kind(99), None);
+    }
+
+    #[test]
+    fn an_undefined_or_unset_enum_is_refused_naming_its_field() {
+        let field = item_field("zones", 3, "kind");
+        assert_eq!(field, "zones[3].kind");
+        let level: RegionLevel =
+            enum_field::<v1::RegionLevel, _>(item_field("regions", 0, "level"), 2).unwrap();
+        assert_eq!(level, RegionLevel::City);
+        for (value, reason) in [(7, "7 is not a defined ZoneKind value"), (0, "must be set")] {
+            let e = enum_field::<v1::ZoneKind, zonerank_domain::entity::ZoneKind>(&field, value)
+                .unwrap_err();
+            let ServiceError::InvalidArgument { violations, .. } = e else {
+                panic!("{e:?}")
+            };
+            assert_eq!(violations[0].field, "zones[3].kind");
+            assert!(violations[0].reason.contains(reason), "{violations:?}");
+        }
     }
 }

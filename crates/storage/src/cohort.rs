@@ -18,8 +18,8 @@ pub struct CohortQuery {
     pub kind: Option<EntityKind>,
     /// Entities inside this region's subtree.
     pub region_code: Option<String>,
-    /// Zones of this kind (ZoneKind name without prefix).
-    pub zone_kind: Option<String>,
+    /// Zones of this kind.
+    pub zone_kind: Option<zonerank_domain::entity::ZoneKind>,
     /// Zones carrying every one of these tags.
     pub tags: Vec<String>,
     /// Exactly these ids (other filters still apply).
@@ -183,7 +183,7 @@ impl Store {
             EntityKind::Zone => {
                 let filter = ZoneFilter {
                     region_code: query.region_code.clone(),
-                    kind: query.zone_kind.clone(),
+                    kind: query.zone_kind,
                     tags: query.tags.clone(),
                 };
                 let mut members = Vec::new();

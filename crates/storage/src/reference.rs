@@ -9,8 +9,10 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use zonerank_domain::{
-    catalog::{Direction, Indicator, IndicatorKind},
-    entity::{EntityKind, RegionLevel},
+    catalog::{Catalog, Direction, Indicator, IndicatorKind},
+    entity::{EntityKind, ProjectStatus, RegionLevel, ZoneKind},
+    metric::Comparator,
+    region::RegionTree,
     unit::Unit,
 };
 
@@ -43,8 +45,7 @@ pub struct ZoneRecord {
     pub id: String,
     pub name: String,
     pub region_code: String,
-    /// The ZoneKind name without prefix, e.g. "AGGLOMERATION_ZONE".
-    pub kind: String,
+    pub kind: ZoneKind,
     pub tags: Vec<String>,
     pub leading_industries: Vec<String>,
 }
@@ -75,8 +76,7 @@ pub struct ProjectRecord {
     pub id: String,
     pub name: String,
     pub zone_id: String,
-    /// The ProjectStatus name without prefix, e.g. "SIGNED".
-    pub status: String,
+    pub status: ProjectStatus,
     /// 万元
     pub planned_investment: f64,
 }
@@ -89,8 +89,7 @@ pub struct TargetRecord {
     pub metric: String,
     /// Canonical period spelling.
     pub period: String,
-    /// "AT_LEAST" or "AT_MOST".
-    pub comparator: String,
+    pub comparator: Comparator,
     pub value: f64,
     pub unit: String,
     pub note: String,
@@ -101,8 +100,7 @@ pub struct TargetRecord {
 pub struct ZoneFilter {
     /// Zones in this region's subtree.
     pub region_code: Option<String>,
-    /// The ZoneKind name without prefix.
-    pub kind: Option<String>,
+    pub kind: Option<ZoneKind>,
     /// Zones carrying every one of these tags.
     pub tags: Vec<String>,
 }
@@ -149,6 +147,15 @@ pub(crate) fn region_record(r: region::Model) -> Result<RegionRecord, StorageErr
         name_en: r.name_en,
         parent_code: r.parent_code,
     })
+}
+
+/// The tree of these regions.
+fn region_tree_of(regions: impl IntoIterator<Item = RegionRecord>) -> RegionTree {
+    RegionTree::new(
+        regions
+            .into_iter()
+            .map(|r| (r.code, r.level, r.parent_code)),
+    )
 }
 
 pub(crate) fn region_model(r: &RegionRecord) -> region::ActiveModel {
@@ -201,14 +208,29 @@ pub(crate) fn cluster_model(c: &ClusterRecord) -> cluster::ActiveModel {
     }
 }
 
-pub(crate) fn project_record(p: project::Model) -> ProjectRecord {
-    ProjectRecord {
+/// A stored name read back as its domain value; one that does not parse is corrupt.
+fn stored_name<T>(
+    parse: impl Fn(&str) -> Option<T>,
+    what: &str,
+    owner: &str,
+    text: &str,
+) -> Result<T, StorageError> {
+    parse(text).ok_or_else(|| StorageError::Corrupt(format!("{owner} has {what} {text:?}")))
+}
+
+pub(crate) fn project_record(p: project::Model) -> Result<ProjectRecord, StorageError> {
+    Ok(ProjectRecord {
+        status: stored_name(
+            |s| ProjectStatus::parse(s).ok(),
+            "status",
+            &format!("project {}", p.id),
+            &p.status,
+        )?,
         id: p.id,
         name: p.name,
         zone_id: p.zone_id,
-        status: p.status,
         planned_investment: p.planned_investment,
-    }
+    })
 }
 
 pub(crate) fn project_model(p: &ProjectRecord) -> project::ActiveModel {
@@ -216,13 +238,19 @@ pub(crate) fn project_model(p: &ProjectRecord) -> project::ActiveModel {
         id: Set(p.id.clone()),
         name: Set(p.name.clone()),
         zone_id: Set(p.zone_id.clone()),
-        status: Set(p.status.clone()),
+        status: Set(p.status.as_str().to_string()),
         planned_investment: Set(p.planned_investment),
     }
 }
 
 pub(crate) fn target_record(t: target::Model) -> Result<TargetRecord, StorageError> {
     Ok(TargetRecord {
+        comparator: stored_name(
+            Comparator::parse,
+            "comparator",
+            &format!("target of {}", t.entity_id),
+            &t.comparator,
+        )?,
         entity_kind: EntityKind::parse(&t.entity_kind).map_err(|_| {
             StorageError::Corrupt(format!(
                 "target of {} has kind {:?}",
@@ -232,7 +260,6 @@ pub(crate) fn target_record(t: target::Model) -> Result<TargetRecord, StorageErr
         entity_id: t.entity_id,
         metric: t.metric,
         period: t.period,
-        comparator: t.comparator,
         value: t.value,
         unit: t.unit,
         note: t.note,
@@ -245,7 +272,7 @@ pub(crate) fn target_model(t: &TargetRecord) -> target::ActiveModel {
         entity_id: Set(t.entity_id.clone()),
         metric: Set(t.metric.clone()),
         period: Set(t.period.clone()),
-        comparator: Set(t.comparator.clone()),
+        comparator: Set(t.comparator.as_str().to_string()),
         value: Set(t.value),
         unit: Set(t.unit.clone()),
         note: Set(t.note.clone()),
@@ -323,25 +350,32 @@ async fn zones_with_tags<C: ConnectionTrait>(
     for t in rows_with_keys::<zone_tag::Entity, _>(db, zone_tag::Column::ZoneId, &ids).await? {
         tags.entry(t.zone_id).or_default().push(t.tag);
     }
-    Ok(rows
-        .into_iter()
-        .map(|z| ZoneRecord {
-            // Byte order, whatever the database collation: records compare equal when their
-            // tag sets are.
-            tags: tags
-                .remove(&z.id)
-                .map(|mut t| {
-                    t.sort();
-                    t
-                })
-                .unwrap_or_default(),
-            leading_industries: serde_json::from_str(&z.leading_industries).unwrap_or_default(),
-            id: z.id,
-            name: z.name,
-            region_code: z.region_code,
-            kind: z.kind,
+    rows.into_iter()
+        .map(|z| {
+            let owner = format!("zone {}", z.id);
+            Ok(ZoneRecord {
+                // Byte order, whatever the database collation: records compare equal when their
+                // tag sets are.
+                tags: tags
+                    .remove(&z.id)
+                    .map(|mut t| {
+                        t.sort();
+                        t
+                    })
+                    .unwrap_or_default(),
+                leading_industries: stored_name(
+                    |s| serde_json::from_str(s).ok(),
+                    "leading industries",
+                    &owner,
+                    &z.leading_industries,
+                )?,
+                kind: stored_name(|s| ZoneKind::parse(s).ok(), "kind", &owner, &z.kind)?,
+                id: z.id,
+                name: z.name,
+                region_code: z.region_code,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Which of `ids` exist as entities of `kind`.
@@ -398,31 +432,14 @@ impl Store {
         regions_in(&self.db).await
     }
 
+    /// The region tree of every stored region.
+    pub async fn region_tree(&self) -> Result<RegionTree, StorageError> {
+        Ok(region_tree_of(self.regions().await?))
+    }
+
     /// The codes of `root` and every region under it.
     pub async fn region_subtree(&self, root: &str) -> Result<BTreeSet<String>, StorageError> {
-        let parents: Vec<(String, Option<String>)> = region::Entity::find()
-            .select_only()
-            .column(region::Column::Code)
-            .column(region::Column::ParentCode)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let mut children: HashMap<String, Vec<String>> = HashMap::new();
-        for (code, parent) in parents {
-            if let Some(parent) = parent {
-                children.entry(parent).or_default().push(code);
-            }
-        }
-        let mut subtree = BTreeSet::new();
-        let mut stack = vec![root.to_string()];
-        while let Some(code) = stack.pop() {
-            if subtree.insert(code.clone())
-                && let Some(kids) = children.get(&code)
-            {
-                stack.extend(kids.iter().cloned());
-            }
-        }
-        Ok(subtree)
+        Ok(self.region_tree().await?.subtree(root))
     }
 
     /// One page of zones ordered by id, after the id `after`.
@@ -525,6 +542,11 @@ impl Store {
     /// The whole catalog, ordered by code, each with its built-in flag.
     pub async fn indicators(&self) -> Result<Vec<(Indicator, bool)>, StorageError> {
         indicators_in(&self.db).await
+    }
+
+    /// The stored catalog, the one every reader of indicators looks codes up in.
+    pub async fn catalog(&self) -> Result<Catalog, StorageError> {
+        Ok(Catalog::new(indicators_in(&self.db).await?))
     }
 
     /// The targets of one entity, optionally of one period, ordered by period then metric.

@@ -149,6 +149,13 @@ impl Writes {
         indicators_in(&self.txn).await
     }
 
+    /// The catalog as this transaction sees it.
+    pub async fn catalog(&self) -> Result<zonerank_domain::catalog::Catalog, StorageError> {
+        Ok(zonerank_domain::catalog::Catalog::new(
+            indicators_in(&self.txn).await?,
+        ))
+    }
+
     /// Writes `models` with multi-row statements chunked under the bind limit.
     async fn upsert_rows<A>(
         &mut self,
@@ -218,7 +225,7 @@ impl Writes {
                 id: sea_orm::Set(z.id.clone()),
                 name: sea_orm::Set(z.name.clone()),
                 region_code: sea_orm::Set(z.region_code.clone()),
-                kind: sea_orm::Set(z.kind.clone()),
+                kind: sea_orm::Set(z.kind.as_str().to_string()),
                 leading_industries: sea_orm::Set(
                     serde_json::to_string(&z.leading_industries).unwrap_or_else(|_| "[]".into()),
                 ),
@@ -322,7 +329,7 @@ impl Writes {
             .await?
             .into_iter()
             .map(project_record)
-            .collect();
+            .collect::<Result<_, _>>()?;
         let (changed, counts) = classify(rows, stored, |p| p.id.clone());
         let models = changed.into_iter().map(project_model).collect();
         self.upsert_rows(

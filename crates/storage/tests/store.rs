@@ -6,7 +6,8 @@ use std::{collections::BTreeSet, time::Duration};
 use sea_orm::{ConnectionTrait, Statement};
 use zonerank_domain::{
     catalog::{Direction, Indicator, IndicatorKind, builtin_indicator, builtin_indicators},
-    entity::{EntityKind, RegionLevel},
+    entity::{EntityKind, ProjectStatus, RegionLevel, ZoneKind},
+    metric::Comparator,
     period::Period,
 };
 use zonerank_storage::{
@@ -95,6 +96,7 @@ backends!(case_migrations);
 backends!(raw case_unmigrated_schema);
 backends!(case_regions_and_subtree);
 backends!(case_zones);
+backends!(case_stored_names_that_do_not_parse_are_corrupt);
 backends!(case_observations);
 backends!(case_period_range_filter);
 backends!(case_dry_run);
@@ -109,6 +111,46 @@ backends!(case_pages_of_observations_targets_and_enterprises);
 backends!(case_as_of_stable_across_an_open_import);
 backends!(case_committed_version_is_one_commit);
 backends!(raw case_commit_stamps_backfill);
+
+/// A stored zone kind or leading-industries list that does not read back is an error, never
+/// a default.
+async fn case_stored_names_that_do_not_parse_are_corrupt(store: &Store) {
+    store.upsert_regions(&henan()).await.unwrap();
+    let ok = zone("ly-a", "410300", "HIGH_TECH_ZONE", &[]);
+    store.upsert_zones(std::slice::from_ref(&ok)).await.unwrap();
+    let ids = ["ly-a".to_string()];
+    assert_eq!(store.zones_by_id(&ids).await.unwrap(), [ok]);
+    let db = store.connection();
+    for (column, value, what) in [
+        ("kind", "SPACEPORT", "kind"),
+        ("leading_industries", "not json", "leading industries"),
+    ] {
+        db.execute_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("UPDATE zones SET {column} = '{value}' WHERE id = 'ly-a'"),
+        ))
+        .await
+        .unwrap();
+        match store.zones_by_id(&ids).await {
+            Err(StorageError::Corrupt(message)) => {
+                assert!(message.contains("zone ly-a has"), "{message}");
+                assert!(message.contains(what), "{message}");
+            }
+            other => panic!("{column}: {other:?}"),
+        }
+        let restore = if column == "kind" {
+            "HIGH_TECH_ZONE"
+        } else {
+            "[]"
+        };
+        db.execute_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("UPDATE zones SET {column} = '{restore}' WHERE id = 'ly-a'"),
+        ))
+        .await
+        .unwrap();
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -181,7 +223,7 @@ fn zone(id: &str, region_code: &str, kind: &str, tags: &[&str]) -> ZoneRecord {
         id: id.to_string(),
         name: format!("{id} 产业集聚区"),
         region_code: region_code.to_string(),
-        kind: kind.to_string(),
+        kind: ZoneKind::parse(kind).unwrap(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
         leading_industries: vec!["装备制造".to_string(), "新材料".to_string()],
     }
@@ -416,7 +458,7 @@ async fn case_zones(store: &Store) {
 
     // Kind filter.
     let by_kind = |kind: &str| ZoneFilter {
-        kind: Some(kind.to_string()),
+        kind: Some(ZoneKind::parse(kind).unwrap()),
         ..ZoneFilter::default()
     };
     assert_eq!(
@@ -464,7 +506,7 @@ async fn case_zones(store: &Store) {
     // Filters combine.
     let combined = ZoneFilter {
         region_code: Some("410300".to_string()),
-        kind: Some("AGGLOMERATION_ZONE".to_string()),
+        kind: Some(ZoneKind::AgglomerationZone),
         tags: strings(&[SUPPORT]),
     };
     assert_eq!(zone_ids(store, &combined).await, strings(&["ly-b"]));
@@ -1086,7 +1128,7 @@ fn target(kind: EntityKind, id: &str, metric: &str, p: &str, cmp: &str, v: f64) 
         entity_id: id.to_string(),
         metric: metric.to_string(),
         period: p.to_string(),
-        comparator: cmp.to_string(),
+        comparator: Comparator::parse(cmp).unwrap(),
         value: v,
         unit: "万元".to_string(),
         note: format!("{metric} {cmp} {v}"),
@@ -1180,7 +1222,7 @@ async fn case_targets(store: &Store) {
 
     // Upserting the same key replaces comparator, value, unit and note.
     let revised = TargetRecord {
-        comparator: "AT_MOST".to_string(),
+        comparator: Comparator::AtMost,
         value: 8_500_000.5,
         unit: "亿元".to_string(),
         note: "调整后".to_string(),
@@ -1364,14 +1406,14 @@ async fn case_existing_entities(store: &Store) {
                 id: "p-1".to_string(),
                 name: "轴承产业园".to_string(),
                 zone_id: "ly-a".to_string(),
-                status: "SIGNED".to_string(),
+                status: ProjectStatus::Signed,
                 planned_investment: 105_600.0,
             },
             ProjectRecord {
                 id: "p-2".to_string(),
                 name: "新材料基地".to_string(),
                 zone_id: "zmd-d".to_string(),
-                status: "UNDER_CONSTRUCTION".to_string(),
+                status: ProjectStatus::UnderConstruction,
                 planned_investment: 20_600.0,
             },
         ])
@@ -1591,7 +1633,7 @@ async fn case_writes_count_roll_back_and_remove(store: &Store) {
             id: "p-1".to_string(),
             name: "轴承产业园".to_string(),
             zone_id: "ly-a".to_string(),
-            status: "SIGNED".to_string(),
+            status: ProjectStatus::Signed,
             planned_investment: 105_600.0,
         }])
         .await

@@ -73,8 +73,10 @@ fn dataset() -> Dataset {
             code: cells[0].into(),
             name: cells[1].into(),
             name_en: cells[2].into(),
-            level: v1::RegionLevel::from_str_name(&format!("REGION_LEVEL_{}", cells[3]))
-                .unwrap_or_default() as i32,
+            level: v1::RegionLevel::from(
+                zonerank_domain::entity::RegionLevel::parse(cells[3])
+                    .expect("the demo regions name their levels"),
+            ) as i32,
             parent_code: cells[4].into(),
         });
     }

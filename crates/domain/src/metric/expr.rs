@@ -121,7 +121,7 @@ impl fmt::Display for Function {
     }
 }
 
-/// A built-in metric with a name of its own (DESIGN §3).
+/// A built-in metric with a name of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NamedMetric {
     /// 投资强度: fixed-asset investment per mu.

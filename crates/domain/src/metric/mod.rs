@@ -1,6 +1,5 @@
 //! Metrics: expressions over indicators, their evaluation with a reason for every missing
-//! value, the in-memory dataset they are evaluated over, target progress and scale tiers
-//! (DESIGN §3).
+//! value, the in-memory dataset they are evaluated over, target progress and scale tiers.
 
 mod dataset;
 mod eval;

@@ -1,4 +1,4 @@
-//! Aggregation of normalized columns into one score per entity (DESIGN §4): weighted sum,
+//! Aggregation of normalized columns into one score per entity: weighted sum,
 //! weighted geometric mean and TOPSIS (as pymcdm's `WSM`, `WPM` and `TOPSIS` once the columns are
 //! normalized). Columnar: the outer loop runs over criteria, the inner over one column's slice, and
 //! the only allocations are the per-call accumulators.

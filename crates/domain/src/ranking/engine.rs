@@ -1,4 +1,4 @@
-//! One ranking run (DESIGN §4): missing-data policy, normalisation, weights, aggregation,
+//! One ranking run: missing-data policy, normalisation, weights, aggregation,
 //! bonuses, ranks with ties, percentiles, group ranks, stars, classes and rank change.
 //!
 //! Columnar: each criterion is normalised as one column over the cohort, and the per-entity

@@ -1,4 +1,4 @@
-//! Ranking: composite scores over a cohort (DESIGN §4). Columnar: every criterion is one
+//! Ranking: composite scores over a cohort. Columnar: every criterion is one
 //! column of values over the cohort, and the inner loops run over plain slices.
 
 pub mod aggregate;

@@ -1,4 +1,4 @@
-//! Normalization of one criterion column (DESIGN §4). After normalizing, higher is better for
+//! Normalization of one criterion column. After normalizing, higher is better for
 //! every criterion. Conventions follow pymcdm where it fixes one (min-max, vector); the rest are
 //! documented on [`normalize`] and checked against pymcdm / scipy in `tests/pymcdm_oracle.rs`.
 

@@ -1,4 +1,4 @@
-//! Assessment schemes (DESIGN §4): criteria, how they are combined, and the rules that turn a
+//! Assessment schemes: criteria, how they are combined, and the rules that turn a
 //! score into stars and classes. A scheme is plain data; `validate` lists every fault at once so
 //! an editor can show them all, each named by the field path the API uses.
 

@@ -1,4 +1,4 @@
-//! Criterion weights (DESIGN §4): fixed, equal, entropy and CRITIC. Entropy and CRITIC follow
+//! Criterion weights: fixed, equal, entropy and CRITIC. Entropy and CRITIC follow
 //! pymcdm's `entropy_weights` and `critic_weights`; `tests/pymcdm_oracle.rs` checks them.
 
 use super::Weighting;
@@ -127,7 +127,7 @@ fn fixed_weights(fixed: &[f64]) -> Result<Vec<f64>, WeightingError> {
 /// w = d ÷ Σd. A column summing to 0 or without spread carries no information (d = 0 exactly;
 /// rounding could otherwise leave ±1e-16 and a sign), d is clamped at 0, and when every d is 0
 /// (or there is at most one entity, where ln n = 0) the weights are equal.
-/// pymcdm rejects zeros outright (its sum normalization needs values > 0); DESIGN §4 allows them.
+/// pymcdm rejects zeros outright (its sum normalization needs values > 0); zonerank allows them.
 pub fn entropy_weights(raw: &[Vec<f64>]) -> Result<Vec<f64>, WeightingError> {
     if raw.is_empty() {
         return Err(WeightingError::NoCriteria);

@@ -221,11 +221,10 @@ impl IngestionService for Ingestion {
         let request = crate::wire_check::checked(request)?;
         let limit = page_size(request.page_size, 100, 1000)? as usize;
         let after = decode_page_token(&request.page_token)?;
-        let mut catalog = self.store.indicators().await.map_err(ServiceError::from)?;
-        // Page tokens compare bytes: order the same way, whatever the database collation.
-        catalog.sort_by(|(a, _), (b, _)| a.code.cmp(&b.code));
+        // Page tokens compare bytes: the catalog is in that order, whatever the collation.
+        let catalog = self.store.catalog().await.map_err(ServiceError::from)?;
         let mut page: Vec<_> = catalog
-            .iter()
+            .entries()
             .filter(|(i, _)| after.as_ref().is_none_or(|a| i.code.as_str() > a.as_str()))
             .take(limit + 1)
             .collect();
@@ -240,7 +239,7 @@ impl IngestionService for Ingestion {
         Ok(Response::new(v1::ListIndicatorsResponse {
             indicators: page
                 .into_iter()
-                .map(|(i, builtin)| convert::indicator_to_wire(i, *builtin))
+                .map(|(i, builtin)| convert::indicator_to_wire(i, builtin))
                 .collect(),
             next_page_token,
         }))
@@ -375,14 +374,7 @@ impl IngestionService for Ingestion {
             .data_version()
             .await
             .map_err(ServiceError::from)?;
-        let catalog: std::collections::HashMap<String, String> = self
-            .store
-            .indicators()
-            .await
-            .map_err(ServiceError::from)?
-            .into_iter()
-            .map(|(i, _)| (i.code, i.unit.symbol.to_string()))
-            .collect();
+        let catalog = self.store.catalog().await.map_err(ServiceError::from)?;
         let page = self
             .store
             .observations_page(&query, after.as_ref(), Some(limit))
@@ -396,7 +388,10 @@ impl IngestionService for Ingestion {
                     kind: convert::entity_kind_to_wire(r.kind) as i32,
                     id: r.entity_id,
                 }),
-                unit: catalog.get(&r.indicator).cloned().unwrap_or_default(),
+                unit: catalog
+                    .get(&r.indicator)
+                    .map(|i| i.unit.symbol.to_string())
+                    .unwrap_or_default(),
                 indicator: r.indicator,
                 period: r.period,
                 value: r.value,

@@ -3,12 +3,17 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use zonerank_api::{prost_types::FieldMask, v1};
+use zonerank_api::{
+    convert::{WireEnum, WireEnumError, enum_value},
+    prost_types::FieldMask,
+    v1,
+};
 use zonerank_domain::{
     catalog::{Indicator, builtin_indicator},
-    entity::{EntityKind, validate_id},
-    metric::parse_metric,
+    entity::{EntityKind, ProjectStatus, ZoneKind, validate_id},
+    metric::{Comparator, parse_metric},
     period::Period,
+    region::RegionTree,
     unit::{Dimension, convert_to},
 };
 use zonerank_storage::{
@@ -18,7 +23,7 @@ use zonerank_storage::{
 
 use crate::paging::{decode_page_token, encode_page_token, page_size};
 use crate::{
-    convert::{self, enum_suffix},
+    convert::{self, item_field},
     error::{ServiceError, Violation},
     ingestion::mask::Mask,
 };
@@ -30,6 +35,17 @@ struct Faults(Vec<Violation>);
 impl Faults {
     fn add(&mut self, field: String, reason: impl ToString) {
         self.0.push(Violation::new(field, reason));
+    }
+
+    /// The domain value of the wire enum number in `field`, or a fault recorded.
+    fn wire_enum<W: WireEnum, D: TryFrom<W, Error = WireEnumError>>(
+        &mut self,
+        field: String,
+        value: i32,
+    ) -> Option<D> {
+        enum_value::<W, D>(value)
+            .map_err(|e| self.add(field, e))
+            .ok()
     }
 
     /// The id normalized, or a fault recorded.
@@ -162,25 +178,29 @@ pub async fn upsert_regions(
     // the request's index, not the record's.
     let mut origin = Vec::with_capacity(regions.len());
     for (i, r) in regions.iter().enumerate() {
-        let code = faults.id(format!("regions[{i}].code"), EntityKind::Region, &r.code);
-        faults.name(format!("regions[{i}].name"), &r.name);
+        let code = faults.id(
+            item_field("regions", i, "code"),
+            EntityKind::Region,
+            &r.code,
+        );
+        faults.name(item_field("regions", i, "name"), &r.name);
         let level = convert::region_level(r.level);
         if level.is_none() {
             faults.add(
-                format!("regions[{i}].level"),
+                item_field("regions", i, "level"),
                 "must be PROVINCE, CITY or COUNTY",
             );
         }
         let parent = (!r.parent_code.trim().is_empty()).then(|| {
             faults.id(
-                format!("regions[{i}].parent_code"),
+                item_field("regions", i, "parent_code"),
                 EntityKind::Region,
                 &r.parent_code,
             )
         });
         if parent.as_deref() == Some(code.as_str()) && !code.is_empty() {
             faults.add(
-                format!("regions[{i}].parent_code"),
+                item_field("regions", i, "parent_code"),
                 "a region cannot be its own parent",
             );
         }
@@ -199,7 +219,7 @@ pub async fn upsert_regions(
         records
             .iter()
             .zip(&origin)
-            .map(|(r, i)| (format!("regions[{i}].code"), r.code.clone())),
+            .map(|(r, i)| (item_field("regions", *i, "code"), r.code.clone())),
     );
     let in_request: HashSet<String> = records.iter().map(|r| r.code.clone()).collect();
     let parents = records
@@ -208,33 +228,44 @@ pub async fn upsert_regions(
         .filter_map(|(r, i)| {
             r.parent_code
                 .clone()
-                .map(|p| (format!("regions[{i}].parent_code"), p))
+                .map(|p| (item_field("regions", *i, "parent_code"), p))
         })
         .collect();
     faults
         .exist(&writes, EntityKind::Region, parents, &in_request)
         .await?;
-    // A parent chain must end at a root: a cycle would send every walk up the tree round for
-    // ever (group ranks, tier counts, zone totals).
-    let mut parent_of: HashMap<String, Option<String>> = stored
-        .into_values()
-        .map(|r| (r.code, r.parent_code))
-        .collect();
-    for r in &records {
-        parent_of.insert(r.code.clone(), r.parent_code.clone());
-    }
+    // The tree as the write would leave it. A parent chain must end at a root: a cycle would
+    // send every walk up the tree round for ever (group ranks, tier counts, zone totals).
+    let mut tree = RegionTree::new(
+        stored
+            .into_values()
+            .map(|r| (r.code, r.level, r.parent_code)),
+    );
+    tree.upsert(
+        records
+            .iter()
+            .map(|r| (r.code.clone(), r.level, r.parent_code.clone())),
+    );
     for (r, i) in records.iter().zip(&origin) {
-        let mut seen = HashSet::new();
-        let mut at = r.parent_code.clone();
-        while let Some(code) = at {
-            if code == r.code || !seen.insert(code.clone()) {
-                faults.add(
-                    format!("regions[{i}].parent_code"),
-                    format!("{} under {code} would make the region tree a cycle", r.code),
-                );
-                break;
-            }
-            at = parent_of.get(&code).cloned().flatten();
+        if let Some(code) = tree.cycle_at(&r.code) {
+            faults.add(
+                item_field("regions", *i, "parent_code"),
+                format!(
+                    "{} under {} would make the region tree a cycle through {code}",
+                    r.code,
+                    r.parent_code.as_deref().unwrap_or_default()
+                ),
+            );
+        } else if let Err(e) = tree.check_parent(&r.code) {
+            faults.add(item_field("regions", *i, "parent_code"), e);
+        } else if let Some(child) = tree
+            .children(&r.code)
+            .iter()
+            .find(|c| tree.check_parent(c).is_err())
+        {
+            // A changed level must still sit above the regions stored under it.
+            let e = tree.check_parent(child).unwrap_err();
+            faults.add(item_field("regions", *i, "level"), format!("{child}: {e}"));
         }
     }
     faults.finish("regions", regions.len())?;
@@ -293,25 +324,14 @@ pub async fn upsert_zones(
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(zones.len());
     for (i, z) in zones.iter().enumerate() {
-        let id = faults.id(format!("zones[{i}].id"), EntityKind::Zone, &z.id);
-        faults.name(format!("zones[{i}].name"), &z.name);
+        let id = faults.id(item_field("zones", i, "id"), EntityKind::Zone, &z.id);
+        faults.name(item_field("zones", i, "name"), &z.name);
         let region_code = faults.id(
-            format!("zones[{i}].region_code"),
+            item_field("zones", i, "region_code"),
             EntityKind::Region,
             &z.region_code,
         );
-        let kind = match v1::ZoneKind::try_from(z.kind) {
-            Ok(kind) if kind != v1::ZoneKind::Unspecified => {
-                enum_suffix(kind.as_str_name(), "ZONE_KIND_")
-            }
-            _ => {
-                faults.add(
-                    format!("zones[{i}].kind"),
-                    "must be AGGLOMERATION_ZONE, HIGH_TECH_ZONE, ECONOMIC_DEVELOPMENT_ZONE or INDUSTRIAL_PARK",
-                );
-                String::new()
-            }
-        };
+        let kind = faults.wire_enum::<v1::ZoneKind, _>(item_field("zones", i, "kind"), z.kind);
         for (t, tag) in z.tags.iter().enumerate() {
             if tag.trim().is_empty() || tag.len() > 128 {
                 faults.add(
@@ -324,7 +344,8 @@ pub async fn upsert_zones(
             id,
             name: z.name.trim().to_string(),
             region_code,
-            kind,
+            // A fault already refuses the request when the kind is missing.
+            kind: kind.unwrap_or(ZoneKind::AgglomerationZone),
             tags: z.tags.iter().map(|t| t.trim().to_string()).collect(),
             leading_industries: z.leading_industries.clone(),
         });
@@ -333,12 +354,12 @@ pub async fn upsert_zones(
         records
             .iter()
             .enumerate()
-            .map(|(i, z)| (format!("zones[{i}].id"), z.id.clone())),
+            .map(|(i, z)| (item_field("zones", i, "id"), z.id.clone())),
     );
     let regions = records
         .iter()
         .enumerate()
-        .map(|(i, z)| (format!("zones[{i}].region_code"), z.region_code.clone()))
+        .map(|(i, z)| (item_field("zones", i, "region_code"), z.region_code.clone()))
         .collect();
     faults
         .exist(&writes, EntityKind::Region, regions, &HashSet::new())
@@ -390,21 +411,21 @@ pub async fn upsert_enterprises(
     let mut records = Vec::with_capacity(enterprises.len());
     for (i, e) in enterprises.iter().enumerate() {
         let credit_code = faults.id(
-            format!("enterprises[{i}].credit_code"),
+            item_field("enterprises", i, "credit_code"),
             EntityKind::Enterprise,
             &e.credit_code,
         );
-        faults.name(format!("enterprises[{i}].name"), &e.name);
+        faults.name(item_field("enterprises", i, "name"), &e.name);
         let zone_id = (!e.zone_id.trim().is_empty()).then(|| {
             faults.id(
-                format!("enterprises[{i}].zone_id"),
+                item_field("enterprises", i, "zone_id"),
                 EntityKind::Zone,
                 &e.zone_id,
             )
         });
         if e.industry_code.trim().chars().count() > 8 {
             faults.add(
-                format!("enterprises[{i}].industry_code"),
+                item_field("enterprises", i, "industry_code"),
                 "a GB/T 4754 code of at most 8 characters, e.g. C3511",
             );
         }
@@ -418,7 +439,7 @@ pub async fn upsert_enterprises(
     }
     faults.unique(records.iter().enumerate().map(|(i, e)| {
         (
-            format!("enterprises[{i}].credit_code"),
+            item_field("enterprises", i, "credit_code"),
             e.credit_code.clone(),
         )
     }));
@@ -428,7 +449,7 @@ pub async fn upsert_enterprises(
         .filter_map(|(i, e)| {
             e.zone_id
                 .clone()
-                .map(|z| (format!("enterprises[{i}].zone_id"), z))
+                .map(|z| (item_field("enterprises", i, "zone_id"), z))
         })
         .collect();
     faults
@@ -450,16 +471,16 @@ pub async fn upsert_clusters(
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(clusters.len());
     for (i, c) in clusters.iter().enumerate() {
-        let id = faults.id(format!("clusters[{i}].id"), EntityKind::Cluster, &c.id);
-        faults.name(format!("clusters[{i}].name"), &c.name);
+        let id = faults.id(item_field("clusters", i, "id"), EntityKind::Cluster, &c.id);
+        faults.name(item_field("clusters", i, "name"), &c.name);
         let region_code = faults.id(
-            format!("clusters[{i}].region_code"),
+            item_field("clusters", i, "region_code"),
             EntityKind::Region,
             &c.region_code,
         );
         let zone_id = (!c.zone_id.trim().is_empty()).then(|| {
             faults.id(
-                format!("clusters[{i}].zone_id"),
+                item_field("clusters", i, "zone_id"),
                 EntityKind::Zone,
                 &c.zone_id,
             )
@@ -476,12 +497,17 @@ pub async fn upsert_clusters(
         records
             .iter()
             .enumerate()
-            .map(|(i, c)| (format!("clusters[{i}].id"), c.id.clone())),
+            .map(|(i, c)| (item_field("clusters", i, "id"), c.id.clone())),
     );
     let regions = records
         .iter()
         .enumerate()
-        .map(|(i, c)| (format!("clusters[{i}].region_code"), c.region_code.clone()))
+        .map(|(i, c)| {
+            (
+                item_field("clusters", i, "region_code"),
+                c.region_code.clone(),
+            )
+        })
         .collect();
     faults
         .exist(&writes, EntityKind::Region, regions, &HashSet::new())
@@ -492,7 +518,7 @@ pub async fn upsert_clusters(
         .filter_map(|(i, c)| {
             c.zone_id
                 .clone()
-                .map(|z| (format!("clusters[{i}].zone_id"), z))
+                .map(|z| (item_field("clusters", i, "zone_id"), z))
         })
         .collect();
     faults
@@ -514,33 +540,26 @@ pub async fn upsert_projects(
     let mut faults = Faults::default();
     let mut records = Vec::with_capacity(projects.len());
     for (i, p) in projects.iter().enumerate() {
-        let id = faults.id(format!("projects[{i}].id"), EntityKind::Project, &p.id);
-        faults.name(format!("projects[{i}].name"), &p.name);
+        let id = faults.id(item_field("projects", i, "id"), EntityKind::Project, &p.id);
+        faults.name(item_field("projects", i, "name"), &p.name);
         let zone_id = faults.id(
-            format!("projects[{i}].zone_id"),
+            item_field("projects", i, "zone_id"),
             EntityKind::Zone,
             &p.zone_id,
         );
-        let status = match v1::ProjectStatus::try_from(p.status) {
-            Ok(s) if s != v1::ProjectStatus::Unspecified => {
-                enum_suffix(s.as_str_name(), "PROJECT_STATUS_")
-            }
-            _ => {
-                faults.add(format!("projects[{i}].status"), "must be set");
-                String::new()
-            }
-        };
+        let status =
+            faults.wire_enum::<v1::ProjectStatus, _>(item_field("projects", i, "status"), p.status);
         let planned_investment = match convert_to(p.planned_investment, &p.unit, Dimension::Cny) {
             Ok(v) if v.is_finite() && v >= 0.0 => v,
             Ok(_) => {
                 faults.add(
-                    format!("projects[{i}].planned_investment"),
+                    item_field("projects", i, "planned_investment"),
                     "must be a finite, non-negative amount",
                 );
                 0.0
             }
             Err(e) => {
-                faults.add(format!("projects[{i}].unit"), e);
+                faults.add(item_field("projects", i, "unit"), e);
                 0.0
             }
         };
@@ -548,7 +567,8 @@ pub async fn upsert_projects(
             id,
             name: p.name.trim().to_string(),
             zone_id,
-            status,
+            // A fault already refuses the request when the status is missing.
+            status: status.unwrap_or(ProjectStatus::Negotiating),
             planned_investment,
         });
     }
@@ -556,12 +576,12 @@ pub async fn upsert_projects(
         records
             .iter()
             .enumerate()
-            .map(|(i, p)| (format!("projects[{i}].id"), p.id.clone())),
+            .map(|(i, p)| (item_field("projects", i, "id"), p.id.clone())),
     );
     let zones = records
         .iter()
         .enumerate()
-        .map(|(i, p)| (format!("projects[{i}].zone_id"), p.zone_id.clone()))
+        .map(|(i, p)| (item_field("projects", i, "zone_id"), p.zone_id.clone()))
         .collect();
     faults
         .exist(&writes, EntityKind::Zone, zones, &HashSet::new())
@@ -584,7 +604,7 @@ pub async fn upsert_indicators(
     for (i, ind) in indicators.iter().enumerate() {
         if builtin_indicator(ind.code.trim()).is_some() {
             faults.add(
-                format!("indicators[{i}].code"),
+                item_field("indicators", i, "code"),
                 format!(
                     "{:?} is a built-in indicator and cannot be redefined",
                     ind.code
@@ -594,14 +614,14 @@ pub async fn upsert_indicators(
         }
         let Some(kind) = convert::indicator_kind(ind.kind) else {
             faults.add(
-                format!("indicators[{i}].kind"),
+                item_field("indicators", i, "kind"),
                 "must be FLOW, STOCK or RATE",
             );
             continue;
         };
         let Some(direction) = convert::direction(ind.direction) else {
             faults.add(
-                format!("indicators[{i}].direction"),
+                item_field("indicators", i, "direction"),
                 "must be HIGHER_IS_BETTER or LOWER_IS_BETTER",
             );
             continue;
@@ -625,7 +645,7 @@ pub async fn upsert_indicators(
         records
             .iter()
             .zip(&origin)
-            .map(|(r, i)| (format!("indicators[{i}].code"), r.code.clone())),
+            .map(|(r, i)| (item_field("indicators", *i, "code"), r.code.clone())),
     );
     faults.finish("indicators", indicators.len())?;
     let mut writes = store.begin_writes().await?;
@@ -642,78 +662,64 @@ pub async fn upsert_targets(
 ) -> Result<UpsertCounts, ServiceError> {
     let mut writes = store.begin_writes().await?;
     let mut faults = Faults::default();
-    let catalog: HashMap<String, Indicator> = writes
-        .indicators()
-        .await?
-        .into_iter()
-        .map(|(i, _)| (i.code.clone(), i))
-        .collect();
+    let catalog = writes.catalog().await?;
     let mut records = Vec::with_capacity(targets.len());
     let mut origin = Vec::with_capacity(targets.len());
     let mut refs: Vec<(EntityKind, String, String)> = Vec::new();
     for (i, t) in targets.iter().enumerate() {
         let entity = t.entity.clone().unwrap_or_default();
         let Some(kind) = convert::entity_kind(entity.kind) else {
-            faults.add(format!("targets[{i}].entity.kind"), "must be set");
+            faults.add(item_field("targets", i, "entity.kind"), "must be set");
             continue;
         };
-        let id = faults.id(format!("targets[{i}].entity.id"), kind, &entity.id);
+        let id = faults.id(item_field("targets", i, "entity.id"), kind, &entity.id);
         // Stored in its normalized spelling, so one target per metric however it was typed.
         let metric = match parse_metric(&t.metric, &|code: &str| catalog.get(code).cloned()) {
             Ok(metric) => metric.text,
             Err(e) => {
-                faults.add(format!("targets[{i}].metric"), e);
+                faults.add(item_field("targets", i, "metric"), e);
                 t.metric.trim().to_string()
             }
         };
         let period = Period::parse(&t.period)
             .map(|p| p.canonical())
             .unwrap_or_else(|e| {
-                faults.add(format!("targets[{i}].period"), e);
+                faults.add(item_field("targets", i, "period"), e);
                 String::new()
             });
-        let comparator = match v1::Comparator::try_from(t.comparator) {
-            Ok(c) if c != v1::Comparator::Unspecified => {
-                enum_suffix(c.as_str_name(), "COMPARATOR_")
-            }
-            _ => {
-                faults.add(
-                    format!("targets[{i}].comparator"),
-                    "must be AT_LEAST or AT_MOST",
-                );
-                String::new()
-            }
-        };
+        let comparator = faults
+            .wire_enum::<v1::Comparator, _>(item_field("targets", i, "comparator"), t.comparator);
         if !t.value.is_finite() {
-            faults.add(format!("targets[{i}].value"), "must be a finite number");
+            faults.add(item_field("targets", i, "value"), "must be a finite number");
         }
         // A target on a plain indicator is stored in the indicator's unit, like observations.
         let (value, unit) = match catalog.get(&metric) {
             Some(indicator) => match convert_to(t.value, &t.unit, indicator.dimension()) {
                 Ok(v) => (v, indicator.unit.symbol.to_string()),
                 Err(e) => {
-                    faults.add(format!("targets[{i}].unit"), e);
+                    faults.add(item_field("targets", i, "unit"), e);
                     (t.value, String::new())
                 }
             },
             None => {
                 if t.unit.trim().chars().count() > 16 {
                     faults.add(
-                        format!("targets[{i}].unit"),
+                        item_field("targets", i, "unit"),
                         "a unit of at most 16 characters",
                     );
                 }
                 (t.value, t.unit.trim().to_string())
             }
         };
-        refs.push((kind, id.clone(), format!("targets[{i}].entity.id")));
+        refs.push((kind, id.clone(), item_field("targets", i, "entity.id")));
         origin.push(i);
         records.push(TargetRecord {
             entity_kind: kind,
             entity_id: id,
             metric,
             period,
-            comparator,
+            // A fault already refuses the request when the comparator is missing.
+            comparator: comparator.unwrap_or(Comparator::AtLeast),
             value,
             unit,
             note: t.note.clone(),
@@ -757,8 +763,7 @@ pub fn target_to_wire(t: TargetRecord) -> v1::Target {
         }),
         metric: t.metric,
         period: t.period,
-        comparator: v1::Comparator::from_str_name(&format!("COMPARATOR_{}", t.comparator))
-            .unwrap_or_default() as i32,
+        comparator: v1::Comparator::from(t.comparator) as i32,
         value: t.value,
         unit: t.unit,
         note: t.note,
@@ -865,8 +870,7 @@ pub fn zone_to_wire(z: ZoneRecord) -> v1::Zone {
         id: z.id,
         name: z.name,
         region_code: z.region_code,
-        kind: v1::ZoneKind::from_str_name(&format!("ZONE_KIND_{}", z.kind)).unwrap_or_default()
-            as i32,
+        kind: v1::ZoneKind::from(z.kind) as i32,
         tags: z.tags,
         leading_industries: z.leading_industries,
     }
@@ -878,10 +882,9 @@ pub async fn list_zones(
 ) -> Result<v1::ListZonesResponse, ServiceError> {
     let limit = page_size(request.page_size, 100, 1000)?;
     let after = decode_page_token(&request.page_token)?;
-    let kind = match v1::ZoneKind::try_from(request.kind) {
-        Ok(v1::ZoneKind::Unspecified) => None,
-        Ok(kind) => Some(enum_suffix(kind.as_str_name(), "ZONE_KIND_")),
-        Err(_) => return Err(ServiceError::invalid("kind", "unknown zone kind")),
+    let kind = match request.kind {
+        0 => None,
+        kind => Some(convert::enum_field::<v1::ZoneKind, _>("kind", kind)?),
     };
     let filter = ZoneFilter {
         region_code: Some(request.region_code.trim().to_string()).filter(|r| !r.is_empty()),

@@ -124,12 +124,7 @@ pub async fn delete_target(
         .map_err(|e| ServiceError::invalid("period", e))?
         .canonical();
     let mut writes = store.begin_writes().await?;
-    let catalog: std::collections::HashMap<_, _> = writes
-        .indicators()
-        .await?
-        .into_iter()
-        .map(|(i, _)| (i.code.clone(), i))
-        .collect();
+    let catalog = writes.catalog().await?;
     // Targets are stored under the metric's normalized spelling.
     let metric = parse_metric(&request.metric, &|code: &str| catalog.get(code).cloned())
         .map_err(|e| ServiceError::invalid("metric", e))?

@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 
 use zonerank_api::v1;
 use zonerank_domain::{
-    catalog::Indicator,
     entity::{EntityKind, validate_id},
     observation::normalize_value,
 };
@@ -49,12 +48,7 @@ pub async fn check(
     store: &Store,
     rows: Vec<IncomingObservation>,
 ) -> Result<CheckedBatch, ServiceError> {
-    let catalog: HashMap<String, Indicator> = store
-        .indicators()
-        .await?
-        .into_iter()
-        .map(|(i, _)| (i.code.clone(), i))
-        .collect();
+    let catalog = store.catalog().await?;
     let mut batch = CheckedBatch::default();
     let mut candidates: Vec<(i64, ObservationInput)> = Vec::with_capacity(rows.len());
     let mut first_row_of_key: HashMap<(EntityKind, String, String, String), i64> = HashMap::new();

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use zonerank_domain::{
-    catalog::{Indicator, IndicatorKind},
+    catalog::IndicatorKind,
     entity::EntityKind,
     metric::{Dataset, Metric, Missing, evaluate, parse_metric, requirements},
     period::Period,
@@ -21,19 +21,12 @@ use crate::{
 const READ_WHOLE_KIND_ABOVE: usize = 5_000;
 
 /// The catalog as a lookup for the expression parser.
-pub struct Catalog(HashMap<String, Indicator>);
+pub struct Catalog(zonerank_domain::catalog::Catalog);
 
 impl Catalog {
     /// The stored catalog.
     pub async fn load(store: &Store) -> Result<Catalog, ServiceError> {
-        Ok(Catalog(
-            store
-                .indicators()
-                .await?
-                .into_iter()
-                .map(|(i, _)| (i.code.clone(), i))
-                .collect(),
-        ))
+        Ok(Catalog(store.catalog().await?))
     }
 
     /// Parses one expression; `field` names it in the error.
@@ -68,7 +61,8 @@ impl Catalog {
 
     fn stock_indicators(&self) -> impl Iterator<Item = String> + '_ {
         self.0
-            .values()
+            .entries()
+            .map(|(i, _)| i)
             .filter(|i| i.kind == IndicatorKind::Stock)
             .map(|i| i.code.clone())
     }
@@ -169,16 +163,7 @@ async fn compute_cells(
     }
     if zones && kind == EntityKind::Region {
         let zone_regions = store.zone_regions().await?;
-        let regions = store.regions().await?;
-        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
-        for r in &regions {
-            if let Some(p) = &r.parent_code {
-                children
-                    .entry(p.as_str())
-                    .or_default()
-                    .push(r.code.as_str());
-            }
-        }
+        let tree = store.region_tree().await?;
         let mut zones_by_region: HashMap<&str, Vec<&str>> = HashMap::new();
         for (zone, region) in &zone_regions {
             zones_by_region
@@ -202,20 +187,14 @@ async fn compute_cells(
         }
         for (region, idx) in regions_needing_zones {
             let mut within = Vec::new();
-            let mut stack = vec![region.as_str()];
-            let mut seen = std::collections::HashSet::new();
-            while let Some(code) = stack.pop() {
-                if !seen.insert(code) {
-                    continue;
-                }
-                for zone in zones_by_region.get(code).into_iter().flatten() {
+            for code in tree.subtree(&region) {
+                for zone in zones_by_region.get(code.as_str()).into_iter().flatten() {
                     within.push(data.add_entity(EntityKind::Zone, zone));
                     extra
                         .entry(EntityKind::Zone)
                         .or_default()
                         .insert(zone.to_string());
                 }
-                stack.extend(children.get(code).into_iter().flatten().copied());
             }
             data.set_zones_within(idx, within);
         }

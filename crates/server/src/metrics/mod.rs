@@ -3,17 +3,20 @@
 
 mod compute;
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use prost::Message;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use zonerank_api::v1::{self, metrics_service_server::MetricsService};
+use zonerank_api::{
+    convert::{WireEnumError, enum_value},
+    v1::{self, metrics_service_server::MetricsService},
+};
 use zonerank_cache::{Cache, CacheKey};
 use zonerank_domain::{
     catalog::Direction,
-    entity::EntityKind,
-    metric::{self, Comparator, Metric, Missing, TargetStatus},
+    entity::{EntityKind, ZoneKind},
+    metric::{self, Metric, Missing, TargetStatus},
     period::Period,
     unit::Unit,
 };
@@ -22,7 +25,7 @@ use zonerank_storage::{CohortQuery, Store};
 pub use compute::{Catalog, Computed, compute, compute_within};
 
 use crate::{
-    convert::{self, enum_suffix, timestamp_micros},
+    convert::{self, timestamp_micros},
     error::ServiceError,
     ingestion::entity_ref,
     paging::{decode_page_token, encode_page_token, page_size},
@@ -63,10 +66,10 @@ pub fn cohort_query(cohort: Option<&v1::CohortSelector>) -> Result<CohortQuery, 
             ..Default::default()
         });
     };
-    let zone_kind = match v1::ZoneKind::try_from(c.zone_kind) {
-        Ok(v1::ZoneKind::Unspecified) => None,
-        Ok(k) => Some(enum_suffix(k.as_str_name(), "ZONE_KIND_")),
-        Err(_) => {
+    let zone_kind = match enum_value::<v1::ZoneKind, ZoneKind>(c.zone_kind) {
+        Ok(kind) => Some(kind),
+        Err(WireEnumError::Unspecified { .. }) => None,
+        Err(WireEnumError::Undefined { .. }) => {
             return Err(ServiceError::not_found(
                 "zonerank.v1.ZoneKind",
                 c.zone_kind.to_string(),
@@ -194,13 +197,13 @@ impl MetricsService for Metrics {
             })
             .collect();
         // Every indicator is a metric too.
-        let catalog = self.store.indicators().await.map_err(ServiceError::from)?;
-        definitions.extend(catalog.into_iter().map(|(i, _)| v1::MetricDefinition {
+        let catalog = self.store.catalog().await.map_err(ServiceError::from)?;
+        definitions.extend(catalog.entries().map(|(i, _)| v1::MetricDefinition {
             formula: format!("{} ({})", i.code, i.name_zh),
             unit: i.unit.symbol.to_string(),
             direction: direction_to_wire(i.direction),
             description: i.name_en.clone(),
-            name: i.code,
+            name: i.code.clone(),
         }));
         definitions.sort_by(|a, b| a.name.cmp(&b.name));
         let mut page: Vec<_> = definitions
@@ -413,11 +416,7 @@ impl MetricsService for Metrics {
                     period: evaluated,
                 }))
             };
-            let comparator = if target.comparator == "AT_MOST" {
-                Comparator::AtMost
-            } else {
-                Comparator::AtLeast
-            };
+            let comparator = target.comparator;
             let goal = in_metric_unit(target.value, &target.unit, &metric.unit);
             let result = metric::progress(
                 comparator,
@@ -480,40 +479,21 @@ impl MetricsService for Metrics {
         )
         .await?;
         // A zone counts for its own region and every region above it.
-        let parents: HashMap<String, Option<String>> = self
-            .store
-            .regions()
-            .await
-            .map_err(ServiceError::from)?
-            .into_iter()
-            .map(|r| (r.code, r.parent_code))
-            .collect();
-        let within = match &root {
-            Some(root) => Some(
-                self.store
-                    .region_subtree(root)
-                    .await
-                    .map_err(ServiceError::from)?,
-            ),
-            None => None,
-        };
+        let tree = self.store.region_tree().await.map_err(ServiceError::from)?;
+        let within = root.as_deref().map(|root| tree.subtree(root));
         let mut values_by_region: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
         for (member, values) in computed.members.iter().zip(&computed.values) {
             let Ok(value) = values[0][0] else { continue };
-            let mut region = member.region_code.clone();
-            let mut seen = std::collections::HashSet::new();
-            while let Some(code) = region {
-                // Ingestion refuses cycles; a hand-edited database still must not hang here.
-                if !seen.insert(code.clone()) {
-                    break;
-                }
-                if within.as_ref().is_none_or(|w| w.contains(&code)) {
+            let Some(region) = &member.region_code else {
+                continue;
+            };
+            for code in tree.ancestors(region) {
+                if within.as_ref().is_none_or(|w| w.contains(code)) {
                     values_by_region
-                        .entry(code.clone())
+                        .entry(code.to_string())
                         .or_default()
                         .push(value);
                 }
-                region = parents.get(&code).cloned().flatten();
             }
         }
         Ok(Response::new(v1::GetTierCountsResponse {

@@ -204,13 +204,7 @@ impl Ranking {
     }
 
     async fn region_parents(&self) -> Result<run::RegionParents, ServiceError> {
-        Ok(self
-            .store
-            .regions()
-            .await?
-            .into_iter()
-            .map(|r| (r.code, r.parent_code))
-            .collect())
+        Ok(self.store.region_tree().await?)
     }
 
     async fn resolve_run(

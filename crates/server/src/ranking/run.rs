@@ -89,19 +89,17 @@ pub fn ranking_failed(
 }
 
 /// Region ancestry, for group keys ("region:410300" for a zone in Xin'an county).
-pub type RegionParents = HashMap<String, Option<String>>;
+pub type RegionParents = zonerank_domain::region::RegionTree;
 
 fn group_keys(row: &v1::MetricRow, parents: &RegionParents) -> Vec<String> {
     let mut keys = Vec::new();
-    let mut region = Some(row.region_code.clone()).filter(|r| !r.is_empty());
-    while let Some(code) = region {
-        region = parents.get(&code).cloned().flatten();
-        let key = format!("region:{code}");
-        // Ingestion refuses cycles; a hand-edited database still must not hang a ranking.
-        if keys.contains(&key) {
-            break;
-        }
-        keys.push(key);
+    if !row.region_code.is_empty() {
+        keys.extend(
+            parents
+                .ancestors(&row.region_code)
+                .into_iter()
+                .map(|code| format!("region:{code}")),
+        );
     }
     keys.extend(row.tags.iter().map(|t| format!("tag:{t}")));
     keys
