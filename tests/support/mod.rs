@@ -45,6 +45,18 @@ impl RunningServer {
         services: Services,
         tls: Option<ClientTlsConfig>,
     ) -> RunningServer {
+        let server = RunningServer::start_unready(args, services, tls).await;
+        server.wait_until_serving(services.names()[0]).await;
+        server
+    }
+
+    /// Starts `services` on an ephemeral port without waiting for readiness (a server whose
+    /// dependency is meant to be out of reach).
+    pub async fn start_unready(
+        args: ServerArgs,
+        services: Services,
+        tls: Option<ClientTlsConfig>,
+    ) -> RunningServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -60,7 +72,6 @@ impl RunningServer {
             stop: Some(stop),
             task,
         };
-        server.wait_until_serving(services.names()[0]).await;
         server
     }
 
