@@ -66,13 +66,12 @@ impl RunningServer {
             })
             .await
         });
-        let server = RunningServer {
+        RunningServer {
             url,
             tls,
             stop: Some(stop),
             task,
-        };
-        server
+        }
     }
 
     /// A channel to this server.
