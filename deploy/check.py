@@ -326,6 +326,18 @@ def check_k8s(overlay: str, rendered: Path) -> int:
             problem(f"{overlay} zonerank-config", "OTEL_EXPORTER_OTLP_ENDPOINT is not the collector")
     if overlay == "dev" and "debug" not in config.get("RUST_LOG", ""):
         problem(f"{overlay} zonerank-config", "RUST_LOG is not at debug")
+    # Secure by default: production verifies callers' tokens and never runs open; dev says
+    # explicitly that it runs open (a server on 0.0.0.0 without auth refuses to start).
+    jwks = config.get("ZONERANK_AUTH_JWKS", "")
+    if overlay == "production":
+        for key in ("ZONERANK_AUTH_JWKS", "ZONERANK_AUTH_ISSUER", "ZONERANK_AUTH_AUDIENCE"):
+            if not config.get(key):
+                problem(f"{overlay} zonerank-config", f"{key} must be set: production authenticates callers")
+        if "ZONERANK_INSECURE_NO_AUTH" in config:
+            problem(f"{overlay} zonerank-config", "ZONERANK_INSECURE_NO_AUTH must not be set in production")
+    if overlay == "dev":
+        if config.get("ZONERANK_INSECURE_NO_AUTH") != "true" or jwks:
+            problem(f"{overlay} zonerank-config", "dev runs open explicitly: ZONERANK_INSECURE_NO_AUTH=true, no JWKS")
 
     binaries = built_binaries()
     for name, workload in workloads.items():
@@ -342,6 +354,10 @@ def check_k8s(overlay: str, rendered: Path) -> int:
         for container in containers:
             zonerank_image = labels.get("app.kubernetes.io/part-of") == "zonerank"
             check_container(where, container, pod_security, zonerank_image)
+            if zonerank_image and jwks and workload["kind"] == "Deployment":
+                mounted = [m.get("mountPath", "") for m in container.get("volumeMounts", [])]
+                if not any(jwks.startswith(path.rstrip("/") + "/") for path in mounted):
+                    problem(where, f"ZONERANK_AUTH_JWKS {jwks} is not on a mounted volume")
             if zonerank_image:
                 image = container.get("image", "")
                 if overlay == "production" and ("/" not in image or image.endswith(":dev")):
