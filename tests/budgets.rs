@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic_types::StatusExt;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
-use zonerank_integration_tests::{Deployment, region};
+use zonerank_integration_tests::{Deployment, numbered_zone_id, numbered_zones, region};
 
 /// The tests of this file one at a time: the CPU test reads the whole process's CPU time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -30,15 +30,7 @@ async fn seed(client: &mut Ingestion, zones: usize) {
         .expect("regions");
     client
         .upsert_zones(v1::UpsertZonesRequest {
-            zones: (0..zones)
-                .map(|i| v1::Zone {
-                    id: format!("Z-{i}"),
-                    name: format!("zone {i}"),
-                    region_code: "410100".into(),
-                    kind: v1::ZoneKind::AgglomerationZone as i32,
-                    ..Default::default()
-                })
-                .collect(),
+            zones: numbered_zones(zones, "410100"),
             ..Default::default()
         })
         .await
@@ -52,8 +44,9 @@ async fn seed(client: &mut Ingestion, zones: usize) {
             500.0 + (i * 71 % 911) as f64,
         );
         csv.push_str(&format!(
-            "ZONE,Z-{i},revenue,2023,{revenue},亿元\nZONE,Z-{i},tax,2023,{tax},万元\n\
-             ZONE,Z-{i},land_area,2023,{land},亩\n"
+            "ZONE,{z},revenue,2023,{revenue},亿元\nZONE,{z},tax,2023,{tax},万元\n\
+             ZONE,{z},land_area,2023,{land},亩\n",
+            z = numbered_zone_id(i)
         ));
     }
     let report = client
@@ -264,7 +257,7 @@ async fn every_expensive_call_is_refused_over_its_budget_with_the_numbers() {
             run_id: run_id.clone(),
             entity: Some(v1::EntityRef {
                 kind: v1::EntityKind::Zone as i32,
-                id: "Z-7".into(),
+                id: numbered_zone_id(7),
             }),
         })
         .await

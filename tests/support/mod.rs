@@ -319,6 +319,24 @@ pub fn region(
 }
 
 /// Henan with Zhumadian and Queshan county, Luoyang and Xin'an county: the regions of the seeds.
+/// `count` agglomeration zones `Z-0000`, `Z-0001`, … in `region_code`, named `zone N`.
+pub fn numbered_zones(count: usize, region_code: &str) -> Vec<zonerank_api::v1::Zone> {
+    (0..count)
+        .map(|i| zonerank_api::v1::Zone {
+            id: numbered_zone_id(i),
+            name: format!("zone {i}"),
+            region_code: region_code.into(),
+            kind: zonerank_api::v1::ZoneKind::AgglomerationZone as i32,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// The id of the `i`th of [`numbered_zones`].
+pub fn numbered_zone_id(i: usize) -> String {
+    format!("Z-{i:04}")
+}
+
 pub fn seed_regions() -> Vec<zonerank_api::v1::Region> {
     use zonerank_api::v1::RegionLevel::{City, County, Province};
     vec![

@@ -9,7 +9,9 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
-use zonerank_integration_tests::{ServiceProcess, henan_two_cities};
+use zonerank_integration_tests::{
+    ServiceProcess, henan_two_cities, numbered_zone_id, numbered_zones,
+};
 use zonerank_storage::{Store, entity::observation, test_support::TestDatabase};
 
 const EXE: &str = env!("CARGO_BIN_EXE_zonerank-ingestion");
@@ -38,15 +40,7 @@ async fn zones(client: &mut Client) {
         .expect("regions");
     client
         .upsert_zones(v1::UpsertZonesRequest {
-            zones: (0..ZONES)
-                .map(|i| v1::Zone {
-                    id: format!("Z-{i:04}"),
-                    name: format!("zone {i}"),
-                    region_code: "410300".into(),
-                    kind: v1::ZoneKind::AgglomerationZone as i32,
-                    ..Default::default()
-                })
-                .collect(),
+            zones: numbered_zones(ZONES, "410300"),
             ..Default::default()
         })
         .await
@@ -60,7 +54,7 @@ fn batches() -> Vec<v1::IngestObservationsRequest> {
             YEARS.map(move |year| v1::Observation {
                 entity: Some(v1::EntityRef {
                     kind: v1::EntityKind::Zone as i32,
-                    id: format!("Z-{i:04}"),
+                    id: numbered_zone_id(i),
                 }),
                 indicator: "revenue".into(),
                 period: year.to_string(),
