@@ -174,6 +174,17 @@ async fn bad_text_unknown_enums_and_ambiguous_numbers_are_refused_naming_the_fie
                ZONE,LY-1,tax,2022,\"1\n2\",万元\n\
                ZONE,LY-1,tax,2023,\"3,500\",万元\n\
                ZONE,LY-1,output_value,2023,5,亿元,extra\n";
+    let with_source = "entity_kind,entity_id,indicator,period,value,unit,source\n\
+                       ZONE,LY-1,revenue,2023,5,万元,统计\u{0}局\n";
+    let status = ingestion
+        .import_csv(v1::ImportCsvRequest {
+            content: with_source.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a NUL byte inside the file");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violations(&status), ["rows[2].source"]);
     let status = ingestion
         .import_csv(v1::ImportCsvRequest {
             content: csv.as_bytes().to_vec(),

@@ -229,33 +229,32 @@ fn walk_value(
 }
 
 fn check_text(name: &str, text: &str, path: &str, faults: &mut Vec<Violation>) {
+    if let Some(reason) = text_fault(name, text) {
+        faults.push(Violation::new(path, reason));
+    }
+}
+
+/// What is wrong with `text` as the value of a string field called `name` (control characters,
+/// length past its cap), if anything. Also used for text that arrives inside a CSV file.
+pub fn text_fault(name: &str, text: &str) -> Option<String> {
     let free_text = FREE_TEXT.contains(&name);
     if let Some((at, c)) = text
         .chars()
         .enumerate()
         .find(|(_, c)| c.is_control() && !(free_text && matches!(c, '\t' | '\n' | '\r')))
     {
-        faults.push(Violation::new(
-            path,
-            format!(
-                "control character U+{:04X} at character {}; text fields take printable text only",
-                c as u32,
-                at + 1
-            ),
+        return Some(format!(
+            "control character U+{:04X} at character {}; text fields take printable text only",
+            c as u32,
+            at + 1
         ));
-        return;
     }
     let cap = LENGTH_CAPS
         .iter()
         .find(|(field, _)| *field == name)
         .map_or(DEFAULT_MAX_CHARS, |(_, cap)| *cap);
     let chars = text.chars().count();
-    if chars > cap {
-        faults.push(Violation::new(
-            path,
-            format!("{chars} characters; at most {cap} are accepted"),
-        ));
-    }
+    (chars > cap).then(|| format!("{chars} characters; at most {cap} are accepted"))
 }
 
 #[cfg(test)]

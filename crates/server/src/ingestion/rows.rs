@@ -67,6 +67,11 @@ pub async fn check(
             .value
             .map_err(|e| errors.push(row_error(row.row, "value", e)))
             .ok();
+        // The other fields are checked by their own parsers; the source is free text (from a
+        // CSV cell, or a stream already checked as a message).
+        if let Some(reason) = crate::wire_check::text_fault("source", &row.source) {
+            errors.push(row_error(row.row, "source", reason));
+        }
         let normalized = match catalog.get(row.indicator.trim()) {
             None => {
                 errors.push(row_error(
