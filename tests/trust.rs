@@ -12,7 +12,7 @@ use zonerank_api::v1::{
     self, ingestion_service_client::IngestionServiceClient,
     metrics_service_client::MetricsServiceClient, ranking_service_client::RankingServiceClient,
 };
-use zonerank_integration_tests::{RunningServer, seed_regions, server_args};
+use zonerank_integration_tests::{RunningServer, henan_two_cities, seed_regions, server_args};
 use zonerank_server::{
     ServerArgs, Services,
     auth::keys::{KeyKind, SigningKey, TokenClaims},
@@ -314,13 +314,19 @@ impl AuthServer {
     }
 
     fn token(&self, sub: &str, roles: &[&str]) -> String {
+        self.scoped_token(sub, roles, &[])
+    }
+
+    /// A token whose `zonerank_regions` are `regions`.
+    fn scoped_token(&self, sub: &str, roles: &[&str], regions: &[&str]) -> String {
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        let regions: Vec<String> = regions.iter().map(|r| r.to_string()).collect();
         self.key
             .sign(
                 &TokenClaims {
                     subject: sub,
                     roles: &roles,
-                    regions: &[],
+                    regions: &regions,
                     issuer: ISSUER,
                     audience: AUDIENCE,
                     ttl_secs: 3600,
@@ -533,7 +539,7 @@ async fn each_role_may_do_what_the_model_says_and_nothing_more() {
     let server = AuthServer::start().await;
     let admin = server.token("root", &["admin"]);
     let viewer = server.token("reader", &["viewer"]);
-    let submitter = server.token("bureau-luoyang", &["submitter"]);
+    let submitter = server.scoped_token("bureau-luoyang", &["submitter"], &["410300"]);
     let assessor = server.token("commerce-dept", &["assessor"]);
 
     server
@@ -764,5 +770,231 @@ async fn a_rotated_key_set_is_read_without_a_restart() {
         .await
         .expect_err("the removed key");
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    server.stop().await;
+}
+
+fn zone(id: &str, region: &str) -> v1::Zone {
+    v1::Zone {
+        id: id.into(),
+        name: format!("zone {id}"),
+        region_code: region.into(),
+        kind: v1::ZoneKind::AgglomerationZone as i32,
+        ..Default::default()
+    }
+}
+
+/// The ErrorInfo of a scope refusal: its reason and metadata.
+fn scope_refusal(status: &tonic::Status) -> (String, std::collections::HashMap<String, String>) {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    (info.reason, info.metadata)
+}
+
+async fn zone_tax(server: &AuthServer, token: &str, zone: &str) -> Vec<f64> {
+    server
+        .ingestion(Some(token))
+        .await
+        .get_observations(v1::GetObservationsRequest {
+            entity: Some(v1::EntityRef {
+                kind: v1::EntityKind::Zone as i32,
+                id: zone.into(),
+            }),
+            indicator: "tax".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("observations")
+        .into_inner()
+        .observations
+        .into_iter()
+        .map(|o| o.value)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_submitter_writes_only_inside_its_regions_and_a_refused_request_writes_nothing() {
+    let server = AuthServer::start().await;
+    let admin = server.token("root", &["admin"]);
+    let luoyang = server.scoped_token("bureau-luoyang", &["submitter"], &["410300"]);
+    let mut as_admin = server.ingestion(Some(&admin)).await;
+    as_admin
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions: seed_regions()
+                .into_iter()
+                .chain(henan_two_cities())
+                .map(|r| (r.code.clone(), r))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_values()
+                .collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("admin writes regions");
+    // Zhengzhou's zone, written by the admin (who is not bound to any region).
+    as_admin
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones: vec![zone("410100-ZZ", "410100")],
+            ..Default::default()
+        })
+        .await
+        .expect("admin writes anywhere");
+
+    let mut as_luoyang = server.ingestion(Some(&luoyang)).await;
+    // Xin'an county lies under Luoyang: its zone and figures are the bureau's to write.
+    as_luoyang
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones: vec![zone("410323-XA", "410323")],
+            ..Default::default()
+        })
+        .await
+        .expect("a county zone of the city");
+    let ok =
+        "entity_kind,entity_id,indicator,period,value,unit\nZONE,410323-XA,tax,2023,11400,万元\n";
+    let report = as_luoyang
+        .import_csv(v1::ImportCsvRequest {
+            content: ok.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("figures of the county zone")
+        .into_inner();
+    assert_eq!(report.accepted, 1);
+
+    // A Zhengzhou zone in the same request as a Xin'an one: refused whole, naming the row.
+    let status = as_luoyang
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones: vec![zone("410323-XB", "410323"), zone("410100-ZB", "410100")],
+            ..Default::default()
+        })
+        .await
+        .expect_err("a Zhengzhou zone");
+    let (reason, metadata) = scope_refusal(&status);
+    assert_eq!(reason, "REGION_OUT_OF_SCOPE");
+    assert_eq!(metadata["principal"], "bureau-luoyang");
+    assert_eq!(metadata["region"], "410100");
+    assert_eq!(metadata["field"], "zones[1].region_code");
+    let listed = as_admin
+        .list_zones(v1::ListZonesRequest::default())
+        .await
+        .expect("zones")
+        .into_inner()
+        .zones
+        .into_iter()
+        .map(|z| z.id)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        listed,
+        ["410100-ZZ", "410323-XA"],
+        "nothing of the refused request"
+    );
+
+    // Moving Zhengzhou's zone into Luoyang is a write of Zhengzhou's zone.
+    let status = as_luoyang
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones: vec![zone("410100-ZZ", "410323")],
+            ..Default::default()
+        })
+        .await
+        .expect_err("taking over a Zhengzhou zone");
+    assert_eq!(scope_refusal(&status).1["field"], "zones[0].id");
+
+    // A CSV with one Zhengzhou row among Luoyang's: refused whole, even with partial
+    // acceptance, and nothing written.
+    let mixed = "entity_kind,entity_id,indicator,period,value,unit\n\
+                 ZONE,410323-XA,tax,2023,99999,万元\n\
+                 ZONE,410100-ZZ,tax,2023,12345,万元\n";
+    for allow_partial in [false, true] {
+        let status = as_luoyang
+            .import_csv(v1::ImportCsvRequest {
+                content: mixed.as_bytes().to_vec(),
+                allow_partial,
+                ..Default::default()
+            })
+            .await
+            .expect_err("a Zhengzhou row");
+        let (reason, metadata) = scope_refusal(&status);
+        assert_eq!(reason, "REGION_OUT_OF_SCOPE");
+        assert_eq!(metadata["field"], "rows[3].entity_id");
+        assert!(
+            !metadata.contains_key("region"),
+            "the zone's region is not told"
+        );
+    }
+    assert_eq!(zone_tax(&server, &admin, "410323-XA").await, [11400.0]);
+    assert!(zone_tax(&server, &admin, "410100-ZZ").await.is_empty());
+
+    // Permission before existence: a zone that does not exist is refused like Zhengzhou's.
+    let unknown =
+        "entity_kind,entity_id,indicator,period,value,unit\nZONE,NO-SUCH-ZONE,tax,2023,1,万元\n";
+    let status = as_luoyang
+        .import_csv(v1::ImportCsvRequest {
+            content: unknown.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("an unknown zone");
+    assert_eq!(scope_refusal(&status).0, "REGION_OUT_OF_SCOPE");
+
+    // The stream and the other reference writes follow the same scope.
+    let stream = tokio_stream::iter([v1::IngestObservationsRequest {
+        observations: vec![v1::Observation {
+            entity: Some(v1::EntityRef {
+                kind: v1::EntityKind::Zone as i32,
+                id: "410100-ZZ".into(),
+            }),
+            indicator: "tax".into(),
+            period: "2024".into(),
+            value: 1.0,
+            unit: "万元".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }]);
+    let status = as_luoyang
+        .ingest_observations(stream)
+        .await
+        .expect_err("a streamed Zhengzhou figure");
+    assert_eq!(scope_refusal(&status).1["field"], "rows[1].entity_id");
+    let status = as_luoyang
+        .upsert_projects(v1::UpsertProjectsRequest {
+            projects: vec![v1::Project {
+                id: "P-ZZ".into(),
+                name: "a Zhengzhou project".into(),
+                zone_id: "410100-ZZ".into(),
+                status: v1::ProjectStatus::Negotiating as i32,
+                unit: "元".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect_err("a project in a Zhengzhou zone");
+    assert_eq!(scope_refusal(&status).1["field"], "projects[0].zone_id");
+    let status = as_luoyang
+        .upsert_clusters(v1::UpsertClustersRequest {
+            clusters: vec![v1::Cluster {
+                id: "C-ZZ".into(),
+                name: "a Zhengzhou cluster".into(),
+                region_code: "410100".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect_err("a Zhengzhou cluster");
+    assert_eq!(scope_refusal(&status).1["region"], "410100");
+
+    // Regions are the admin's: the submitter is refused by role, not by scope.
+    let status = as_luoyang
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions: seed_regions(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("regions");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(needed_role(&status).1, "admin");
+
     server.stop().await;
 }

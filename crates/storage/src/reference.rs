@@ -530,6 +530,15 @@ impl Store {
         })
     }
 
+    /// The region each of `ids` (entities of `kind`) lies in; unknown ids are absent.
+    pub async fn entity_regions(
+        &self,
+        kind: EntityKind,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StorageError> {
+        regions_of_in(&self.db, kind, ids).await
+    }
+
     /// Which of `ids` exist as entities of `kind`.
     pub async fn existing_entities(
         &self,
@@ -727,4 +736,102 @@ pub(crate) async fn insert_indicators<'a>(
             .await?;
     }
     Ok(())
+}
+
+/// `(key, other)` of the rows of `E` whose `key` is one of `ids`, where `other` is set.
+async fn key_pairs<E, C>(
+    key: E::Column,
+    other: E::Column,
+    ids: &[String],
+    db: &C,
+) -> Result<Vec<(String, String)>, StorageError>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let mut pairs = Vec::new();
+    for chunk in ids.chunks(rows_per_statement(1)) {
+        let rows: Vec<(String, Option<String>)> = E::find()
+            .select_only()
+            .column(key)
+            .column(other)
+            .filter(key.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        pairs.extend(rows.into_iter().filter_map(|(k, o)| Some((k, o?))));
+    }
+    Ok(pairs)
+}
+
+/// The region each of `ids` (entities of `kind`) lies in: a region itself, a zone's or a
+/// cluster's region, an enterprise's or a project's through its zone. Ids that do not exist,
+/// or have no zone, are absent.
+pub(crate) async fn regions_of_in<C: ConnectionTrait>(
+    db: &C,
+    kind: EntityKind,
+    ids: &[String],
+) -> Result<HashMap<String, String>, StorageError> {
+    let through_zone = |pairs: Vec<(String, String)>| async move {
+        let mut zones: Vec<String> = pairs.iter().map(|(_, z)| z.clone()).collect();
+        zones.sort();
+        zones.dedup();
+        let zone_regions: HashMap<String, String> =
+            key_pairs::<zone::Entity, _>(zone::Column::Id, zone::Column::RegionCode, &zones, db)
+                .await?
+                .into_iter()
+                .collect();
+        Ok::<_, StorageError>(
+            pairs
+                .into_iter()
+                .filter_map(|(id, z)| Some((id, zone_regions.get(&z)?.clone())))
+                .collect(),
+        )
+    };
+    Ok(match kind {
+        EntityKind::Region => existing_in(db, kind, ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.clone(), c))
+            .collect(),
+        EntityKind::Zone => {
+            key_pairs::<zone::Entity, _>(zone::Column::Id, zone::Column::RegionCode, ids, db)
+                .await?
+                .into_iter()
+                .collect()
+        }
+        EntityKind::Cluster => key_pairs::<cluster::Entity, _>(
+            cluster::Column::Id,
+            cluster::Column::RegionCode,
+            ids,
+            db,
+        )
+        .await?
+        .into_iter()
+        .collect(),
+        EntityKind::Enterprise => {
+            through_zone(
+                key_pairs::<enterprise::Entity, _>(
+                    enterprise::Column::CreditCode,
+                    enterprise::Column::ZoneId,
+                    ids,
+                    db,
+                )
+                .await?,
+            )
+            .await?
+        }
+        EntityKind::Project => {
+            through_zone(
+                key_pairs::<project::Entity, _>(
+                    project::Column::Id,
+                    project::Column::ZoneId,
+                    ids,
+                    db,
+                )
+                .await?,
+            )
+            .await?
+        }
+    })
 }

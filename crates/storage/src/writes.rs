@@ -23,8 +23,8 @@ use crate::{
     reference::{
         cluster_model, cluster_record, enterprise_model, enterprise_record, existing_in,
         indicator_entry, indicators_in, insert_indicators, project_model, project_record,
-        region_model, region_record, regions_in, rows_per_statement, rows_with_keys, target_model,
-        target_record, zones_in,
+        region_model, region_record, regions_in, regions_of_in, rows_per_statement, rows_with_keys,
+        target_model, target_record, zones_in,
     },
     store::{bump_version, lock_writers},
 };
@@ -142,6 +142,16 @@ impl Writes {
         ids: &[String],
     ) -> Result<std::collections::HashSet<String>, StorageError> {
         existing_in(&self.txn, kind, ids).await
+    }
+
+    /// The region each of `ids` (entities of `kind`) lies in, as this transaction sees it;
+    /// unknown ids are absent.
+    pub async fn entity_regions(
+        &self,
+        kind: EntityKind,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StorageError> {
+        regions_of_in(&self.txn, kind, ids).await
     }
 
     /// The catalog, as this transaction sees it.

@@ -4,6 +4,7 @@
 
 pub mod keys;
 mod roles;
+pub mod scope;
 
 use std::{
     collections::HashMap,
@@ -22,6 +23,7 @@ use jsonwebtoken::{
 use tonic::{body::Body, server::NamedService};
 
 pub use roles::{Role, authorize, needed_role};
+pub use scope::{Caller, Scope};
 
 use crate::error::ServiceError;
 
@@ -301,9 +303,11 @@ where
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let authorization = request.headers().get(http::header::AUTHORIZATION).cloned();
+        let mut caller = Caller::default();
         if let Some(verifier) = &self.verifier {
             match admit(verifier, request.uri().path(), request.headers()) {
                 Ok(principal) => {
+                    caller.principal = Some(principal.clone());
                     request.extensions_mut().insert(principal);
                 }
                 Err(refusal) => {
@@ -314,6 +318,7 @@ where
                 }
             }
         }
+        request.extensions_mut().insert(caller);
         let call = self.inner.call(request);
         Box::pin(CALLER_AUTHORIZATION.scope(authorization, call))
     }

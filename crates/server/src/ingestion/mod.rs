@@ -18,6 +18,7 @@ use zonerank_domain::{
 use zonerank_storage::{ObservationPosition, ObservationQuery, Store, UpsertCounts};
 
 use crate::{
+    auth::Caller,
     convert::{self, micros_timestamp, timestamp_micros},
     error::ServiceError,
     ingestion::rows::IncomingObservation,
@@ -136,10 +137,12 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertZonesRequest>,
     ) -> Result<Response<v1::UpsertZonesResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
         let counts = reference::upsert_zones(
             &self.store,
+            &caller,
             request.zones,
             request.update_mask.as_ref(),
             dry_run,
@@ -156,10 +159,12 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertEnterprisesRequest>,
     ) -> Result<Response<v1::UpsertEnterprisesResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
         let counts = reference::upsert_enterprises(
             &self.store,
+            &caller,
             request.enterprises,
             request.update_mask.as_ref(),
             dry_run,
@@ -176,9 +181,11 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertClustersRequest>,
     ) -> Result<Response<v1::UpsertClustersResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
-        let counts = reference::upsert_clusters(&self.store, request.clusters, dry_run).await?;
+        let counts =
+            reference::upsert_clusters(&self.store, &caller, request.clusters, dry_run).await?;
         Ok(Response::new(v1::UpsertClustersResponse {
             upserted: counts.total(),
             dry_run,
@@ -190,9 +197,11 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertProjectsRequest>,
     ) -> Result<Response<v1::UpsertProjectsResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
-        let counts = reference::upsert_projects(&self.store, request.projects, dry_run).await?;
+        let counts =
+            reference::upsert_projects(&self.store, &caller, request.projects, dry_run).await?;
         Ok(Response::new(v1::UpsertProjectsResponse {
             upserted: counts.total(),
             dry_run,
@@ -267,6 +276,7 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<Streaming<v1::IngestObservationsRequest>>,
     ) -> Result<Response<v1::IngestReport>, Status> {
+        let caller = Caller::of(&request);
         let mut stream = request.into_inner();
         let mut rows = Vec::new();
         let mut flags = None;
@@ -293,7 +303,15 @@ impl IngestionService for Ingestion {
             }
         }
         let (allow_partial, dry_run) = flags.unwrap_or_default();
-        let report = rows::ingest(&self.store, rows, Vec::new(), allow_partial, dry_run).await?;
+        let report = rows::ingest(
+            &self.store,
+            &caller,
+            rows,
+            Vec::new(),
+            allow_partial,
+            dry_run,
+        )
+        .await?;
         tracing::info!(
             accepted = report.accepted,
             updated = report.updated,
@@ -312,6 +330,7 @@ impl IngestionService for Ingestion {
         // The file (up to 64 MiB) is checked row by row as it is read (numbers, ids, the
         // source's text); the reflective check sees the other fields only, so the file is not
         // copied twice to be walked.
+        let caller = Caller::of(&request);
         let mut request = request.into_inner();
         let content = std::mem::take(&mut request.content);
         crate::wire_check::check(&request)?;
@@ -331,6 +350,7 @@ impl IngestionService for Ingestion {
             .collect();
         let report = rows::ingest(
             &self.store,
+            &caller,
             rows,
             unreadable,
             request.allow_partial,
@@ -422,9 +442,11 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertTargetsRequest>,
     ) -> Result<Response<v1::UpsertTargetsResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
-        let counts = reference::upsert_targets(&self.store, request.targets, dry_run).await?;
+        let counts =
+            reference::upsert_targets(&self.store, &caller, request.targets, dry_run).await?;
         Ok(Response::new(v1::UpsertTargetsResponse {
             upserted: counts.total(),
             dry_run,
@@ -490,8 +512,10 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::DeleteTargetRequest>,
     ) -> Result<Response<v1::DeleteTargetResponse>, Status> {
-        Ok(Response::new(
-            removal::delete_target(&self.store, crate::wire_check::checked(request)?).await?,
-        ))
+        Ok(Response::new({
+            let caller = Caller::of(&request);
+            removal::delete_target(&self.store, &caller, crate::wire_check::checked(request)?)
+                .await?
+        }))
     }
 }

@@ -23,6 +23,7 @@ use zonerank_storage::{
 
 use crate::paging::{decode_page_token, encode_page_token, page_size};
 use crate::{
+    auth::{Caller, Scope},
     convert::{self, item_field},
     error::{ServiceError, Violation},
     ingestion::mask::Mask,
@@ -302,6 +303,7 @@ fn keys<W>(sent: &[W], kind: EntityKind, key: impl Fn(&W) -> &str) -> Vec<String
 /// Checks zones merged into the stored ones and writes them (or, on a dry run, only counts).
 pub async fn upsert_zones(
     store: &Store,
+    caller: &Caller,
     zones: Vec<v1::Zone>,
     update_mask: Option<&FieldMask>,
     dry_run: bool,
@@ -356,6 +358,21 @@ pub async fn upsert_zones(
             .enumerate()
             .map(|(i, z)| (item_field("zones", i, "id"), z.id.clone())),
     );
+    // Permission before existence: the scope is checked on what the request names, and a
+    // stored zone it replaces must lie inside the scope too (no moving Zhengzhou's zone away).
+    let scope = Scope::of(caller, &writes).await?;
+    scope.regions(records.iter().enumerate().map(|(i, z)| {
+        (
+            item_field("zones", i, "region_code"),
+            z.region_code.as_str(),
+        )
+    }))?;
+    let replaced: Vec<_> = records
+        .iter()
+        .enumerate()
+        .map(|(i, z)| (item_field("zones", i, "id"), EntityKind::Zone, z.id.clone()))
+        .collect();
+    scope.entities(&writes, &replaced, false).await?;
     let regions = records
         .iter()
         .enumerate()
@@ -387,6 +404,7 @@ fn merge_enterprise(mask: &Mask, sent: v1::Enterprise, stored: v1::Enterprise) -
 /// counts).
 pub async fn upsert_enterprises(
     store: &Store,
+    caller: &Caller,
     enterprises: Vec<v1::Enterprise>,
     update_mask: Option<&FieldMask>,
     dry_run: bool,
@@ -443,6 +461,40 @@ pub async fn upsert_enterprises(
             e.credit_code.clone(),
         )
     }));
+    // An enterprise lies where its zone does: the zone it is put in and, when it exists, the
+    // zone it was in.
+    let scope = Scope::of(caller, &writes).await?;
+    for (i, e) in records.iter().enumerate() {
+        scope.zoned(
+            item_field("enterprises", i, "zone_id"),
+            e.zone_id.as_deref(),
+        )?;
+    }
+    let in_zones: Vec<_> = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let zone = e.zone_id.clone()?;
+            Some((
+                item_field("enterprises", i, "zone_id"),
+                EntityKind::Zone,
+                zone,
+            ))
+        })
+        .collect();
+    scope.entities(&writes, &in_zones, true).await?;
+    let replaced: Vec<_> = records
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            (
+                item_field("enterprises", i, "credit_code"),
+                EntityKind::Enterprise,
+                e.credit_code.clone(),
+            )
+        })
+        .collect();
+    scope.entities(&writes, &replaced, false).await?;
     let zones = records
         .iter()
         .enumerate()
@@ -464,6 +516,7 @@ pub async fn upsert_enterprises(
 /// Checks clusters and writes them whole (or, on a dry run, only counts).
 pub async fn upsert_clusters(
     store: &Store,
+    caller: &Caller,
     clusters: Vec<v1::Cluster>,
     dry_run: bool,
 ) -> Result<UpsertCounts, ServiceError> {
@@ -499,6 +552,34 @@ pub async fn upsert_clusters(
             .enumerate()
             .map(|(i, c)| (item_field("clusters", i, "id"), c.id.clone())),
     );
+    let scope = Scope::of(caller, &writes).await?;
+    scope.regions(records.iter().enumerate().map(|(i, c)| {
+        (
+            item_field("clusters", i, "region_code"),
+            c.region_code.as_str(),
+        )
+    }))?;
+    let named: Vec<_> = records
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let zone = c
+                .zone_id
+                .clone()
+                .map(|z| (item_field("clusters", i, "zone_id"), EntityKind::Zone, z));
+            let own = (
+                item_field("clusters", i, "id"),
+                EntityKind::Cluster,
+                c.id.clone(),
+            );
+            zone.into_iter().chain([own])
+        })
+        .collect();
+    let (zones_named, replaced): (Vec<_>, Vec<_>) = named
+        .into_iter()
+        .partition(|(_, kind, _)| *kind == EntityKind::Zone);
+    scope.entities(&writes, &zones_named, true).await?;
+    scope.entities(&writes, &replaced, false).await?;
     let regions = records
         .iter()
         .enumerate()
@@ -533,6 +614,7 @@ pub async fn upsert_clusters(
 /// Checks projects and writes them whole (or, on a dry run, only counts).
 pub async fn upsert_projects(
     store: &Store,
+    caller: &Caller,
     projects: Vec<v1::Project>,
     dry_run: bool,
 ) -> Result<UpsertCounts, ServiceError> {
@@ -578,6 +660,32 @@ pub async fn upsert_projects(
             .enumerate()
             .map(|(i, p)| (item_field("projects", i, "id"), p.id.clone())),
     );
+    // A project lies where its zone does: the one it is put in and the one it was in.
+    let scope = Scope::of(caller, &writes).await?;
+    let in_zones: Vec<_> = records
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                item_field("projects", i, "zone_id"),
+                EntityKind::Zone,
+                p.zone_id.clone(),
+            )
+        })
+        .collect();
+    scope.entities(&writes, &in_zones, true).await?;
+    let replaced: Vec<_> = records
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                item_field("projects", i, "id"),
+                EntityKind::Project,
+                p.id.clone(),
+            )
+        })
+        .collect();
+    scope.entities(&writes, &replaced, false).await?;
     let zones = records
         .iter()
         .enumerate()
@@ -657,6 +765,7 @@ pub async fn upsert_indicators(
 /// Checks targets and writes them whole (or, on a dry run, only counts).
 pub async fn upsert_targets(
     store: &Store,
+    caller: &Caller,
     targets: Vec<v1::Target>,
     dry_run: bool,
 ) -> Result<UpsertCounts, ServiceError> {
@@ -737,6 +846,14 @@ pub async fn upsert_targets(
             ),
         )
     }));
+    let scoped: Vec<_> = refs
+        .iter()
+        .map(|(kind, id, field)| (field.clone(), *kind, id.clone()))
+        .collect();
+    Scope::of(caller, &writes)
+        .await?
+        .entities(&writes, &scoped, true)
+        .await?;
     for kind in EntityKind::ALL {
         let of_kind = refs
             .iter()

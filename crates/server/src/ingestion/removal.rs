@@ -117,6 +117,7 @@ pub async fn delete_enterprise(
 /// Removes one target, found by its entity, metric (in any spelling of it) and period.
 pub async fn delete_target(
     store: &Store,
+    caller: &crate::auth::Caller,
     request: v1::DeleteTargetRequest,
 ) -> Result<v1::DeleteTargetResponse, ServiceError> {
     let (kind, id) = entity_ref("entity", request.entity.as_ref())?;
@@ -124,6 +125,10 @@ pub async fn delete_target(
         .map_err(|e| ServiceError::invalid("period", e))?
         .canonical();
     let mut writes = store.begin_writes().await?;
+    crate::auth::Scope::of(caller, &writes)
+        .await?
+        .entities(&writes, &[("entity.id".into(), kind, id.clone())], true)
+        .await?;
     let catalog = writes.catalog().await?;
     // Targets are stored under the metric's normalized spelling.
     let metric = parse_metric(&request.metric, &|code: &str| catalog.get(code).cloned())

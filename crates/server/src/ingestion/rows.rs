@@ -11,7 +11,10 @@ use zonerank_domain::{
 };
 use zonerank_storage::{ObservationInput, Store};
 
-use crate::error::{ServiceError, Violation};
+use crate::{
+    auth::{Caller, Scope, scope::EntityRow},
+    error::{ServiceError, Violation},
+};
 
 /// One observation as it arrived, before any check.
 #[derive(Clone, Debug)]
@@ -46,12 +49,16 @@ fn row_error(row: i64, field: &str, reason: impl ToString) -> v1::RowError {
 /// Checks every row against the domain rules, the catalog and the stored entities.
 pub async fn check(
     store: &Store,
+    caller: &Caller,
     rows: Vec<IncomingObservation>,
 ) -> Result<CheckedBatch, ServiceError> {
     let catalog = store.catalog().await?;
     let mut batch = CheckedBatch::default();
     let mut candidates: Vec<(i64, ObservationInput)> = Vec::with_capacity(rows.len());
     let mut first_row_of_key: HashMap<(EntityKind, String, String, String), i64> = HashMap::new();
+    // Every row naming a well-formed entity, whatever its other faults: one outside the
+    // caller's scope refuses the whole request, even with partial acceptance.
+    let mut named: Vec<EntityRow> = Vec::new();
     for row in rows {
         let mut errors = Vec::new();
         let kind = row
@@ -63,6 +70,9 @@ pub async fn check(
                 .map_err(|e| errors.push(row_error(row.row, "entity_id", e)))
                 .ok()
         });
+        if let (Some(kind), Some(id)) = (kind, &entity_id) {
+            named.push((format!("rows[{}].entity_id", row.row), kind, id.clone()));
+        }
         let value = row
             .value
             .map_err(|e| errors.push(row_error(row.row, "value", e)))
@@ -141,6 +151,12 @@ pub async fn check(
             batch.errors.extend(errors);
         }
     }
+    // Permission before existence: an unknown entity and one outside the scope are refused
+    // alike.
+    Scope::of(caller, store)
+        .await?
+        .entities(store, &named, true)
+        .await?;
     // Entities are checked in bulk: one query per kind and chunk, not one per row.
     let mut ids_by_kind: HashMap<EntityKind, Vec<String>> = HashMap::new();
     for (_, c) in &candidates {
@@ -189,13 +205,14 @@ fn title(kind: EntityKind) -> &'static str {
 /// rows rejected before they could be parsed (a malformed CSV line); they count like any other.
 pub async fn ingest(
     store: &Store,
+    caller: &Caller,
     rows: Vec<IncomingObservation>,
     unreadable: Vec<v1::RowError>,
     allow_partial: bool,
     dry_run: bool,
 ) -> Result<v1::IngestReport, ServiceError> {
     let total = rows.len() + unreadable.len();
-    let mut batch = check(store, rows).await?;
+    let mut batch = check(store, caller, rows).await?;
     batch.rejected += unreadable.len() as i64;
     batch.errors.extend(unreadable);
     batch.errors.sort_by_key(|e| e.row);
