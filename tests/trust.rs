@@ -9,8 +9,9 @@ use rcgen::{
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use zonerank_api::v1::{
-    self, ingestion_service_client::IngestionServiceClient,
-    metrics_service_client::MetricsServiceClient, ranking_service_client::RankingServiceClient,
+    self, audit_service_client::AuditServiceClient,
+    ingestion_service_client::IngestionServiceClient, metrics_service_client::MetricsServiceClient,
+    ranking_service_client::RankingServiceClient,
 };
 use zonerank_integration_tests::{RunningServer, henan_two_cities, seed_regions, server_args};
 use zonerank_server::{
@@ -343,6 +344,13 @@ impl AuthServer {
         )
     }
 
+    async fn audit(&self, token: &str) -> AuditServiceClient<Authorized> {
+        AuditServiceClient::with_interceptor(
+            self.server.channel().await,
+            Bearer::new(Some(token)).expect("bearer"),
+        )
+    }
+
     async fn metrics(&self, token: &str) -> MetricsServiceClient<Authorized> {
         MetricsServiceClient::with_interceptor(
             self.server.channel().await,
@@ -534,6 +542,33 @@ fn needed_role(status: &tonic::Status) -> (String, String) {
     )
 }
 
+/// The admin writes the seed regions and `submitter` the Xin'an county zone 410323-XA; the
+/// submitter's ingestion client.
+async fn xinan_zone_by(
+    server: &AuthServer,
+    admin: &str,
+    submitter: &str,
+) -> IngestionServiceClient<Authorized> {
+    server
+        .ingestion(Some(admin))
+        .await
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions: seed_regions(),
+            ..Default::default()
+        })
+        .await
+        .expect("admin writes regions");
+    let mut client = server.ingestion(Some(submitter)).await;
+    client
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones: vec![zone("410323-XA", "410323")],
+            ..Default::default()
+        })
+        .await
+        .expect("submitter writes a zone of its city's county");
+    client
+}
+
 #[tokio::test]
 async fn each_role_may_do_what_the_model_says_and_nothing_more() {
     let server = AuthServer::start().await;
@@ -542,31 +577,8 @@ async fn each_role_may_do_what_the_model_says_and_nothing_more() {
     let submitter = server.scoped_token("bureau-luoyang", &["submitter"], &["410300"]);
     let assessor = server.token("commerce-dept", &["assessor"]);
 
-    server
-        .ingestion(Some(&admin))
-        .await
-        .upsert_regions(v1::UpsertRegionsRequest {
-            regions: seed_regions(),
-            ..Default::default()
-        })
-        .await
-        .expect("admin writes regions");
-
     // A submitter writes zones and observations, but not regions or schemes.
-    let mut as_submitter = server.ingestion(Some(&submitter)).await;
-    as_submitter
-        .upsert_zones(v1::UpsertZonesRequest {
-            zones: vec![v1::Zone {
-                id: "410323-XA".into(),
-                name: "新安县产业集聚区".into(),
-                region_code: "410323".into(),
-                kind: v1::ZoneKind::AgglomerationZone as i32,
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("submitter writes zones");
+    let mut as_submitter = xinan_zone_by(&server, &admin, &submitter).await;
     let figures =
         "entity_kind,entity_id,indicator,period,value,unit\nZONE,410323-XA,tax,2023,11400,万元\n";
     let imported = as_submitter
@@ -995,6 +1007,245 @@ async fn a_submitter_writes_only_inside_its_regions_and_a_refused_request_writes
         .expect_err("regions");
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     assert_eq!(needed_role(&status).1, "admin");
+
+    server.stop().await;
+}
+
+async fn audit_events(
+    server: &AuthServer,
+    token: &str,
+    request: v1::ListAuditEventsRequest,
+) -> v1::ListAuditEventsResponse {
+    server
+        .audit(token)
+        .await
+        .list_audit_events(request)
+        .await
+        .expect("audit events")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn every_revision_names_its_sender_and_the_audit_log_lists_writes_and_refusals() {
+    let server = AuthServer::start().await;
+    let admin = server.token("root", &["admin"]);
+    let luoyang = server.scoped_token("bureau-luoyang", &["submitter"], &["410300"]);
+    let viewer = server.token("reader", &["viewer"]);
+    let mut as_luoyang = xinan_zone_by(&server, &admin, &luoyang).await;
+    let csv = |value: &str| {
+        format!("entity_kind,entity_id,indicator,period,value,unit\nZONE,410323-XA,tax,2023,{value},万元\n")
+            .into_bytes()
+    };
+    let first = as_luoyang
+        .import_csv(v1::ImportCsvRequest {
+            content: csv("11400"),
+            ..Default::default()
+        })
+        .await
+        .expect("first import")
+        .into_inner();
+    // The admin corrects the figure: a second revision, recorded by the admin.
+    let second = server
+        .ingestion(Some(&admin))
+        .await
+        .import_csv(v1::ImportCsvRequest {
+            content: csv("11500"),
+            ..Default::default()
+        })
+        .await
+        .expect("correction")
+        .into_inner();
+    assert_eq!((first.accepted, second.updated), (1, 1));
+    let revisions = as_luoyang
+        .get_observations(v1::GetObservationsRequest {
+            entity: Some(v1::EntityRef {
+                kind: v1::EntityKind::Zone as i32,
+                id: "410323-XA".into(),
+            }),
+            include_revisions: true,
+            ..Default::default()
+        })
+        .await
+        .expect("revisions")
+        .into_inner()
+        .observations;
+    let senders: Vec<(i32, f64, &str)> = revisions
+        .iter()
+        .map(|o| (o.revision, o.value, o.recorded_by.as_str()))
+        .collect();
+    assert_eq!(
+        senders,
+        [(1, 11400.0, "bureau-luoyang"), (2, 11500.0, "root")]
+    );
+
+    // Refused: a figure of a zone outside Luoyang, and a call without a token.
+    as_luoyang
+        .import_csv(v1::ImportCsvRequest {
+            content:
+                "entity_kind,entity_id,indicator,period,value,unit\nZONE,NOT-OURS,tax,2023,1,万元\n"
+                    .as_bytes()
+                    .to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("out of scope");
+    server
+        .ingestion(None)
+        .await
+        .import_csv(v1::ImportCsvRequest {
+            content: csv("1"),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no token");
+
+    // The bureau's imports, newest first: the refusal, then the accepted file.
+    let imports = audit_events(
+        &server,
+        &admin,
+        v1::ListAuditEventsRequest {
+            principal: "bureau-luoyang".into(),
+            method: "ImportCsv".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .events;
+    let outcomes: Vec<(&str, &str)> = imports
+        .iter()
+        .map(|e| (e.method.as_str(), e.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (
+                "/zonerank.v1.IngestionService/ImportCsv",
+                "PERMISSION_DENIED"
+            ),
+            ("/zonerank.v1.IngestionService/ImportCsv", "OK"),
+        ]
+    );
+    let accepted = &imports[1];
+    assert_eq!(accepted.counts.expect("counts").created, 1);
+    assert_eq!(accepted.data_version, first.data_version);
+    assert_eq!(accepted.entity_count, 1);
+    assert_eq!(accepted.entities[0].id, "410323-XA");
+    assert!(!accepted.request_id.is_empty());
+    assert!(imports[0].message.contains("outside its regions"));
+    assert_eq!(imports[0].data_version, 0);
+
+    let anonymous = audit_events(
+        &server,
+        &admin,
+        v1::ListAuditEventsRequest {
+            principal: "anonymous".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .events;
+    assert_eq!(anonymous.len(), 1);
+    assert_eq!(anonymous[0].outcome, "UNAUTHENTICATED");
+
+    // By entity: the zone's creation and both imports of its figure.
+    let of_zone = audit_events(
+        &server,
+        &admin,
+        v1::ListAuditEventsRequest {
+            entity: Some(v1::EntityRef {
+                kind: v1::EntityKind::Zone as i32,
+                id: "410323-XA".into(),
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .events;
+    let methods: Vec<(&str, &str)> = of_zone
+        .iter()
+        .map(|e| (e.principal.as_str(), e.method.rsplit('/').next().unwrap()))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            ("root", "ImportCsv"),
+            ("bureau-luoyang", "ImportCsv"),
+            ("bureau-luoyang", "UpsertZones")
+        ]
+    );
+
+    // Paging walks the whole log one event at a time, newest first, each once.
+    let everything = audit_events(&server, &admin, v1::ListAuditEventsRequest::default())
+        .await
+        .events;
+    assert_eq!(everything.len(), 6, "{everything:?}");
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = audit_events(
+            &server,
+            &admin,
+            v1::ListAuditEventsRequest {
+                page_size: 1,
+                page_token: token.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        paged.extend(page.events.into_iter().map(|e| e.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, everything.iter().map(|e| e.id).collect::<Vec<_>>());
+    assert!(paged.windows(2).all(|w| w[0] > w[1]));
+
+    // A time range: before the first event, nothing.
+    let first_time = everything.last().unwrap().time.unwrap();
+    let before = audit_events(
+        &server,
+        &admin,
+        v1::ListAuditEventsRequest {
+            end_time: Some(first_time),
+            ..Default::default()
+        },
+    )
+    .await
+    .events;
+    assert!(before.is_empty());
+    let from_first = audit_events(
+        &server,
+        &admin,
+        v1::ListAuditEventsRequest {
+            start_time: Some(first_time),
+            ..Default::default()
+        },
+    )
+    .await
+    .events;
+    assert_eq!(from_first.len(), everything.len());
+
+    // Only an admin reads the log; the viewer's attempt is itself an event.
+    let status = server
+        .audit(&viewer)
+        .await
+        .list_audit_events(v1::ListAuditEventsRequest::default())
+        .await
+        .expect_err("viewer");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    let refused = audit_events(
+        &server,
+        &admin,
+        v1::ListAuditEventsRequest {
+            principal: "reader".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .events;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].outcome, "PERMISSION_DENIED");
 
     server.stop().await;
 }

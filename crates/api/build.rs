@@ -8,6 +8,7 @@ use prost::Message;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let files = [
+        "zonerank/v1/audit_service.proto",
         "zonerank/v1/common.proto",
         "zonerank/v1/ingestion_service.proto",
         "zonerank/v1/metrics_service.proto",

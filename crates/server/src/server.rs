@@ -6,8 +6,8 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use zonerank_api::v1::{
-    ingestion_service_server::IngestionServiceServer, metrics_service_server::MetricsServiceServer,
-    ranking_service_server::RankingServiceServer,
+    audit_service_server::AuditServiceServer, ingestion_service_server::IngestionServiceServer,
+    metrics_service_server::MetricsServiceServer, ranking_service_server::RankingServiceServer,
 };
 use zonerank_cache::Cache;
 use zonerank_storage::Store;
@@ -76,6 +76,7 @@ impl Services {
         let mut names = Vec::new();
         if self.ingestion {
             names.push("zonerank.v1.IngestionService");
+            names.push("zonerank.v1.AuditService");
         }
         if self.metrics {
             names.push("zonerank.v1.MetricsService");
@@ -148,13 +149,20 @@ pub async fn run(
         let service = IngestionServiceServer::new(Ingestion::new(store.clone()))
             .max_decoding_message_size(limits::INGESTION_REQUEST_BYTES)
             .max_encoding_message_size(limits::RESPONSE_BYTES);
-        Guarded::new(service, verifier.clone())
+        Guarded::new(service, verifier.clone()).audited(store.clone())
+    });
+    // The audit log is served where writes arrive: the ingestion process and the all-in-one.
+    let audit = services.ingestion.then(|| {
+        let service = AuditServiceServer::new(crate::audit::Audit::new(store.clone()))
+            .max_decoding_message_size(limits::REQUEST_BYTES)
+            .max_encoding_message_size(limits::RESPONSE_BYTES);
+        Guarded::new(service, verifier.clone()).audited(store.clone())
     });
     let metrics = services.metrics.then(|| {
         let service = MetricsServiceServer::new(Metrics::new(store.clone(), cache.clone()))
             .max_decoding_message_size(limits::REQUEST_BYTES)
             .max_encoding_message_size(limits::RESPONSE_BYTES);
-        Guarded::new(service, verifier.clone())
+        Guarded::new(service, verifier.clone()).audited(store.clone())
     });
     let mut peer = None;
     let ranking = if services.ranking {
@@ -169,7 +177,7 @@ pub async fn run(
         let service = RankingServiceServer::new(Ranking::new(store.clone(), cache.clone(), source))
             .max_decoding_message_size(limits::REQUEST_BYTES)
             .max_encoding_message_size(limits::RESPONSE_BYTES);
-        Some(Guarded::new(service, verifier.clone()))
+        Some(Guarded::new(service, verifier.clone()).audited(store.clone()))
     } else {
         None
     };
@@ -215,6 +223,7 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_optional_service(ingestion)
+        .add_optional_service(audit)
         .add_optional_service(metrics)
         .add_optional_service(ranking);
     let incoming = accepted_connections(listener);

@@ -6,12 +6,13 @@ use std::collections::{BTreeSet, HashMap};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
-    sea_query::{ArrayType, Expr, ExprTrait, OnConflict, Value},
+    sea_query::{ArrayType, Expr, ExprTrait, Value},
 };
 use zonerank_domain::{entity::EntityKind, period::Period};
 
 use crate::{
-    Page, StorageError, Store,
+    AuditEvent, Page, StorageError, Store,
+    audit::insert_event,
     entity::{observation, observation_revision},
     reference::rows_per_statement,
     store::{begin_version, commit_stamps, stamp_commit, version_as_of},
@@ -87,6 +88,8 @@ pub struct StoredObservation {
     /// Microseconds since the epoch.
     pub recorded_at: i64,
     pub revision: i32,
+    /// The principal that sent it (`anonymous` with auth off).
+    pub recorded_by: String,
 }
 
 type Key = (String, String, String, String);
@@ -109,7 +112,21 @@ impl Store {
         rows: &[ObservationInput],
         dry_run: bool,
     ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
-        self.write_observations_holding(rows, dry_run, std::future::ready(()))
+        self.write_observations_holding(rows, dry_run, std::future::ready(()), None)
+            .await
+    }
+
+    /// [`Store::write_observations`] on behalf of `event.principal`: every value written
+    /// records it as `recorded_by`, and `event`, with the counts, the entities written and the
+    /// data version filled in, is inserted in the same transaction (on its own when nothing
+    /// changed; not at all on a dry run).
+    pub async fn write_observations_audited(
+        &self,
+        rows: &[ObservationInput],
+        dry_run: bool,
+        event: AuditEvent,
+    ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
+        self.write_observations_holding(rows, dry_run, std::future::ready(()), Some(event))
             .await
     }
 
@@ -122,7 +139,8 @@ impl Store {
         rows: &[ObservationInput],
         hold: impl std::future::Future<Output = ()>,
     ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
-        self.write_observations_holding(rows, false, hold).await
+        self.write_observations_holding(rows, false, hold, None)
+            .await
     }
 
     async fn write_observations_holding(
@@ -130,7 +148,12 @@ impl Store {
         rows: &[ObservationInput],
         dry_run: bool,
         hold: impl std::future::Future<Output = ()>,
+        audit: Option<AuditEvent>,
     ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
+        let recorded_by = audit
+            .as_ref()
+            .map_or("anonymous", |e| e.principal.as_str())
+            .to_string();
         let txn = self.db.begin().await?;
         // Writing the version row first takes the write lock before anything is read: writers
         // queue (a PostgreSQL row lock; SQLite's one writer, which a read-then-write
@@ -162,17 +185,35 @@ impl Store {
             };
             outcomes.push(outcome);
         }
+        let audit = audit.map(|mut event| {
+            event.created += summary.accepted;
+            event.updated += summary.updated;
+            event.unchanged += summary.unchanged;
+            event.entities.extend(
+                changed
+                    .iter()
+                    .map(|&(i, _)| (rows[i].kind, rows[i].entity_id.clone())),
+            );
+            event
+        });
         if dry_run || changed.is_empty() {
             summary.data_version = version - 1;
             txn.rollback().await?;
+            // Nothing was written: the event stands alone, without a data version.
+            if let (Some(event), false) = (&audit, dry_run) {
+                insert_event(&self.db, event, None).await?;
+            }
             return Ok((summary, outcomes));
         }
         // Revisions carry the version; the commit stamp that makes them visible to as-of reads
         // is taken last, under the lock, so it is later than any moment read while they were
         // being written (see `stamp_commit`).
-        write_changed(&txn, rows, &changed, version).await?;
+        write_changed(&txn, rows, &changed, version, &recorded_by).await?;
         hold.await;
         summary.data_version = stamp_commit(&txn, version).await?.version;
+        if let Some(event) = &audit {
+            insert_event(&txn, event, Some(summary.data_version)).await?;
+        }
         txn.commit().await?;
         Ok((summary, outcomes))
     }
@@ -255,6 +296,7 @@ impl Store {
                     source: r.source,
                     recorded_at: stamps[&r.version],
                     revision: r.revision,
+                    recorded_by: r.recorded_by,
                 })
                 .collect();
             return Ok(Page::of(rows, limit.unwrap_or(everything), position));
@@ -318,6 +360,7 @@ impl Store {
                 source: r.source,
                 recorded_at: stamps[&r.version],
                 revision: r.revision,
+                recorded_by: r.recorded_by,
             };
             // Rows come ordered by revision within a key: the last one at as_of is served.
             if !query.include_revisions
@@ -410,127 +453,149 @@ async fn current_values(
 /// Rows per `unnest` statement on PostgreSQL: arrays are one bind each, so only memory bounds it.
 const UNNEST_ROWS: usize = 50_000;
 
-/// PostgreSQL: every column as one array, expanded by `unnest`; ten binds however many rows,
-/// where a multi-row VALUES list needs ten per row and a parse of each.
-async fn write_changed_unnest(
-    txn: &DatabaseTransaction,
-    rows: &[ObservationInput],
-    changed: &[(usize, i32)],
+/// One value being written: a row of `observations` and of `observation_revisions`.
+struct Written<'a> {
+    o: &'a ObservationInput,
+    revision: i32,
     version: i64,
-) -> Result<(), StorageError> {
-    const COLUMNS: &str = "entity_kind, entity_id, indicator, period, revision, period_start, \
-                           period_end, value, source, version";
-    const UNNEST: &str = "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
-                          $5::int4[], $6::int4[], $7::int4[], $8::float8[], $9::text[], $10::int8[])";
-    for chunk in changed.chunks(UNNEST_ROWS) {
-        let pick = |f: &dyn Fn(&ObservationInput, i32) -> Value| -> Value {
-            let values: Vec<Value> = chunk.iter().map(|&(i, r)| f(&rows[i], r)).collect();
-            Value::Array(ArrayType::String, Some(Box::new(values)))
-        };
-        let typed = |ty: ArrayType, v: Value| match v {
-            Value::Array(_, values) => Value::Array(ty, values),
-            other => other,
-        };
-        let binds = vec![
-            pick(&|o, _| o.kind.as_str().into()),
-            pick(&|o, _| o.entity_id.clone().into()),
-            pick(&|o, _| o.indicator.clone().into()),
-            pick(&|o, _| o.period.canonical().into()),
-            typed(ArrayType::Int, pick(&|_, r| r.into())),
-            typed(
-                ArrayType::Int,
-                pick(&|o, _| (o.period.start_ordinal() as i32).into()),
-            ),
-            typed(
-                ArrayType::Int,
-                pick(&|o, _| (o.period.end_ordinal() as i32).into()),
-            ),
-            typed(ArrayType::Double, pick(&|o, _| o.value.into())),
-            pick(&|o, _| o.source.clone().into()),
-            typed(ArrayType::BigInt, pick(&|_, _| version.into())),
-        ];
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!("INSERT INTO observation_revisions ({COLUMNS}) {UNNEST}"),
-            binds.clone(),
-        ))
-        .await?;
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!(
-                "INSERT INTO observations ({COLUMNS}) {UNNEST} \
-                 ON CONFLICT (entity_kind, entity_id, indicator, period) DO UPDATE SET \
-                 revision = EXCLUDED.revision, value = EXCLUDED.value, \
-                 source = EXCLUDED.source, version = EXCLUDED.version"
-            ),
-            binds,
-        ))
-        .await?;
-    }
-    Ok(())
+    recorded_by: &'a str,
 }
 
+/// A column of both observation tables: its name, its PostgreSQL array type for `unnest`, and
+/// its value. Both backends build their statements from this one list, so a new column is one
+/// line here.
+type WrittenColumn = (
+    &'static str,
+    ArrayType,
+    &'static str,
+    fn(&Written<'_>) -> Value,
+);
+
+const WRITTEN_COLUMNS: [WrittenColumn; 11] = [
+    ("entity_kind", ArrayType::String, "text", |w| {
+        w.o.kind.as_str().into()
+    }),
+    ("entity_id", ArrayType::String, "text", |w| {
+        w.o.entity_id.clone().into()
+    }),
+    ("indicator", ArrayType::String, "text", |w| {
+        w.o.indicator.clone().into()
+    }),
+    ("period", ArrayType::String, "text", |w| {
+        w.o.period.canonical().into()
+    }),
+    ("revision", ArrayType::Int, "int4", |w| w.revision.into()),
+    ("period_start", ArrayType::Int, "int4", |w| {
+        (w.o.period.start_ordinal() as i32).into()
+    }),
+    ("period_end", ArrayType::Int, "int4", |w| {
+        (w.o.period.end_ordinal() as i32).into()
+    }),
+    ("value", ArrayType::Double, "float8", |w| w.o.value.into()),
+    ("source", ArrayType::String, "text", |w| {
+        w.o.source.clone().into()
+    }),
+    ("version", ArrayType::BigInt, "int8", |w| w.version.into()),
+    ("recorded_by", ArrayType::String, "text", |w| {
+        w.recorded_by.to_string().into()
+    }),
+];
+
+/// The key of `observations`: the other columns are replaced on conflict.
+const KEY_COLUMNS: [&str; 4] = ["entity_kind", "entity_id", "indicator", "period"];
+
+/// `INSERT INTO observations … ON CONFLICT (key) DO UPDATE SET` the other columns.
+fn replace_current() -> String {
+    let set: Vec<String> = WRITTEN_COLUMNS
+        .iter()
+        .map(|(name, ..)| *name)
+        .filter(|name| !KEY_COLUMNS.contains(name))
+        .map(|name| format!("{name} = EXCLUDED.{name}"))
+        .collect();
+    format!(
+        " ON CONFLICT ({}) DO UPDATE SET {}",
+        KEY_COLUMNS.join(", "),
+        set.join(", ")
+    )
+}
+
+/// Writes the changed rows to both tables. PostgreSQL: every column as one array, expanded by
+/// `unnest`, so a statement has one bind per column however many rows (a multi-row VALUES list
+/// needs one per value and a parse of each). SQLite: multi-row VALUES chunked under the bind
+/// limit.
 async fn write_changed(
     txn: &DatabaseTransaction,
     rows: &[ObservationInput],
     changed: &[(usize, i32)],
     version: i64,
+    recorded_by: &str,
 ) -> Result<(), StorageError> {
+    let names: Vec<&str> = WRITTEN_COLUMNS.iter().map(|(name, ..)| *name).collect();
+    let columns = names.join(", ");
+    let written = |&(i, revision): &(usize, i32)| Written {
+        o: &rows[i],
+        revision,
+        version,
+        recorded_by,
+    };
     if txn.get_database_backend() == DbBackend::Postgres {
-        return write_changed_unnest(txn, rows, changed, version).await;
+        let arrays: Vec<String> = WRITTEN_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(n, (_, _, ty, _))| format!("${}::{ty}[]", n + 1))
+            .collect();
+        let unnest = format!("SELECT * FROM unnest({})", arrays.join(", "));
+        for chunk in changed.chunks(UNNEST_ROWS) {
+            let chunk: Vec<Written<'_>> = chunk.iter().map(written).collect();
+            let binds: Vec<Value> = WRITTEN_COLUMNS
+                .iter()
+                .map(|(_, ty, _, value)| {
+                    let values: Vec<Value> = chunk.iter().map(value).collect();
+                    Value::Array(ty.clone(), Some(Box::new(values)))
+                })
+                .collect();
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!("INSERT INTO observation_revisions ({columns}) {unnest}"),
+                binds.clone(),
+            ))
+            .await?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!(
+                    "INSERT INTO observations ({columns}) {unnest}{}",
+                    replace_current()
+                ),
+                binds,
+            ))
+            .await?;
+        }
+        return Ok(());
     }
-    for chunk in changed.chunks(rows_per_statement(11)) {
-        let revisions = chunk.iter().map(|&(i, revision)| {
-            let o = &rows[i];
-            observation_revision::ActiveModel {
-                entity_kind: sea_orm::Set(o.kind.as_str().to_string()),
-                entity_id: sea_orm::Set(o.entity_id.clone()),
-                indicator: sea_orm::Set(o.indicator.clone()),
-                period: sea_orm::Set(o.period.canonical()),
-                revision: sea_orm::Set(revision),
-                period_start: sea_orm::Set(o.period.start_ordinal() as i32),
-                period_end: sea_orm::Set(o.period.end_ordinal() as i32),
-                value: sea_orm::Set(o.value),
-                source: sea_orm::Set(o.source.clone()),
-                version: sea_orm::Set(version),
-            }
-        });
-        observation_revision::Entity::insert_many(revisions)
-            .exec_without_returning(txn)
-            .await?;
-        let current = chunk.iter().map(|&(i, revision)| {
-            let o = &rows[i];
-            observation::ActiveModel {
-                entity_kind: sea_orm::Set(o.kind.as_str().to_string()),
-                entity_id: sea_orm::Set(o.entity_id.clone()),
-                indicator: sea_orm::Set(o.indicator.clone()),
-                period: sea_orm::Set(o.period.canonical()),
-                revision: sea_orm::Set(revision),
-                period_start: sea_orm::Set(o.period.start_ordinal() as i32),
-                period_end: sea_orm::Set(o.period.end_ordinal() as i32),
-                value: sea_orm::Set(o.value),
-                source: sea_orm::Set(o.source.clone()),
-                version: sea_orm::Set(version),
-            }
-        });
-        observation::Entity::insert_many(current)
-            .on_conflict(
-                OnConflict::columns([
-                    observation::Column::EntityKind,
-                    observation::Column::EntityId,
-                    observation::Column::Indicator,
-                    observation::Column::Period,
-                ])
-                .update_columns([
-                    observation::Column::Revision,
-                    observation::Column::Value,
-                    observation::Column::Source,
-                    observation::Column::Version,
-                ])
-                .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await?;
+    let backend = txn.get_database_backend();
+    for chunk in changed.chunks(rows_per_statement(WRITTEN_COLUMNS.len())) {
+        let mut binds = Vec::with_capacity(chunk.len() * WRITTEN_COLUMNS.len());
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for w in chunk.iter().map(written) {
+            tuples.push(format!("({})", vec!["?"; WRITTEN_COLUMNS.len()].join(", ")));
+            binds.extend(WRITTEN_COLUMNS.iter().map(|(_, _, _, value)| value(&w)));
+        }
+        let values = tuples.join(", ");
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!("INSERT INTO observation_revisions ({columns}) VALUES {values}"),
+            binds.clone(),
+        ))
+        .await?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "INSERT INTO observations ({columns}) VALUES {values}{}",
+                replace_current()
+            ),
+            binds,
+        ))
+        .await?;
     }
     Ok(())
 }

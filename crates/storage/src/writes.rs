@@ -52,6 +52,8 @@ pub struct Writes {
     txn: DatabaseTransaction,
     /// Whether any statement changed a row: a commit without changes keeps the data version.
     changed: bool,
+    /// The audit event inserted when the transaction commits.
+    pub(crate) audit: Option<crate::AuditEvent>,
 }
 
 impl Store {
@@ -62,6 +64,7 @@ impl Store {
         Ok(Writes {
             txn,
             changed: false,
+            audit: None,
         })
     }
 }
@@ -597,12 +600,21 @@ impl Writes {
 
     /// Ends the transaction: commits it with a new data version when something changed and
     /// this is no dry run, otherwise rolls it back and nothing is written.
+    /// The audit event, when one was recorded, is inserted in the same transaction: a write
+    /// that changed nothing commits the event alone, keeping the data version.
     pub async fn finish(self, dry_run: bool) -> Result<(), StorageError> {
-        if dry_run || !self.changed {
+        if dry_run || (!self.changed && self.audit.is_none()) {
             self.txn.rollback().await?;
             return Ok(());
         }
-        bump_version(&self.txn).await?;
+        let version = if self.changed {
+            Some(bump_version(&self.txn).await?.version)
+        } else {
+            None
+        };
+        if let Some(event) = &self.audit {
+            crate::audit::insert_event(&self.txn, event, version).await?;
+        }
         self.txn.commit().await?;
         Ok(())
     }

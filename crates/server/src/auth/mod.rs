@@ -22,7 +22,7 @@ use jsonwebtoken::{
 };
 use tonic::{body::Body, server::NamedService};
 
-pub use roles::{Role, authorize, needed_role};
+pub use roles::{Role, authorize, method_path, needed_role};
 pub use scope::{Caller, Scope};
 
 use crate::error::ServiceError;
@@ -271,15 +271,53 @@ fn admit(
 }
 
 /// A zonerank service behind the token check and the role table; without a verifier, open.
+/// With an audit store, every refused call and every failed write is recorded there (a
+/// successful write records itself, in its own transaction).
 #[derive(Clone)]
 pub struct Guarded<S> {
     inner: S,
     verifier: Option<Arc<Verifier>>,
+    audit: Option<zonerank_storage::Store>,
 }
 
 impl<S> Guarded<S> {
     pub fn new(inner: S, verifier: Option<Arc<Verifier>>) -> Guarded<S> {
-        Guarded { inner, verifier }
+        Guarded {
+            inner,
+            verifier,
+            audit: None,
+        }
+    }
+
+    /// Records refusals and failed writes in `store`'s audit log.
+    pub fn audited(mut self, store: zonerank_storage::Store) -> Guarded<S> {
+        self.audit = Some(store);
+        self
+    }
+}
+
+/// Appends the event of a call of `path` by `principal` that ended with `status`, if the
+/// audit log keeps such calls; a failure to record is logged, never the caller's problem.
+async fn record_failure(
+    store: Option<zonerank_storage::Store>,
+    principal: String,
+    path: String,
+    code: tonic::Code,
+    message: String,
+) {
+    let Some(store) = store else { return };
+    if !crate::audit::audits_failure(&path, code) {
+        return;
+    }
+    let mut event = zonerank_storage::AuditEvent::new(
+        &principal,
+        &path,
+        &crate::audit::code_name(code),
+        &zonerank_telemetry::request_id(),
+    );
+    event.message = message;
+    if let Err(e) = store.record_refusal(&event).await {
+        tracing::warn!(error = %e, method = %path, "the audit event of a refused call was not recorded");
     }
 }
 
@@ -313,13 +351,38 @@ where
                 Err(refusal) => {
                     let path = request.uri().path().to_string();
                     tracing::info!(method = %path, error = %refusal, "call refused");
+                    let principal = match &refusal {
+                        ServiceError::PermissionDenied { metadata, .. } => metadata
+                            .iter()
+                            .find(|(k, _)| k == "principal")
+                            .map(|(_, v)| v.clone()),
+                        _ => None,
+                    }
+                    .unwrap_or_else(|| "anonymous".into());
                     let status = tonic::Status::from(refusal);
-                    return Box::pin(async move { Ok(status.into_http()) });
+                    let audit = self.audit.clone();
+                    return Box::pin(async move {
+                        let message = status.message().to_string();
+                        record_failure(audit, principal, path, status.code(), message).await;
+                        Ok(status.into_http())
+                    });
                 }
             }
         }
+        let path = request.uri().path().to_string();
+        let principal = caller.name().to_string();
         request.extensions_mut().insert(caller);
         let call = self.inner.call(request);
-        Box::pin(CALLER_AUTHORIZATION.scope(authorization, call))
+        let audit = self.audit.clone();
+        Box::pin(CALLER_AUTHORIZATION.scope(authorization, async move {
+            let response = call.await?;
+            // A status in the headers: every unary failure, and every refusal before a
+            // stream starts.
+            if let Some(status) = tonic::Status::from_header_map(response.headers()) {
+                let message = status.message().to_string();
+                record_failure(audit, principal, path, status.code(), message).await;
+            }
+            Ok(response)
+        }))
     }
 }

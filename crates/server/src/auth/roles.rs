@@ -43,7 +43,7 @@ impl Role {
     }
 }
 
-/// The role each method of the three zonerank services needs, by full method path.
+/// The role each method of the zonerank services needs, by full method path.
 const METHOD_ROLES: &[(&str, Role)] = &[
     ("/zonerank.v1.IngestionService/UpsertRegions", Role::Admin),
     ("/zonerank.v1.IngestionService/UpsertZones", Role::Submitter),
@@ -117,7 +117,17 @@ const METHOD_ROLES: &[(&str, Role)] = &[
     ("/zonerank.v1.RankingService/ListRuns", Role::Viewer),
     ("/zonerank.v1.RankingService/DeleteRun", Role::Assessor),
     ("/zonerank.v1.RankingService/ArchiveScheme", Role::Assessor),
+    ("/zonerank.v1.AuditService/ListAuditEvents", Role::Admin),
 ];
+
+/// The full path of the method named `name` (`ImportCsv`), when one service has it.
+pub fn method_path(name: &str) -> Option<String> {
+    METHOD_ROLES
+        .iter()
+        .map(|(path, _)| *path)
+        .find(|path| path.rsplit('/').next() == Some(name))
+        .map(str::to_string)
+}
 
 /// The role `path` (`/zonerank.v1.RankingService/CreateScheme`) needs; a method missing from
 /// the table needs admin, so a new method is closed until it is classified.
@@ -158,7 +168,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_method_of_the_three_services_is_in_the_table_and_nothing_else() {
+    fn every_method_of_the_services_is_in_the_table_and_nothing_else() {
         let pool = DescriptorPool::decode(zonerank_api::FILE_DESCRIPTOR_SET).expect("descriptors");
         let mut methods = BTreeSet::new();
         for service in pool.services() {
@@ -173,7 +183,7 @@ mod tests {
             pool.services()
                 .filter(|s| s.package_name() == "zonerank.v1")
                 .count(),
-            3
+            4
         );
         let table: BTreeSet<String> = METHOD_ROLES.iter().map(|(m, _)| m.to_string()).collect();
         assert_eq!(table.len(), METHOD_ROLES.len(), "a method is listed twice");

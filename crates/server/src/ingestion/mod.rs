@@ -117,10 +117,12 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertRegionsRequest>,
     ) -> Result<Response<v1::UpsertRegionsResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
         let counts = reference::upsert_regions(
             &self.store,
+            &caller,
             request.regions,
             request.update_mask.as_ref(),
             dry_run,
@@ -213,9 +215,11 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::UpsertIndicatorsRequest>,
     ) -> Result<Response<v1::UpsertIndicatorsResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = crate::wire_check::checked(request)?;
         let dry_run = request.dry_run;
-        let counts = reference::upsert_indicators(&self.store, request.indicators, dry_run).await?;
+        let counts =
+            reference::upsert_indicators(&self.store, &caller, request.indicators, dry_run).await?;
         Ok(Response::new(v1::UpsertIndicatorsResponse {
             upserted: counts.total(),
             dry_run,
@@ -306,6 +310,7 @@ impl IngestionService for Ingestion {
         let report = rows::ingest(
             &self.store,
             &caller,
+            &crate::audit::ingestion_method("ImportCsv"),
             rows,
             Vec::new(),
             allow_partial,
@@ -351,6 +356,7 @@ impl IngestionService for Ingestion {
         let report = rows::ingest(
             &self.store,
             &caller,
+            &crate::audit::ingestion_method("ImportCsv"),
             rows,
             unreadable,
             request.allow_partial,
@@ -424,6 +430,7 @@ impl IngestionService for Ingestion {
                 source: r.source,
                 recorded_at: Some(micros_timestamp(r.recorded_at)),
                 revision: r.revision,
+                recorded_by: r.recorded_by,
                 row: 0,
             })
             .collect();
@@ -494,18 +501,21 @@ impl IngestionService for Ingestion {
         &self,
         request: Request<v1::DeleteZoneRequest>,
     ) -> Result<Response<v1::DeleteZoneResponse>, Status> {
-        Ok(Response::new(
-            removal::delete_zone(&self.store, crate::wire_check::checked(request)?).await?,
-        ))
+        Ok(Response::new({
+            let caller = Caller::of(&request);
+            removal::delete_zone(&self.store, &caller, crate::wire_check::checked(request)?).await?
+        }))
     }
 
     async fn delete_enterprise(
         &self,
         request: Request<v1::DeleteEnterpriseRequest>,
     ) -> Result<Response<v1::DeleteEnterpriseResponse>, Status> {
-        Ok(Response::new(
-            removal::delete_enterprise(&self.store, crate::wire_check::checked(request)?).await?,
-        ))
+        Ok(Response::new({
+            let caller = Caller::of(&request);
+            removal::delete_enterprise(&self.store, &caller, crate::wire_check::checked(request)?)
+                .await?
+        }))
     }
 
     async fn delete_target(

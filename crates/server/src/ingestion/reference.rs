@@ -23,6 +23,7 @@ use zonerank_storage::{
 
 use crate::paging::{decode_page_token, encode_page_token, page_size};
 use crate::{
+    audit::record_write,
     auth::{Caller, Scope},
     convert::{self, item_field},
     error::{ServiceError, Violation},
@@ -154,6 +155,7 @@ fn merged<W, R: Clone>(
 /// Checks regions merged into the stored ones and writes them (or, on a dry run, only counts).
 pub async fn upsert_regions(
     store: &Store,
+    caller: &Caller,
     regions: Vec<v1::Region>,
     update_mask: Option<&FieldMask>,
     dry_run: bool,
@@ -271,6 +273,8 @@ pub async fn upsert_regions(
     }
     faults.finish("regions", regions.len())?;
     let counts = writes.put_regions(&records).await?;
+    let entities = records.iter().map(|r| (EntityKind::Region, r.code.clone()));
+    record_write(&mut writes, caller, "UpsertRegions", counts, entities);
     writes.finish(dry_run).await?;
     Ok(counts)
 }
@@ -383,6 +387,8 @@ pub async fn upsert_zones(
         .await?;
     faults.finish("zones", zones.len())?;
     let counts = writes.put_zones(&records).await?;
+    let entities = records.iter().map(|r| (EntityKind::Zone, r.id.clone()));
+    record_write(&mut writes, caller, "UpsertZones", counts, entities);
     writes.finish(dry_run).await?;
     Ok(counts)
 }
@@ -509,6 +515,10 @@ pub async fn upsert_enterprises(
         .await?;
     faults.finish("enterprises", enterprises.len())?;
     let counts = writes.put_enterprises(&records).await?;
+    let entities = records
+        .iter()
+        .map(|r| (EntityKind::Enterprise, r.credit_code.clone()));
+    record_write(&mut writes, caller, "UpsertEnterprises", counts, entities);
     writes.finish(dry_run).await?;
     Ok(counts)
 }
@@ -607,6 +617,8 @@ pub async fn upsert_clusters(
         .await?;
     faults.finish("clusters", clusters.len())?;
     let counts = writes.put_clusters(&records).await?;
+    let entities = records.iter().map(|r| (EntityKind::Cluster, r.id.clone()));
+    record_write(&mut writes, caller, "UpsertClusters", counts, entities);
     writes.finish(dry_run).await?;
     Ok(counts)
 }
@@ -696,6 +708,8 @@ pub async fn upsert_projects(
         .await?;
     faults.finish("projects", projects.len())?;
     let counts = writes.put_projects(&records).await?;
+    let entities = records.iter().map(|r| (EntityKind::Project, r.id.clone()));
+    record_write(&mut writes, caller, "UpsertProjects", counts, entities);
     writes.finish(dry_run).await?;
     Ok(counts)
 }
@@ -703,6 +717,7 @@ pub async fn upsert_projects(
 /// Checks user-defined indicators and writes them whole (or, on a dry run, only counts).
 pub async fn upsert_indicators(
     store: &Store,
+    caller: &Caller,
     indicators: Vec<v1::Indicator>,
     dry_run: bool,
 ) -> Result<UpsertCounts, ServiceError> {
@@ -758,6 +773,7 @@ pub async fn upsert_indicators(
     faults.finish("indicators", indicators.len())?;
     let mut writes = store.begin_writes().await?;
     let counts = writes.put_indicators(&records).await?;
+    record_write(&mut writes, caller, "UpsertIndicators", counts, []);
     writes.finish(dry_run).await?;
     Ok(counts)
 }
@@ -868,6 +884,8 @@ pub async fn upsert_targets(
     }
     faults.finish("targets", targets.len())?;
     let counts = writes.put_targets(&records).await?;
+    let entities = records.iter().map(|r| (r.entity_kind, r.entity_id.clone()));
+    record_write(&mut writes, caller, "UpsertTargets", counts, entities);
     writes.finish(dry_run).await?;
     Ok(counts)
 }

@@ -9,9 +9,15 @@ use zonerank_domain::{
     metric::parse_metric,
     period::Period,
 };
-use zonerank_storage::{EnterpriseReferences, Store, ZoneReferences};
+use zonerank_storage::{EnterpriseReferences, Store, UpsertCounts, ZoneReferences};
 
-use crate::{convert::resource_type, error::ServiceError, ingestion::entity_ref};
+use crate::{
+    audit::record_write,
+    auth::{Caller, Scope},
+    convert::resource_type,
+    error::ServiceError,
+    ingestion::entity_ref,
+};
 
 /// "12 observations, 1 target and 2 enterprises": the non-zero counts, in words.
 fn listed(counts: &[(i64, &str, &str)]) -> String {
@@ -61,6 +67,7 @@ fn refused(subject: String, dependents: &str, force_does: &str) -> ServiceError 
 /// theirs), and unlinks its enterprises and clusters.
 pub async fn delete_zone(
     store: &Store,
+    caller: &Caller,
     request: v1::DeleteZoneRequest,
 ) -> Result<v1::DeleteZoneResponse, ServiceError> {
     let id = validate_id(EntityKind::Zone, &request.zone_id)
@@ -77,6 +84,14 @@ pub async fn delete_zone(
         ));
     }
     let observations_removed = writes.remove_zone(&id).await?;
+    let removed = [(EntityKind::Zone, id.clone())];
+    record_write(
+        &mut writes,
+        caller,
+        "DeleteZone",
+        UpsertCounts::default(),
+        removed,
+    );
     writes.finish(false).await?;
     tracing::info!(zone = %id, observations_removed, "zone removed");
     Ok(v1::DeleteZoneResponse {
@@ -87,6 +102,7 @@ pub async fn delete_zone(
 /// Removes an enterprise; with `force` also its observations and targets.
 pub async fn delete_enterprise(
     store: &Store,
+    caller: &Caller,
     request: v1::DeleteEnterpriseRequest,
 ) -> Result<v1::DeleteEnterpriseResponse, ServiceError> {
     let code = validate_id(EntityKind::Enterprise, &request.credit_code)
@@ -107,6 +123,14 @@ pub async fn delete_enterprise(
         ));
     }
     let observations_removed = writes.remove_enterprise(&code).await?;
+    let removed = [(EntityKind::Enterprise, code.clone())];
+    record_write(
+        &mut writes,
+        caller,
+        "DeleteEnterprise",
+        UpsertCounts::default(),
+        removed,
+    );
     writes.finish(false).await?;
     tracing::info!(enterprise = %code, observations_removed, "enterprise removed");
     Ok(v1::DeleteEnterpriseResponse {
@@ -117,7 +141,7 @@ pub async fn delete_enterprise(
 /// Removes one target, found by its entity, metric (in any spelling of it) and period.
 pub async fn delete_target(
     store: &Store,
-    caller: &crate::auth::Caller,
+    caller: &Caller,
     request: v1::DeleteTargetRequest,
 ) -> Result<v1::DeleteTargetResponse, ServiceError> {
     let (kind, id) = entity_ref("entity", request.entity.as_ref())?;
@@ -125,7 +149,7 @@ pub async fn delete_target(
         .map_err(|e| ServiceError::invalid("period", e))?
         .canonical();
     let mut writes = store.begin_writes().await?;
-    crate::auth::Scope::of(caller, &writes)
+    Scope::of(caller, &writes)
         .await?
         .entities(&writes, &[("entity.id".into(), kind, id.clone())], true)
         .await?;
@@ -142,6 +166,13 @@ pub async fn delete_target(
             format!("target {name}"),
         ));
     }
+    record_write(
+        &mut writes,
+        caller,
+        "DeleteTarget",
+        UpsertCounts::default(),
+        [(kind, id)],
+    );
     writes.finish(false).await?;
     Ok(v1::DeleteTargetResponse {})
 }

@@ -206,6 +206,7 @@ fn title(kind: EntityKind) -> &'static str {
 pub async fn ingest(
     store: &Store,
     caller: &Caller,
+    method: &str,
     rows: Vec<IncomingObservation>,
     unreadable: Vec<v1::RowError>,
     allow_partial: bool,
@@ -235,7 +236,11 @@ pub async fn ingest(
                 .collect(),
         });
     }
-    let (summary, _) = store.write_observations(&batch.good, dry_run).await?;
+    let mut event = crate::audit::event(caller, method, "OK");
+    event.rejected = batch.rejected;
+    let (summary, _) = store
+        .write_observations_audited(&batch.good, dry_run, event)
+        .await?;
     let counters = zonerank_telemetry::instruments();
     if !dry_run {
         counters

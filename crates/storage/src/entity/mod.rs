@@ -1,5 +1,7 @@
 //! sea-orm entities, one module per table.
 
+pub mod audit_event;
+pub mod audit_event_entity;
 pub mod cluster;
 pub mod data_commit;
 pub mod data_version;

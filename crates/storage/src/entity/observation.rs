@@ -24,6 +24,9 @@ pub struct Model {
     pub source: String,
     /// The data version of the transaction that wrote it; `data_commits` has its commit stamp.
     pub version: i64,
+    /// The principal that sent it (`anonymous` with auth off, and for history before
+    /// attribution).
+    pub recorded_by: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
