@@ -1249,3 +1249,103 @@ async fn every_revision_names_its_sender_and_the_audit_log_lists_writes_and_refu
 
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_rs256_token_passes_and_a_tampered_one_is_refused() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use rsa::{
+        RsaPrivateKey,
+        pkcs8::{EncodePrivateKey, LineEnding},
+        traits::PublicKeyParts,
+    };
+    let private = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key");
+    let public = private.to_public_key();
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig",
+        "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+        "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+    }]});
+    let pem = private.to_pkcs8_pem(LineEnding::LF).expect("PEM");
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).expect("signing key");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims("rsa-user", 3600, 0, ISSUER, AUDIENCE),
+        &key,
+    )
+    .expect("token");
+    // The same signature over a payload naming someone else.
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged = URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&claims("rsa-admin", 3600, 0, ISSUER, AUDIENCE)).expect("json"));
+    let tampered = format!("{}.{forged}.{}", parts[0], parts[2]);
+
+    let files = Files::new();
+    let database = TestDatabase::postgres().await.expect("test database");
+    let mut args = server_args(&database.url, None);
+    args.auth.auth_jwks = Some(files.write("jwks.json", &jwks.to_string()));
+    args.auth.auth_issuer = Some(ISSUER.into());
+    args.auth.auth_audience = Some(AUDIENCE.into());
+    let server = RunningServer::start(args, Services::ALL_IN_ONE).await;
+    let call = |token: String| {
+        let server = &server;
+        async move {
+            let mut request = tonic::Request::new(v1::ListRegionsRequest::default());
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("ascii"),
+            );
+            IngestionServiceClient::new(server.channel().await)
+                .list_regions(request)
+                .await
+                .map(|_| ())
+        }
+    };
+    call(token).await.expect("a valid RS256 token");
+    let status = call(tampered).await.expect_err("a tampered RS256 token");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert!(status.message().contains("bad signature"), "{status:?}");
+    server.stop().await;
+    database.drop().await.expect("drop");
+}
+
+#[tokio::test]
+async fn a_replaced_client_ca_is_read_without_a_restart() {
+    let files = Files::new();
+    let ca = TestCa::new("zonerank test CA");
+    let (mut args, database) = tls_server_args(&files, &ca).await;
+    let old_clients = TestCa::new("old clients' CA");
+    let client_ca = files.write("clients-ca.pem", &old_clients.pem);
+    args.tls.tls_client_ca = Some(client_ca.clone());
+    let presenting = |clients: &TestCa| {
+        let (cert, key) = clients.client_cert();
+        trusting(&ca).identity(Identity::from_pem(&cert, &key))
+    };
+    let old_client = presenting(&old_clients);
+    let server =
+        RunningServer::start_with_tls(args, Services::ALL_IN_ONE, Some(old_client.clone())).await;
+    let new_clients = TestCa::new("new clients' CA");
+    let new_client = presenting(&new_clients);
+    assert!(health_answers(&server.url, Some(&old_client)).await);
+    assert!(!health_answers(&server.url, Some(&new_client)).await);
+
+    // The CA bundle is replaced in place, as a mounted Secret is.
+    std::fs::write(&client_ca, &new_clients.pem).expect("CA");
+    let mut reloaded = false;
+    for _ in 0..40 {
+        if health_answers(&server.url, Some(&new_client)).await {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reloaded, "a client of the new CA was never served");
+    assert!(
+        !health_answers(&server.url, Some(&old_client)).await,
+        "a client of the replaced CA must be refused"
+    );
+
+    server.stop().await;
+    database.drop().await.expect("drop");
+}

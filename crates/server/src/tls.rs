@@ -193,16 +193,37 @@ impl ResolvesServerCert for ReloadingCertificate {
 }
 
 /// The server's TLS acceptor, or `None` when no certificate is configured (plaintext).
-pub fn acceptor(args: &TlsArgs) -> Result<Option<TlsAcceptor>, TlsError> {
+pub fn acceptor(args: &TlsArgs) -> Result<Option<Acceptor>, TlsError> {
     let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
         return Ok(None);
     };
     let resolver = Arc::new(ReloadingCertificate::new(cert.clone(), key.clone())?);
+    let client_ca = args.tls_client_ca.clone();
+    let acceptor = build_acceptor(cert, &resolver, client_ca.as_deref())?;
+    Ok(Some(Acceptor {
+        state: Arc::new(AcceptorState {
+            current: Mutex::new(LoadedAcceptor {
+                acceptor,
+                ca_mtime: client_ca.as_deref().and_then(modified),
+                checked: Instant::now(),
+            }),
+            cert_path: cert.clone(),
+            resolver,
+            client_ca,
+        }),
+    }))
+}
+
+fn build_acceptor(
+    cert: &Path,
+    resolver: &Arc<ReloadingCertificate>,
+    client_ca: Option<&Path>,
+) -> Result<TlsAcceptor, TlsError> {
     let provider = provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::new(cert, e))?;
-    let mut config = match &args.tls_client_ca {
+    let mut config = match client_ca {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             for cert in read_certs(ca)? {
@@ -213,12 +234,63 @@ pub fn acceptor(args: &TlsArgs) -> Result<Option<TlsAcceptor>, TlsError> {
                 .map_err(|e| TlsError::new(ca, e))?;
             builder
                 .with_client_cert_verifier(verifier)
-                .with_cert_resolver(resolver)
+                .with_cert_resolver(resolver.clone())
         }
-        None => builder.with_no_client_auth().with_cert_resolver(resolver),
+        None => builder
+            .with_no_client_auth()
+            .with_cert_resolver(resolver.clone()),
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Some(TlsAcceptor::from(Arc::new(config))))
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The TLS acceptor of a server: the certificate reloads itself (see
+/// [`ReloadingCertificate`]); the client CA of mTLS is re-read when its file changes, by
+/// rebuilding the acceptor for the connections accepted after the change.
+#[derive(Clone)]
+pub struct Acceptor {
+    state: Arc<AcceptorState>,
+}
+
+struct AcceptorState {
+    cert_path: PathBuf,
+    resolver: Arc<ReloadingCertificate>,
+    client_ca: Option<PathBuf>,
+    current: Mutex<LoadedAcceptor>,
+}
+
+struct LoadedAcceptor {
+    acceptor: TlsAcceptor,
+    ca_mtime: Option<SystemTime>,
+    checked: Instant,
+}
+
+impl Acceptor {
+    /// The acceptor for a new connection, rebuilt first if the client CA file changed. A CA
+    /// file caught half-written keeps the previous CA (and is tried again on the next check).
+    fn current(&self) -> TlsAcceptor {
+        let state = &self.state;
+        let mut loaded = state.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ca) = &state.client_ca
+            && loaded.checked.elapsed() >= RELOAD_CHECK_INTERVAL
+        {
+            loaded.checked = Instant::now();
+            let mtime = modified(ca);
+            if mtime != loaded.ca_mtime {
+                match build_acceptor(&state.cert_path, &state.resolver, Some(ca)) {
+                    Ok(acceptor) => {
+                        tracing::info!(client_ca = %ca.display(), "TLS client CA reloaded");
+                        loaded.acceptor = acceptor;
+                        loaded.ca_mtime = mtime;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "TLS client CA changed but cannot be loaded; keeping the previous one");
+                    }
+                }
+            }
+        }
+        loaded.acceptor.clone()
+    }
 }
 
 type Handshake = Pin<Box<dyn Future<Output = Option<TlsStream<TcpStream>>> + Send>>;
@@ -228,7 +300,7 @@ type Handshake = Pin<Box<dyn Future<Output = Option<TlsStream<TcpStream>>> + Sen
 /// certificate) are logged and dropped. Dropping the stream closes the listener.
 pub struct TlsIncoming {
     tcp: Pin<Box<dyn Stream<Item = std::io::Result<TcpStream>> + Send>>,
-    acceptor: TlsAcceptor,
+    acceptor: Acceptor,
     handshakes: FuturesUnordered<Handshake>,
     tcp_done: bool,
 }
@@ -236,7 +308,7 @@ pub struct TlsIncoming {
 impl TlsIncoming {
     pub fn new(
         tcp: impl Stream<Item = std::io::Result<TcpStream>> + Send + 'static,
-        acceptor: TlsAcceptor,
+        acceptor: Acceptor,
     ) -> TlsIncoming {
         TlsIncoming {
             tcp: Box::pin(tcp),
@@ -255,7 +327,7 @@ impl Stream for TlsIncoming {
         while !this.tcp_done {
             match this.tcp.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(stream))) => {
-                    let acceptor = this.acceptor.clone();
+                    let acceptor = this.acceptor.current();
                     this.handshakes.push(Box::pin(async move {
                         let peer = stream.peer_addr().ok();
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
