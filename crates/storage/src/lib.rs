@@ -1,6 +1,7 @@
 //! zonerank storage: sea-orm entities and migrations, and every query the services run, written
 //! once for SQLite (the embedded default) and PostgreSQL (production).
 
+mod assessment;
 mod cohort;
 mod connect;
 pub mod entity;
@@ -13,6 +14,7 @@ mod store;
 pub mod test_support;
 mod writes;
 
+pub use assessment::{ObjectionFilter, ObjectionRow, PublicationRow, Refusal, Step};
 pub use cohort::{CohortMember, CohortQuery, UnknownName};
 pub use connect::ConnectError;
 pub use error::StorageError;

@@ -6,6 +6,7 @@ mod m20261123_000001_initial;
 mod m20261123_000002_ranking;
 mod m20261202_000003_scheme_archive;
 mod m20261202_000004_commit_stamps;
+mod m20261202_000006_assessment;
 
 /// Every migration zonerank knows, in order.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_ranking::Migration),
             Box::new(m20261202_000003_scheme_archive::Migration),
             Box::new(m20261202_000004_commit_stamps::Migration),
+            Box::new(m20261202_000006_assessment::Migration),
         ]
     }
 }
