@@ -1,5 +1,6 @@
 //! The zonerank gRPC services and the server that runs any set of them on one listener.
 
+pub mod assessment;
 pub mod auth;
 pub mod budget;
 pub mod client;

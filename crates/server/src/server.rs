@@ -6,6 +6,7 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use zonerank_api::v1::{
+    assessment_service_server::AssessmentServiceServer,
     ingestion_service_server::IngestionServiceServer, metrics_service_server::MetricsServiceServer,
     ranking_service_server::RankingServiceServer,
 };
@@ -14,6 +15,7 @@ use zonerank_storage::Store;
 
 use crate::{
     ServerArgs,
+    assessment::Assessment,
     auth::{Guarded, Verifier},
     ingestion::Ingestion,
     limits,
@@ -82,6 +84,7 @@ impl Services {
         }
         if self.ranking {
             names.push("zonerank.v1.RankingService");
+            names.push("zonerank.v1.AssessmentService");
         }
         names
     }
@@ -166,13 +169,21 @@ pub async fn run(
             None => MetricsSource::InProcess(Metrics::new(store.clone(), cache.clone())),
         };
         peer = Some(source.clone());
-        let service = RankingServiceServer::new(Ranking::new(store.clone(), cache.clone(), source))
+        let ranking = Ranking::new(store.clone(), cache.clone(), source);
+        let assessment = AssessmentServiceServer::new(Assessment::new(ranking.clone()))
             .max_decoding_message_size(limits::REQUEST_BYTES)
             .max_encoding_message_size(limits::RESPONSE_BYTES);
-        Some(Guarded::new(service, verifier.clone()))
+        let service = RankingServiceServer::new(ranking)
+            .max_decoding_message_size(limits::REQUEST_BYTES)
+            .max_encoding_message_size(limits::RESPONSE_BYTES);
+        Some((
+            Guarded::new(service, verifier.clone()),
+            Guarded::new(assessment, verifier.clone()),
+        ))
     } else {
         None
     };
+    let (ranking, assessment) = ranking.unzip();
     let readiness = tokio::spawn(watch_readiness(
         health.clone(),
         names.clone(),
@@ -216,7 +227,8 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_optional_service(ingestion)
         .add_optional_service(metrics)
-        .add_optional_service(ranking);
+        .add_optional_service(ranking)
+        .add_optional_service(assessment);
     let incoming = accepted_connections(listener);
     let serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> = match tls
     {

@@ -43,7 +43,7 @@ impl Role {
     }
 }
 
-/// The role each method of the three zonerank services needs, by full method path.
+/// The role each method of the zonerank services needs, by full method path.
 const METHOD_ROLES: &[(&str, Role)] = &[
     ("/zonerank.v1.IngestionService/UpsertRegions", Role::Admin),
     ("/zonerank.v1.IngestionService/UpsertZones", Role::Submitter),
@@ -117,6 +117,36 @@ const METHOD_ROLES: &[(&str, Role)] = &[
     ("/zonerank.v1.RankingService/ListRuns", Role::Viewer),
     ("/zonerank.v1.RankingService/DeleteRun", Role::Assessor),
     ("/zonerank.v1.RankingService/ArchiveScheme", Role::Assessor),
+    (
+        "/zonerank.v1.AssessmentService/PublishRanking",
+        Role::Assessor,
+    ),
+    (
+        "/zonerank.v1.AssessmentService/FinalizeRanking",
+        Role::Assessor,
+    ),
+    (
+        "/zonerank.v1.AssessmentService/ListPublications",
+        Role::Viewer,
+    ),
+    // Any caller may object (a firm or zone reading its own result holds viewer or
+    // submitter); resolving is the assessor's.
+    ("/zonerank.v1.AssessmentService/FileObjection", Role::Viewer),
+    (
+        "/zonerank.v1.AssessmentService/ListObjections",
+        Role::Viewer,
+    ),
+    (
+        "/zonerank.v1.AssessmentService/ResolveObjection",
+        Role::Assessor,
+    ),
+    ("/zonerank.v1.AssessmentService/GetStandings", Role::Viewer),
+    ("/zonerank.v1.AssessmentService/GetTopLists", Role::Viewer),
+    ("/zonerank.v1.AssessmentService/ListAlerts", Role::Viewer),
+    (
+        "/zonerank.v1.AssessmentService/ExportPolicyList",
+        Role::Viewer,
+    ),
 ];
 
 /// The role `path` (`/zonerank.v1.RankingService/CreateScheme`) needs; a method missing from
@@ -173,7 +203,7 @@ mod tests {
             pool.services()
                 .filter(|s| s.package_name() == "zonerank.v1")
                 .count(),
-            3
+            4
         );
         let table: BTreeSet<String> = METHOD_ROLES.iter().map(|(m, _)| m.to_string()).collect();
         assert_eq!(table.len(), METHOD_ROLES.len(), "a method is listed twice");
