@@ -117,8 +117,7 @@ fn scheme(id: &str) -> v1::Scheme {
         thresholds: vec![v1::MetricThreshold {
             metric: "yoy(revenue)".into(),
             warn_below: Some(0.0),
-            excellent_above: Some(0.1),
-            label: String::new(),
+            excellent_above: Some(15.0),
             ..Default::default()
         }],
         class_policies: vec![
@@ -454,6 +453,250 @@ async fn publish_object_accept_republish_finalize() {
         .expect_err("late objection");
     assert_eq!(late.code(), Code::FailedPrecondition);
     assert_eq!(reason(&late), "NOTICE_OVER");
+
+    deployment.stop().await;
+}
+
+fn standing_summary(
+    standings: &[v1::Standing],
+    id: &str,
+) -> Vec<(String, i32, Vec<v1::StandingEvent>, bool)> {
+    standings
+        .iter()
+        .filter(|s| s.entity.as_ref().unwrap().id == id)
+        .map(|s| {
+            (
+                s.period.clone(),
+                s.stars,
+                s.events
+                    .iter()
+                    .map(|&e| v1::StandingEvent::try_from(e).unwrap())
+                    .collect(),
+                s.first_time_promotion,
+            )
+        })
+        .collect()
+}
+
+fn listed_ids(list: &[v1::ListedEntity]) -> Vec<(String, bool)> {
+    list.iter()
+        .map(|l| (l.entity.as_ref().unwrap().id.clone(), l.tied_at_cut))
+        .collect()
+}
+
+#[tokio::test]
+async fn standings_over_four_periods_lists_alerts_and_the_policy_export() {
+    use v1::StandingEvent::{Demoted, Entered, Promoted, TitleLost};
+    let deployment = Deployment::postgres_and_redis().await;
+    let mut ingestion = deployment.ingestion_client().await;
+    let mut ranking = deployment.ranking_client().await;
+    let mut assessment = AssessmentServiceClient::new(deployment.ranking.channel().await);
+    setup(&mut ingestion, 5).await;
+    // Revenue (万元) = 10 + 100 × score, so each year's min-max scores are exact:
+    //        zone 0  zone 1  zone 2  zone 3  zone 4
+    // 2020    .5      1       .75     .4      0
+    // 2021    1       .75     .6      0       .45
+    // 2022    1       .9      .6      .5      0
+    // 2023    0       1       .6      .9      .6
+    let scores = [
+        ("2020", [0.5, 1.0, 0.75, 0.4, 0.0]),
+        ("2021", [1.0, 0.75, 0.6, 0.0, 0.45]),
+        ("2022", [1.0, 0.9, 0.6, 0.5, 0.0]),
+        ("2023", [0.0, 1.0, 0.6, 0.9, 0.6]),
+    ];
+    let mut rows = Vec::new();
+    for (period, year) in &scores {
+        for (i, s) in year.iter().enumerate() {
+            rows.push((i, "revenue", *period, (10.0_f64 + 100.0 * s).round()));
+        }
+    }
+    write(&mut ingestion, &rows).await;
+    ranking
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(scheme("rev")),
+        })
+        .await
+        .expect("scheme");
+    let mut runs = Vec::new();
+    for (period, _) in &scores {
+        let run = compute(&mut ranking, "rev", period).await;
+        publish(&mut assessment, &run.run_id, in_a_day(86_400)).await;
+        runs.push(run);
+    }
+
+    let standings = assessment
+        .get_standings(v1::GetStandingsRequest {
+            scheme_id: "rev".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("standings")
+        .into_inner()
+        .standings;
+    let y = |p: &str, stars: i32, events: &[v1::StandingEvent], first: bool| {
+        (p.to_string(), stars, events.to_vec(), first)
+    };
+    // Stars 1 at .3, 2 at .6, 3 at .9; one level up a period; bottom 2 in 2 of the last 3
+    // takes the title.
+    // zone 0: 1 → 2 (the run said 3) → 3, both first-time; then last: demoted to 0.
+    assert_eq!(
+        standing_summary(&standings, &numbered_zone_id(0)),
+        vec![
+            y("2020", 1, &[Entered], false),
+            y("2021", 2, &[Promoted], true),
+            y("2022", 3, &[Promoted], true),
+            y("2023", 0, &[Demoted], false),
+        ]
+    );
+    // zone 1: 3 → 2 (demoted) → 3 again, not for the first time.
+    assert_eq!(
+        standing_summary(&standings, &numbered_zone_id(1)),
+        vec![
+            y("2020", 3, &[Entered], false),
+            y("2021", 2, &[Demoted], false),
+            y("2022", 3, &[Promoted], false),
+            y("2023", 3, &[], false),
+        ]
+    );
+    // zone 3: 4th of 5 in 2020 and last in 2021 → title lost; bottom again in 2022 (no
+    // stars to lose); 2nd in 2023: back to one star, a level it held before.
+    assert_eq!(
+        standing_summary(&standings, &numbered_zone_id(3)),
+        vec![
+            y("2020", 1, &[Entered], false),
+            y("2021", 0, &[TitleLost], false),
+            y("2022", 0, &[], false),
+            y("2023", 1, &[Promoted], false),
+        ]
+    );
+    // zone 4: last, 4th and last: the rule keeps it at 0; 3rd (tied) in 2023: one star for
+    // the first time.
+    assert_eq!(
+        standing_summary(&standings, &numbered_zone_id(4)),
+        vec![
+            y("2020", 0, &[Entered], false),
+            y("2021", 0, &[], false),
+            y("2022", 0, &[], false),
+            y("2023", 1, &[Promoted], true),
+        ]
+    );
+    let lost = standings
+        .iter()
+        .find(|s| s.events.contains(&(TitleLost as i32)))
+        .unwrap();
+    assert_eq!(lost.note, "bottom 2 in 2 of the last 3");
+
+    // 十强 of 2023 with n = 3: zones 2 and 4 tie for 3rd at .6; both are listed and flagged.
+    let lists = assessment
+        .get_top_lists(v1::GetTopListsRequest {
+            scheme_id: "rev".into(),
+            period: "2023".into(),
+            n: 3,
+            fastest_by_score: false,
+        })
+        .await
+        .expect("lists")
+        .into_inner();
+    let z = |i: usize, tied: bool| (numbered_zone_id(i), tied);
+    assert_eq!(
+        listed_ids(&lists.top),
+        vec![z(1, false), z(3, false), z(2, true), z(4, true)]
+    );
+    assert_eq!(lists.top[2].rank, 3);
+    assert_eq!(lists.top[3].rank, 3);
+    // 十快: rank gains 4→2 (zone 3), 5→3 (zone 4), 2→1 (zone 1).
+    assert_eq!(
+        listed_ids(&lists.fastest),
+        vec![z(3, false), z(4, false), z(1, false)]
+    );
+    assert_eq!(lists.fastest[0].rank_change, 2);
+    assert_eq!(listed_ids(&lists.first_time_promotions), vec![z(4, false)]);
+    assert_eq!(listed_ids(&lists.demotions), vec![z(0, false)]);
+    assert!(lists.titles_lost.is_empty());
+    let lists_2021 = assessment
+        .get_top_lists(v1::GetTopListsRequest {
+            scheme_id: "rev".into(),
+            period: "2021".into(),
+            n: 3,
+            fastest_by_score: false,
+        })
+        .await
+        .expect("lists 2021")
+        .into_inner();
+    assert_eq!(listed_ids(&lists_2021.titles_lost), vec![z(3, false)]);
+    assert_eq!(lists_2021.titles_lost[0].previous_stars, 1);
+
+    // 预警: revenue growth 2023 below 0 warns, above 15 % is excellent (yoy is in percent).
+    let alerts = assessment
+        .list_alerts(v1::ListAlertsRequest {
+            scheme_id: "rev".into(),
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("alerts")
+        .into_inner()
+        .alerts;
+    let mut found: Vec<(String, i32, f64)> = alerts
+        .iter()
+        .map(|a| (a.entity.as_ref().unwrap().id.clone(), a.level, a.threshold))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let warning = v1::AlertLevel::Warning as i32;
+    let excellent = v1::AlertLevel::Excellent as i32;
+    assert_eq!(
+        found,
+        vec![
+            (numbered_zone_id(0), warning, 0.0),
+            (numbered_zone_id(3), excellent, 15.0),
+            (numbered_zone_id(4), excellent, 15.0),
+        ]
+    );
+    let zone0 = alerts
+        .iter()
+        .find(|a| a.entity.as_ref().unwrap().id == numbered_zone_id(0))
+        .unwrap();
+    assert!(
+        (zone0.value - (10.0 / 110.0 - 1.0) * 100.0).abs() < 1e-9,
+        "{}",
+        zone0.value
+    );
+    assert_eq!(zone0.metric, "yoy(revenue)");
+
+    // The policy list of the 2023 run: classes by score (A ≥ .7, B ≥ .45, C ≥ .2, D).
+    let mut stream = assessment
+        .export_policy_list(v1::ExportPolicyListRequest {
+            run_id: runs[3].run_id.clone(),
+        })
+        .await
+        .expect("export")
+        .into_inner();
+    let mut exported = Vec::new();
+    while let Some(row) = stream.message().await.expect("row") {
+        exported.push((
+            row.credit_code.clone(),
+            row.class_label.clone(),
+            row.policies
+                .iter()
+                .map(|p| p.label.clone())
+                .collect::<Vec<_>>(),
+        ));
+    }
+    let land = vec!["land supply priority".to_string()];
+    assert_eq!(
+        exported,
+        vec![
+            (numbered_zone_id(1), "A".to_string(), land.clone()),
+            (numbered_zone_id(3), "A".to_string(), land),
+            (numbered_zone_id(2), "B".to_string(), vec![]),
+            (numbered_zone_id(4), "B".to_string(), vec![]),
+            (
+                numbered_zone_id(0),
+                "D".to_string(),
+                vec!["差别化电价".to_string()]
+            ),
+        ]
+    );
 
     deployment.stop().await;
 }
