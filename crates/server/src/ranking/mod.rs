@@ -872,6 +872,23 @@ impl RankingService for Ranking {
         request: Request<v1::DeleteRunRequest>,
     ) -> Result<Response<v1::DeleteRunResponse>, Status> {
         let run_id = required("run_id", &crate::wire_check::checked(request)?.run_id)?;
+        // Published runs are immutable: every version stays readable.
+        if let Some(published) = self
+            .store
+            .publication_of_run(&run_id)
+            .await
+            .map_err(ServiceError::from)?
+        {
+            return Err(ServiceError::failed_precondition(
+                "PUBLISHED",
+                format!("run {run_id}"),
+                format!(
+                    "run {run_id} is version {} of the published ranking of scheme {:?} for {};                      published runs are kept",
+                    published.version, published.scheme_id, published.period
+                ),
+            )
+            .into());
+        }
         if !self
             .store
             .delete_run(&run_id)
