@@ -10,8 +10,7 @@ use tonic::transport::Channel;
 use unicode_width::UnicodeWidthStr;
 use zonerank_api::v1::{
     self, assessment_service_client::AssessmentServiceClient,
-    ingestion_service_client::IngestionServiceClient,
-    ranking_service_client::RankingServiceClient,
+    ingestion_service_client::IngestionServiceClient, ranking_service_client::RankingServiceClient,
 };
 use zonerank_domain::entity::credit_code_check_char;
 use zonerank_server::{ServerArgs, Services};
@@ -621,7 +620,7 @@ async fn show(address: &str) -> Result<(), String> {
             e.rank_change
         );
     }
-    let stars: BTreeMap<i32, i64> = run.star_counts.into_iter().collect();
+    let stars: BTreeMap<i32, i64> = run.star_counts.clone().into_iter().collect();
     println!("\nStar levels:");
     for (level, count) in stars.iter().rev() {
         println!(
