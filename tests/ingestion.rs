@@ -505,11 +505,18 @@ async fn every_service_answers_health_and_reflection() {
     };
 
     let deployment = Deployment::postgres_and_redis().await;
-    for (server, service) in [
-        (&deployment.ingestion, "zonerank.v1.IngestionService"),
-        (&deployment.metrics, "zonerank.v1.MetricsService"),
-        (&deployment.ranking, "zonerank.v1.RankingService"),
+    for (server, services) in [
+        (&deployment.ingestion, &["zonerank.v1.IngestionService"][..]),
+        (&deployment.metrics, &["zonerank.v1.MetricsService"][..]),
+        (
+            &deployment.ranking,
+            &[
+                "zonerank.v1.RankingService",
+                "zonerank.v1.AssessmentService",
+            ][..],
+        ),
     ] {
+        let service = services[0];
         let health = HealthClient::new(server.channel().await)
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -520,7 +527,7 @@ async fn every_service_answers_health_and_reflection() {
         assert_eq!(health.status, 1, "{service} SERVING");
 
         // Each server lists what it serves, to clients of either reflection version.
-        let expected = expected_listing(&[service]);
+        let expected = expected_listing(services);
         assert_eq!(
             reflection_v1alpha_services(server.channel().await).await,
             expected,

@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "zonerank/v1/ingestion_service.proto",
         "zonerank/v1/metrics_service.proto",
         "zonerank/v1/ranking_service.proto",
+        "zonerank/v1/assessment_service.proto",
     ];
     // Since tonic 0.14 the build script must name its inputs itself, or cargo reruns it on any
     // change in the package and every build recompiles the API.

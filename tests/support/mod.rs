@@ -493,10 +493,11 @@ impl Drop for ServiceProcess {
 }
 
 /// Runs the single-service binary `exe` and checks that reflection, in both versions, lists
-/// `service` and none of the zonerank services it does not serve.
-pub async fn binary_lists_only_its_service(exe: &str, service: &str) {
-    let process = ServiceProcess::start(exe, service).await;
-    let expected = expected_listing(&[service]);
+/// `services` (the first is the one it waits for) and none of the zonerank services it does
+/// not serve.
+pub async fn binary_lists_only_its_service(exe: &str, services: &[&str]) {
+    let process = ServiceProcess::start(exe, services[0]).await;
+    let expected = expected_listing(services);
     assert_eq!(
         reflection_v1_services(process.channel().await).await,
         expected

@@ -5,6 +5,7 @@
 //! define and an unset field are both errors, which the caller names with the field's path.
 
 use zonerank_domain::{
+    assessment::{AlertLevel, ObjectionState, PolicyKind, PublicationState, StandingEvent},
     catalog::{Direction, IndicatorKind},
     entity::{EntityKind, ProjectStatus, RegionLevel, ZoneKind},
     metric::Comparator,
@@ -178,3 +179,30 @@ mod tests {
         }
     }
 }
+wire_enum!(PolicyKind <=> PolicyKind {
+    ElectricitySurcharge <=> ElectricitySurcharge,
+    LandSupply <=> LandSupply,
+    Subsidy <=> Subsidy,
+    Other <=> Other,
+});
+wire_enum!(PublicationState <=> PublicationState {
+    PublicNotice <=> PublicNotice,
+    Final <=> Final,
+    Superseded <=> Superseded,
+});
+wire_enum!(ObjectionState <=> ObjectionState {
+    Open <=> Open,
+    Accepted <=> Accepted,
+    Rejected <=> Rejected,
+});
+wire_enum!(AlertLevel <=> AlertLevel {
+    Warning <=> Warning,
+    Excellent <=> Excellent,
+});
+wire_enum!(StandingEvent <=> StandingEvent {
+    Entered <=> Entered,
+    Promoted <=> Promoted,
+    Demoted <=> Demoted,
+    TitleLost <=> TitleLost,
+    Disqualified <=> Disqualified,
+});

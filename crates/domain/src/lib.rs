@@ -1,5 +1,6 @@
 //! The zonerank domain: pure types and rules, no I/O.
 
+pub mod assessment;
 pub mod cancel;
 pub mod catalog;
 pub mod entity;

@@ -6,14 +6,16 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use zonerank_api::v1::{
-    audit_service_server::AuditServiceServer, ingestion_service_server::IngestionServiceServer,
-    metrics_service_server::MetricsServiceServer, ranking_service_server::RankingServiceServer,
+    assessment_service_server::AssessmentServiceServer, audit_service_server::AuditServiceServer,
+    ingestion_service_server::IngestionServiceServer, metrics_service_server::MetricsServiceServer,
+    ranking_service_server::RankingServiceServer,
 };
 use zonerank_cache::Cache;
 use zonerank_storage::Store;
 
 use crate::{
     ServerArgs,
+    assessment::Assessment,
     auth::{Guarded, Verifier},
     ingestion::Ingestion,
     limits,
@@ -83,6 +85,7 @@ impl Services {
         }
         if self.ranking {
             names.push("zonerank.v1.RankingService");
+            names.push("zonerank.v1.AssessmentService");
         }
         names
     }
@@ -174,13 +177,21 @@ pub async fn run(
             None => MetricsSource::InProcess(Metrics::new(store.clone(), cache.clone())),
         };
         peer = Some(source.clone());
-        let service = RankingServiceServer::new(Ranking::new(store.clone(), cache.clone(), source))
+        let ranking = Ranking::new(store.clone(), cache.clone(), source);
+        let assessment = AssessmentServiceServer::new(Assessment::new(ranking.clone()))
             .max_decoding_message_size(limits::REQUEST_BYTES)
             .max_encoding_message_size(limits::RESPONSE_BYTES);
-        Some(Guarded::new(service, verifier.clone()).audited(store.clone()))
+        let service = RankingServiceServer::new(ranking)
+            .max_decoding_message_size(limits::REQUEST_BYTES)
+            .max_encoding_message_size(limits::RESPONSE_BYTES);
+        Some((
+            Guarded::new(service, verifier.clone()).audited(store.clone()),
+            Guarded::new(assessment, verifier.clone()).audited(store.clone()),
+        ))
     } else {
         None
     };
+    let (ranking, assessment) = ranking.unzip();
     let readiness = tokio::spawn(watch_readiness(
         health.clone(),
         names.clone(),
@@ -225,7 +236,8 @@ pub async fn run(
         .add_optional_service(ingestion)
         .add_optional_service(audit)
         .add_optional_service(metrics)
-        .add_optional_service(ranking);
+        .add_optional_service(ranking)
+        .add_optional_service(assessment);
     let incoming = accepted_connections(listener);
     let serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> = match tls
     {

@@ -273,11 +273,16 @@ mod tests {
         }
     }
 
-    /// Every handler of the three services checks its request (a stream, each batch).
+    /// Every handler of the services checks its request (a stream, each batch).
     #[test]
     fn every_handler_checks_its_request() {
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        for file in ["ingestion/mod.rs", "metrics/mod.rs", "ranking/mod.rs"] {
+        for file in [
+            "ingestion/mod.rs",
+            "metrics/mod.rs",
+            "ranking/mod.rs",
+            "assessment/mod.rs",
+        ] {
             let text = std::fs::read_to_string(src.join(file)).unwrap();
             let handlers = text.matches("request: Request<").count();
             let checks = text.matches("wire_check::check").count();

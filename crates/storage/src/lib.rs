@@ -2,6 +2,7 @@
 //! once for SQLite (the embedded default) and PostgreSQL (production).
 
 mod audit;
+mod assessment;
 mod cohort;
 mod connect;
 pub mod entity;
@@ -15,6 +16,7 @@ pub mod test_support;
 mod writes;
 
 pub use audit::{AuditEvent, AuditFilter, LISTED_ENTITIES, StoredAuditEvent};
+pub use assessment::{ObjectionFilter, ObjectionRow, PublicationRow, Refusal, Step};
 pub use cohort::{CohortMember, CohortQuery, UnknownName};
 pub use connect::ConnectError;
 pub use error::StorageError;

@@ -155,36 +155,8 @@ impl Store {
             .map_or("anonymous", |e| e.principal.as_str())
             .to_string();
         let txn = self.db.begin().await?;
-        // Writing the version row first takes the write lock before anything is read: writers
-        // queue (a PostgreSQL row lock; SQLite's one writer, which a read-then-write
-        // transaction could not upgrade to), so two imports of the same keys see each other's
-        // revisions instead of both writing revision 1.
-        let version = begin_version(&txn).await?;
-        let current = current_values(&txn, rows).await?;
-        let mut outcomes = Vec::with_capacity(rows.len());
-        let mut changed: Vec<(usize, i32)> = Vec::new();
-        let mut summary = WriteSummary::default();
-        for (i, row) in rows.iter().enumerate() {
-            let outcome = match current.get(&key_of(row)) {
-                None => {
-                    changed.push((i, 1));
-                    summary.accepted += 1;
-                    WriteOutcome::Accepted
-                }
-                // Bit-equal: the value is stored as given after unit conversion, so a re-import
-                // of the same file reproduces the same bits.
-                Some((value, _)) if value.to_bits() == row.value.to_bits() => {
-                    summary.unchanged += 1;
-                    WriteOutcome::Unchanged
-                }
-                Some((_, revision)) => {
-                    changed.push((i, revision + 1));
-                    summary.updated += 1;
-                    WriteOutcome::Updated
-                }
-            };
-            outcomes.push(outcome);
-        }
+        let (summary, outcomes, changed) =
+            write_observations_in(&txn, rows, dry_run, hold, &recorded_by).await?;
         let audit = audit.map(|mut event| {
             event.created += summary.accepted;
             event.updated += summary.updated;
@@ -197,7 +169,6 @@ impl Store {
             event
         });
         if dry_run || changed.is_empty() {
-            summary.data_version = version - 1;
             txn.rollback().await?;
             // Nothing was written: the event stands alone, without a data version.
             if let (Some(event), false) = (&audit, dry_run) {
@@ -205,12 +176,6 @@ impl Store {
             }
             return Ok((summary, outcomes));
         }
-        // Revisions carry the version; the commit stamp that makes them visible to as-of reads
-        // is taken last, under the lock, so it is later than any moment read while they were
-        // being written (see `stamp_commit`).
-        write_changed(&txn, rows, &changed, version, &recorded_by).await?;
-        hold.await;
-        summary.data_version = stamp_commit(&txn, version).await?.version;
         if let Some(event) = &audit {
             insert_event(&txn, event, Some(summary.data_version)).await?;
         }
@@ -747,4 +712,58 @@ impl Store {
             .map(|((e, i, s, end), (_, v))| (e, i, s, end, v))
             .collect())
     }
+}
+
+/// The one write path of observations, inside `txn`: new keys are accepted, changed values
+/// become new revisions with the next data version, and the commit is stamped last; whether
+/// anything was written (the caller commits then, and rolls back otherwise). Ingestion and
+/// accepted objections both write through it.
+pub(crate) async fn write_observations_in(
+    txn: &DatabaseTransaction,
+    rows: &[ObservationInput],
+    dry_run: bool,
+    hold: impl std::future::Future<Output = ()>,
+    recorded_by: &str,
+) -> Result<(WriteSummary, Vec<WriteOutcome>, Vec<(usize, i32)>), StorageError> {
+    // Writing the version row first takes the write lock before anything is read: writers
+    // queue (a PostgreSQL row lock; SQLite's one writer, which a read-then-write
+    // transaction could not upgrade to), so two imports of the same keys see each other's
+    // revisions instead of both writing revision 1.
+    let version = begin_version(txn).await?;
+    let current = current_values(txn, rows).await?;
+    let mut outcomes = Vec::with_capacity(rows.len());
+    let mut changed: Vec<(usize, i32)> = Vec::new();
+    let mut summary = WriteSummary::default();
+    for (i, row) in rows.iter().enumerate() {
+        let outcome = match current.get(&key_of(row)) {
+            None => {
+                changed.push((i, 1));
+                summary.accepted += 1;
+                WriteOutcome::Accepted
+            }
+            // Bit-equal: the value is stored as given after unit conversion, so a re-import
+            // of the same file reproduces the same bits.
+            Some((value, _)) if value.to_bits() == row.value.to_bits() => {
+                summary.unchanged += 1;
+                WriteOutcome::Unchanged
+            }
+            Some((_, revision)) => {
+                changed.push((i, revision + 1));
+                summary.updated += 1;
+                WriteOutcome::Updated
+            }
+        };
+        outcomes.push(outcome);
+    }
+    if dry_run || changed.is_empty() {
+        summary.data_version = version - 1;
+        return Ok((summary, outcomes, changed));
+    }
+    // Revisions carry the version; the commit stamp that makes them visible to as-of reads
+    // is taken last, under the lock, so it is later than any moment read while they were
+    // being written (see `stamp_commit`).
+    write_changed(txn, rows, &changed, version, recorded_by).await?;
+    hold.await;
+    summary.data_version = stamp_commit(txn, version).await?.version;
+    Ok((summary, outcomes, changed))
 }

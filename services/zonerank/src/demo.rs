@@ -9,8 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use tonic::transport::Channel;
 use unicode_width::UnicodeWidthStr;
 use zonerank_api::v1::{
-    self, ingestion_service_client::IngestionServiceClient,
-    ranking_service_client::RankingServiceClient,
+    self, assessment_service_client::AssessmentServiceClient,
+    ingestion_service_client::IngestionServiceClient, ranking_service_client::RankingServiceClient,
 };
 use zonerank_domain::entity::credit_code_check_char;
 use zonerank_server::{ServerArgs, Services};
@@ -585,6 +585,7 @@ async fn show(address: &str) -> Result<(), String> {
         "accepted {}, updated {}, unchanged {}, rejected {}",
         report.accepted, report.updated, report.unchanged, report.rejected
     );
+    let lifecycle_channel = channel.clone();
     let mut ranking = RankingServiceClient::new(channel)
         .max_encoding_message_size(zonerank_server::limits::REQUEST_BYTES)
         .max_decoding_message_size(zonerank_server::limits::RESPONSE_BYTES);
@@ -619,7 +620,7 @@ async fn show(address: &str) -> Result<(), String> {
             e.rank_change
         );
     }
-    let stars: BTreeMap<i32, i64> = run.star_counts.into_iter().collect();
+    let stars: BTreeMap<i32, i64> = run.star_counts.clone().into_iter().collect();
     println!("\nStar levels:");
     for (level, count) in stars.iter().rev() {
         println!(
@@ -649,6 +650,9 @@ async fn show(address: &str) -> Result<(), String> {
     if scheme.rank_target > 0 {
         print_rank_target(scheme.rank_target, &whole.entries, &cities);
     }
+    lifecycle(lifecycle_channel, &run, &whole.entries)
+        .await
+        .map_err(|s| s.message().to_string())?;
 
     let firms = ranking
         .compute_ranking(v1::ComputeRankingRequest {
@@ -681,6 +685,135 @@ async fn show(address: &str) -> Result<(), String> {
             .map(|(class, n)| format!("{class} {n}"))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    Ok(())
+}
+
+/// The assessment cycle in a few lines: publish 2023 for its public notice, the last zone
+/// objects to its revenue and the objection is accepted (a corrected version), the result is
+/// made final, and the lists.
+async fn lifecycle(
+    channel: Channel,
+    run: &v1::RankingRun,
+    entries: &[v1::RankingEntry],
+) -> Result<(), tonic::Status> {
+    let mut assessment = AssessmentServiceClient::new(channel.clone());
+    let mut ingestion = IngestionServiceClient::new(channel.clone());
+    // Last year's result, published and final, so 2023 has standings to move from.
+    let before = RankingServiceClient::new(channel)
+        .max_decoding_message_size(zonerank_server::limits::RESPONSE_BYTES)
+        .compute_ranking(v1::ComputeRankingRequest {
+            scheme_id: run.scheme_id.clone(),
+            period: "2022".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .run
+        .unwrap_or_default();
+    assessment
+        .publish_ranking(v1::PublishRankingRequest {
+            run_id: before.run_id,
+            notice_until: before.computed_at,
+        })
+        .await?;
+    assessment
+        .finalize_ranking(v1::FinalizeRankingRequest {
+            scheme_id: run.scheme_id.clone(),
+            period: "2022".into(),
+        })
+        .await?;
+    let notice_until = zonerank_api::prost_types::Timestamp {
+        seconds: run.computed_at.as_ref().map_or(0, |t| t.seconds) + 5 * 86_400,
+        nanos: 0,
+    };
+    let published = assessment
+        .publish_ranking(v1::PublishRankingRequest {
+            run_id: run.run_id.clone(),
+            notice_until: Some(notice_until),
+        })
+        .await?
+        .into_inner()
+        .publication
+        .unwrap_or_default();
+    println!(
+        "\n公示 — {} {} published as version {}, open for objections for 5 days",
+        published.scheme_id, published.period, published.version
+    );
+    let Some(last) = entries.iter().rev().find(|e| e.rank > 0) else {
+        return Ok(());
+    };
+    let entity = last.entity.clone().unwrap_or_default();
+    let revenue = ingestion
+        .get_observations(v1::GetObservationsRequest {
+            entity: Some(entity.clone()),
+            indicator: "revenue".into(),
+            from_period: "2023".into(),
+            to_period: "2023".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .observations
+        .first()
+        .map_or(0.0, |o| o.value);
+    let objection = assessment
+        .file_objection(v1::FileObjectionRequest {
+            run_id: run.run_id.clone(),
+            entity: Some(entity),
+            reason: "2023 revenue omits the new plant".into(),
+            disputed: vec![v1::DisputedValue {
+                indicator: "revenue".into(),
+                period: "2023".into(),
+                claimed_value: revenue * 1.5,
+            }],
+            evidence: "county statistics bureau letter".into(),
+        })
+        .await?
+        .into_inner()
+        .objection
+        .unwrap_or_default();
+    let corrected = assessment
+        .resolve_objection(v1::ResolveObjectionRequest {
+            id: objection.id.clone(),
+            resolution: v1::Resolution::Accept as i32,
+            note: "bureau confirmed".into(),
+        })
+        .await?
+        .into_inner()
+        .publication
+        .unwrap_or_default();
+    println!(
+        "申诉 — {} (rank {}) objected to its revenue; accepted: version {} replaces version {}",
+        last.name, last.rank, corrected.version, corrected.replaces
+    );
+    let done = assessment
+        .finalize_ranking(v1::FinalizeRankingRequest {
+            scheme_id: run.scheme_id.clone(),
+            period: run.period.clone(),
+        })
+        .await?
+        .into_inner()
+        .publication
+        .unwrap_or_default();
+    println!("终 — version {} is final", done.version);
+    let lists = assessment
+        .get_top_lists(v1::GetTopListsRequest {
+            scheme_id: run.scheme_id.clone(),
+            period: run.period.clone(),
+            n: 10,
+            fastest_by_score: false,
+        })
+        .await?
+        .into_inner();
+    let names = |list: &[v1::ListedEntity]| {
+        list_or_none(&list.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
+    };
+    println!("十强: {}", names(&lists.top));
+    println!("十快: {}", names(&lists.fastest));
+    println!(
+        "first-time promotions: {}",
+        names(&lists.first_time_promotions)
     );
     Ok(())
 }

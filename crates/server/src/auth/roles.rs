@@ -118,6 +118,36 @@ const METHOD_ROLES: &[(&str, Role)] = &[
     ("/zonerank.v1.RankingService/DeleteRun", Role::Assessor),
     ("/zonerank.v1.RankingService/ArchiveScheme", Role::Assessor),
     ("/zonerank.v1.AuditService/ListAuditEvents", Role::Admin),
+    (
+        "/zonerank.v1.AssessmentService/PublishRanking",
+        Role::Assessor,
+    ),
+    (
+        "/zonerank.v1.AssessmentService/FinalizeRanking",
+        Role::Assessor,
+    ),
+    (
+        "/zonerank.v1.AssessmentService/ListPublications",
+        Role::Viewer,
+    ),
+    // Any caller may object (a firm or zone reading its own result holds viewer or
+    // submitter); resolving is the assessor's.
+    ("/zonerank.v1.AssessmentService/FileObjection", Role::Viewer),
+    (
+        "/zonerank.v1.AssessmentService/ListObjections",
+        Role::Viewer,
+    ),
+    (
+        "/zonerank.v1.AssessmentService/ResolveObjection",
+        Role::Assessor,
+    ),
+    ("/zonerank.v1.AssessmentService/GetStandings", Role::Viewer),
+    ("/zonerank.v1.AssessmentService/GetTopLists", Role::Viewer),
+    ("/zonerank.v1.AssessmentService/ListAlerts", Role::Viewer),
+    (
+        "/zonerank.v1.AssessmentService/ExportPolicyList",
+        Role::Viewer,
+    ),
 ];
 
 /// The full path of the method named `name` (`ImportCsv`), when one service has it.

@@ -29,6 +29,11 @@ impl Catalog {
         Ok(Catalog(store.catalog().await?))
     }
 
+    /// Whether `code` is an indicator of the catalog.
+    pub fn has_indicator(&self, code: &str) -> bool {
+        self.0.get(code).is_some()
+    }
+
     /// Parses one expression; `field` names it in the error.
     pub fn parse(&self, field: &str, text: &str) -> Result<Metric, ServiceError> {
         parse_metric(text, &|code: &str| self.0.get(code).cloned())

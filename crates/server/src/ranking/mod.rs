@@ -52,9 +52,9 @@ const TOP_ENTRIES: usize = 20;
 /// The ranking service.
 #[derive(Clone, Debug)]
 pub struct Ranking {
-    store: Store,
-    cache: Cache,
-    metrics: MetricsSource,
+    pub(crate) store: Store,
+    pub(crate) cache: Cache,
+    pub(crate) metrics: MetricsSource,
 }
 
 impl Ranking {
@@ -118,7 +118,7 @@ fn decode_scheme(bytes: &[u8]) -> Result<v1::Scheme, ServiceError> {
     })
 }
 
-fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M, ServiceError> {
+pub(crate) fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M, ServiceError> {
     M::decode(bytes).map_err(|e| {
         ServiceError::Storage(zonerank_storage::StorageError::Corrupt(format!(
             "{what}: {e}"
@@ -135,7 +135,7 @@ fn request_fingerprint<M: Message + Clone>(request: &M, unpaged: impl FnOnce(&mu
 }
 
 /// A name the request must give, trimmed.
-fn required(field: &str, value: &str) -> Result<String, ServiceError> {
+pub(crate) fn required(field: &str, value: &str) -> Result<String, ServiceError> {
     match value.trim() {
         "" => Err(ServiceError::invalid(field, "must be set")),
         name => Ok(name.to_string()),
@@ -146,7 +146,7 @@ fn scheme_not_found(id: &str) -> ServiceError {
     ServiceError::not_found("zonerank.v1.Scheme", id, format!("scheme {id:?}"))
 }
 
-fn run_not_found(run_id: &str) -> ServiceError {
+pub(crate) fn run_not_found(run_id: &str) -> ServiceError {
     ServiceError::not_found(
         "zonerank.v1.RankingRun",
         run_id,
@@ -166,7 +166,7 @@ fn never_computed(scheme_id: &str, period: &str) -> ServiceError {
     }
 }
 
-fn period(field: &str, text: &str) -> Result<Period, ServiceError> {
+pub(crate) fn period(field: &str, text: &str) -> Result<Period, ServiceError> {
     if text.trim().is_empty() {
         return Err(ServiceError::invalid(field, "must be set, e.g. 2024"));
     }
@@ -174,7 +174,7 @@ fn period(field: &str, text: &str) -> Result<Period, ServiceError> {
 }
 
 impl Ranking {
-    async fn scheme(
+    pub(crate) async fn scheme(
         &self,
         id: &str,
         version: i32,
@@ -201,6 +201,88 @@ impl Ranking {
         let catalog = Catalog::load(&self.store).await?;
         let checked = scheme::check("scheme", &wire, &catalog)?;
         Ok((wire, checked))
+    }
+
+    /// Computes a run of `wire` for `period` over `cohort` at `as_of` (the last commit when
+    /// unset or later) and stores it: ComputeRanking and the recomputation after an accepted
+    /// objection.
+    pub(crate) async fn compute_and_store(
+        &self,
+        wire: &v1::Scheme,
+        checked: &CheckedScheme,
+        period: &Period,
+        cohort: v1::CohortSelector,
+        as_of: Option<&prost_types::Timestamp>,
+    ) -> Result<(v1::RankingRun, Vec<v1::RankingEntry>), Status> {
+        // A run is pinned to the moment asked for, or the stamp of the last commit it can see
+        // when none was or the moment is later: the revision history then reproduces it
+        // exactly, whatever is written later. The data version is the one shown at that moment.
+        let pinned = self
+            .store
+            .pin(as_of.map(timestamp_micros))
+            .await
+            .map_err(ServiceError::from)?;
+        let as_of = micros_timestamp(pinned.as_of);
+        let parents = self.region_parents().await?;
+        let (input, outcome) = run::compute(
+            &self.metrics,
+            checked,
+            period,
+            &cohort,
+            Some(as_of),
+            &parents,
+        )
+        .await?;
+        let entries = run::entries(&input, checked, &outcome, wire.rank_target);
+        let included = outcome.entries.iter().filter(|e| e.included).count() as i64;
+        let mut star_counts = std::collections::HashMap::new();
+        for e in outcome.entries.iter().filter(|e| e.stars > 0) {
+            *star_counts.entry(i32::from(e.stars)).or_insert(0) += 1;
+        }
+        let computed_at = zonerank_storage::now_micros();
+        let run_id = format!("run-{computed_at:x}-{:08x}", rand_suffix());
+        let run = v1::RankingRun {
+            run_id: run_id.clone(),
+            scheme_id: wire.id.clone(),
+            scheme_version: wire.version,
+            period: period.canonical(),
+            cohort: Some(cohort.clone()),
+            as_of: Some(as_of),
+            computed_at: Some(micros_timestamp(computed_at)),
+            data_version: pinned.version,
+            entity_count: included,
+            excluded_count: entries.len() as i64 - included,
+            weights: outcome.weights.iter().copied().map(shown).collect(),
+            meeting_rank_target: entries.iter().filter(|e| e.meets_rank_target).count() as i64,
+            star_counts,
+        };
+        self.store
+            .insert_run(
+                RunRow {
+                    run_id: run_id.clone(),
+                    scheme_id: wire.id.clone(),
+                    scheme_version: wire.version,
+                    period: period.canonical(),
+                    run: run.encode_to_vec(),
+                    computed_at,
+                },
+                entries
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.entity.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+                            e.encode_to_vec(),
+                        )
+                    })
+                    .collect(),
+            )
+            .await
+            .map_err(ServiceError::from)?;
+        zonerank_telemetry::instruments()
+            .rankings_computed
+            .add(1, &[]);
+        tracing::info!(run = %run_id, scheme = %wire.id, period = %period, entities = included, "ranking computed");
+        Ok((run, entries))
     }
 
     async fn region_parents(&self) -> Result<run::RegionParents, ServiceError> {
@@ -237,14 +319,20 @@ impl Ranking {
             .ok_or_else(|| never_computed(scheme_id, &period))
     }
 
-    /// The run that answers "the ranking of this scheme for this period": the newest one
-    /// computed with the scheme's latest version over its own cohort, else the newest over its
+    /// The run that answers "the ranking of this scheme for this period": the current
+    /// published version once one exists (a newer computed run does not replace it), else the
+    /// newest one computed with the scheme's latest version over its own cohort, else the newest over its
     /// own cohort, else the newest. Runs over another cohort are reached by run_id.
     async fn official_run(
         &self,
         scheme_id: &str,
         period: &str,
     ) -> Result<Option<RunRow>, ServiceError> {
+        if let Some(published) = self.store.current_publication(scheme_id, period).await?
+            && let Some(run) = self.store.run(&published.run_id).await?
+        {
+            return Ok(Some(run));
+        }
         let runs = self.store.runs_of(scheme_id, period, 50).await?;
         let Some(latest) = self.store.scheme(scheme_id, None).await? else {
             return Ok(runs.into_iter().next());
@@ -281,7 +369,10 @@ impl Ranking {
         Ok((scheme, entries, input))
     }
 
-    async fn all_entries(&self, run_id: &str) -> Result<Vec<v1::RankingEntry>, ServiceError> {
+    pub(crate) async fn all_entries(
+        &self,
+        run_id: &str,
+    ) -> Result<Vec<v1::RankingEntry>, ServiceError> {
         self.store
             .run_entries(run_id, 0, u64::MAX >> 1)
             .await?
@@ -461,74 +552,9 @@ impl RankingService for Ranking {
         let period = period("period", &request.period)?;
         let mut cohort = request.cohort.or(wire.cohort.clone()).unwrap_or_default();
         cohort.entity_kind = wire.entity_kind;
-        // A run is pinned to the moment asked for, or the stamp of the last commit it can see
-        // when none was or the moment is later: the revision history then reproduces it
-        // exactly, whatever is written later. The data version is the one shown at that moment.
-        let pinned = self
-            .store
-            .pin(request.as_of.as_ref().map(timestamp_micros))
-            .await
-            .map_err(ServiceError::from)?;
-        let as_of = micros_timestamp(pinned.as_of);
-        let parents = self.region_parents().await?;
-        let (input, outcome) = run::compute(
-            &self.metrics,
-            &checked,
-            &period,
-            &cohort,
-            Some(as_of),
-            &parents,
-        )
-        .await?;
-        let entries = run::entries(&input, &checked, &outcome, wire.rank_target);
-        let included = outcome.entries.iter().filter(|e| e.included).count() as i64;
-        let mut star_counts = std::collections::HashMap::new();
-        for e in outcome.entries.iter().filter(|e| e.stars > 0) {
-            *star_counts.entry(i32::from(e.stars)).or_insert(0) += 1;
-        }
-        let computed_at = zonerank_storage::now_micros();
-        let run_id = format!("run-{computed_at:x}-{:08x}", rand_suffix());
-        let run = v1::RankingRun {
-            run_id: run_id.clone(),
-            scheme_id: wire.id.clone(),
-            scheme_version: wire.version,
-            period: period.canonical(),
-            cohort: Some(cohort),
-            as_of: Some(as_of),
-            computed_at: Some(micros_timestamp(computed_at)),
-            data_version: pinned.version,
-            entity_count: included,
-            excluded_count: entries.len() as i64 - included,
-            weights: outcome.weights.iter().copied().map(shown).collect(),
-            meeting_rank_target: entries.iter().filter(|e| e.meets_rank_target).count() as i64,
-            star_counts,
-        };
-        self.store
-            .insert_run(
-                RunRow {
-                    run_id: run_id.clone(),
-                    scheme_id: wire.id.clone(),
-                    scheme_version: wire.version,
-                    period: period.canonical(),
-                    run: run.encode_to_vec(),
-                    computed_at,
-                },
-                entries
-                    .iter()
-                    .map(|e| {
-                        (
-                            e.entity.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
-                            e.encode_to_vec(),
-                        )
-                    })
-                    .collect(),
-            )
-            .await
-            .map_err(ServiceError::from)?;
-        zonerank_telemetry::instruments()
-            .rankings_computed
-            .add(1, &[]);
-        tracing::info!(run = %run_id, scheme = %wire.id, period = %period, entities = included, "ranking computed");
+        let (run, entries) = self
+            .compute_and_store(&wire, &checked, &period, cohort, request.as_of.as_ref())
+            .await?;
         Ok(Response::new(v1::ComputeRankingResponse {
             run: Some(run),
             top: entries.into_iter().take(TOP_ENTRIES).collect(),
@@ -846,6 +872,23 @@ impl RankingService for Ranking {
         request: Request<v1::DeleteRunRequest>,
     ) -> Result<Response<v1::DeleteRunResponse>, Status> {
         let run_id = required("run_id", &crate::wire_check::checked(request)?.run_id)?;
+        // Published runs are immutable: every version stays readable.
+        if let Some(published) = self
+            .store
+            .publication_of_run(&run_id)
+            .await
+            .map_err(ServiceError::from)?
+        {
+            return Err(ServiceError::failed_precondition(
+                "PUBLISHED",
+                format!("run {run_id}"),
+                format!(
+                    "run {run_id} is version {} of the published ranking of scheme {:?} for {};                      published runs are kept",
+                    published.version, published.scheme_id, published.period
+                ),
+            )
+            .into());
+        }
         if !self
             .store
             .delete_run(&run_id)
@@ -891,7 +934,7 @@ fn run_key(key: &str) -> Option<(i64, String)> {
 }
 
 /// A random suffix so two runs computed in the same microsecond get different ids.
-fn rand_suffix() -> u32 {
+pub(crate) fn rand_suffix() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_i64(zonerank_storage::now_micros());

@@ -3,6 +3,7 @@
 
 use zonerank_api::v1;
 use zonerank_domain::{
+    assessment::{ExitRule, PolicyKind, StandingRules, Threshold},
     metric::negative_part,
     ranking::{
         Aggregation, MissingPolicy, Normalization, Weighting,
@@ -27,6 +28,148 @@ pub struct CheckedScheme {
     pub metrics: Vec<String>,
     /// Which criteria and adjustments can be negative, from their expressions.
     pub signs: MetricSigns,
+    /// The standing rules, thresholds and class policies of the lifecycle.
+    pub lifecycle: Lifecycle,
+}
+
+/// What a scheme says about standings across periods, warnings and class policies.
+#[derive(Clone, Debug, Default)]
+pub struct Lifecycle {
+    pub entry_gates: Vec<Gate>,
+    /// (metric, label) of each disqualifying event.
+    pub disqualifying: Vec<(String, String)>,
+    pub rules: StandingRules,
+    pub thresholds: Vec<Threshold>,
+    pub class_policies: Vec<v1::ClassPolicies>,
+}
+
+impl Lifecycle {
+    /// The policies `class_label` carries.
+    pub fn policies(&self, class_label: &str) -> Vec<v1::Policy> {
+        self.class_policies
+            .iter()
+            .filter(|c| c.class_label == class_label)
+            .flat_map(|c| c.policies.iter().cloned())
+            .collect()
+    }
+}
+
+/// The lifecycle parts of a wire scheme, every fault named by its field under `prefix`.
+fn lifecycle(
+    prefix: &str,
+    wire: &v1::Scheme,
+    metric: &mut dyn FnMut(String, &str) -> Option<String>,
+    faults: &mut Vec<Violation>,
+) -> Lifecycle {
+    let mut out = Lifecycle::default();
+    for (i, g) in wire.entry_gates.iter().enumerate() {
+        let field = format!("{prefix}.entry_gates[{i}]");
+        match Gate::parse(g) {
+            Ok(mut gate) => {
+                if let Some(m) = metric(field, &gate.metric) {
+                    gate.metric = m;
+                    out.entry_gates.push(gate);
+                }
+            }
+            Err(e) => faults.push(Violation::new(field, e)),
+        }
+    }
+    for (i, d) in wire.disqualifying_events.iter().enumerate() {
+        if let Some(m) = metric(
+            format!("{prefix}.disqualifying_events[{i}].indicator"),
+            &d.indicator,
+        ) {
+            out.disqualifying.push((m, d.label.clone()));
+        }
+    }
+    for (i, r) in wire.exit_rules.iter().enumerate() {
+        let field = |f: &str| format!("{prefix}.exit_rules[{i}].{f}");
+        if r.bottom < 1 {
+            faults.push(Violation::new(field("bottom"), "must be at least 1"));
+        }
+        if r.times < 1 {
+            faults.push(Violation::new(field("times"), "must be at least 1"));
+        }
+        if r.window < r.times.max(1) {
+            faults.push(Violation::new(
+                field("window"),
+                format!("must be at least times ({})", r.times),
+            ));
+        }
+        let label = if r.label.trim().is_empty() {
+            format!(
+                "bottom {} in {} of the last {} periods",
+                r.bottom, r.times, r.window
+            )
+        } else {
+            r.label.clone()
+        };
+        out.rules.exit_rules.push(ExitRule {
+            bottom: r.bottom.max(0) as u32,
+            times: r.times.max(0) as u32,
+            window: r.window.max(0) as u32,
+            label,
+        });
+    }
+    match u8::try_from(wire.max_star_step) {
+        Ok(0) => {}
+        Ok(step) if step <= 6 => out.rules.max_star_step = Some(step),
+        _ => faults.push(Violation::new(
+            format!("{prefix}.max_star_step"),
+            "must be 0 (no limit) to 6",
+        )),
+    }
+    for (i, t) in wire.thresholds.iter().enumerate() {
+        let field = |f: &str| format!("{prefix}.thresholds[{i}].{f}");
+        let Some(m) = metric(field("metric"), &t.metric) else {
+            continue;
+        };
+        if t.warn_below.is_none() && t.warn_above.is_none() && t.excellent_above.is_none() {
+            faults.push(Violation::new(
+                field("metric"),
+                "set warn_below, warn_above or excellent_above",
+            ));
+        }
+        for (name, bound) in [
+            ("warn_below", t.warn_below),
+            ("warn_above", t.warn_above),
+            ("excellent_above", t.excellent_above),
+        ] {
+            if bound.is_some_and(|b| !b.is_finite()) {
+                faults.push(Violation::new(field(name), "must be a finite number"));
+            }
+        }
+        out.thresholds.push(Threshold {
+            metric: m,
+            warn_below: t.warn_below,
+            warn_above: t.warn_above,
+            excellent_above: t.excellent_above,
+            label: t.label.clone(),
+        });
+    }
+    for (i, c) in wire.class_policies.iter().enumerate() {
+        if c.class_label.trim().is_empty() {
+            faults.push(Violation::new(
+                format!("{prefix}.class_policies[{i}].class_label"),
+                "must be set, e.g. \"A\"",
+            ));
+        }
+        for (j, p) in c.policies.iter().enumerate() {
+            let field = |f: &str| format!("{prefix}.class_policies[{i}].policies[{j}].{f}");
+            if p.label.trim().is_empty() {
+                faults.push(Violation::new(field("label"), "must be set"));
+            }
+            if let Err(e) = zonerank_api::convert::enum_value::<v1::PolicyKind, PolicyKind>(p.kind)
+            {
+                faults.push(Violation::new(field("kind"), e));
+            }
+            if !p.value.is_finite() {
+                faults.push(Violation::new(field("value"), "must be a finite number"));
+            }
+        }
+    }
+    out.class_policies = wire.class_policies.clone();
+    out
 }
 
 fn normalization(n: i32) -> Normalization {
@@ -167,6 +310,14 @@ pub fn check(
             })
             .collect()
     };
+    let mut lifecycle_faults = Vec::new();
+    let lifecycle = lifecycle(
+        prefix,
+        wire,
+        &mut |field, text| metric(field, text, &mut faults).map(|m| m.text),
+        &mut lifecycle_faults,
+    );
+    faults.extend(lifecycle_faults);
     let scheme = Scheme {
         criteria,
         normalization: normalization(wire.normalization),
@@ -192,10 +343,22 @@ pub fn check(
             metrics.push(extra);
         }
     }
+    // Entry gates and disqualifying events are read with the run, into the entries' extras.
+    for extra in lifecycle
+        .entry_gates
+        .iter()
+        .map(|g| g.metric.clone())
+        .chain(lifecycle.disqualifying.iter().map(|(m, _)| m.clone()))
+    {
+        if !metrics.contains(&extra) {
+            metrics.push(extra);
+        }
+    }
     Ok(CheckedScheme {
         scheme,
         metrics,
         signs,
+        lifecycle,
     })
 }
 

@@ -7,6 +7,7 @@ mod m20261123_000002_ranking;
 mod m20261202_000003_scheme_archive;
 mod m20261202_000004_commit_stamps;
 mod m20261202_000005_audit;
+mod m20261202_000006_assessment;
 
 /// Every migration zonerank knows, in order.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_scheme_archive::Migration),
             Box::new(m20261202_000004_commit_stamps::Migration),
             Box::new(m20261202_000005_audit::Migration),
+            Box::new(m20261202_000006_assessment::Migration),
         ]
     }
 }
