@@ -547,12 +547,288 @@ pub fn growth_outliers<K: Clone>(units: &[HbUnit<K>], params: HbParams) -> Vec<(
         .collect()
 }
 
+/// Where a row's entity sits: the entity one level up and which rule compares them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parent {
+    /// The parent entity as named in messages and matched against other rows ("ZONE z1").
+    pub entity: String,
+    /// [`QualityRule::RegionSum`] (children summed against the parent) or
+    /// [`QualityRule::EnterpriseOverZone`] (each child against the parent).
+    pub rule: QualityRule,
+}
+
+/// One checked row of an ingestion batch, as the batch rules see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchRow {
+    /// The row number reported back to the caller.
+    pub row: i64,
+    /// The entity as named in messages ("ZONE z1"); rows of one entity share it.
+    pub entity: String,
+    /// The entity one level up, when a rule compares them.
+    pub parent: Option<Parent>,
+    /// Rows whose growth is compared with each other (e.g. the entity kind).
+    pub cohort: String,
+    /// The indicator's code.
+    pub indicator: String,
+    /// Whether the indicator is an additive flow (the sum and period rules apply only to flows).
+    pub flow: bool,
+    /// The period.
+    pub period: Period,
+    /// The value in the canonical unit.
+    pub value: f64,
+    /// The value this row replaces, when one is stored.
+    pub previous: Option<f64>,
+}
+
+/// A finding attributed to the row it is reported on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowFinding {
+    /// The row.
+    pub row: i64,
+    /// The severity configured for the rule.
+    pub severity: Severity,
+    /// What was found.
+    pub finding: Finding,
+}
+
+/// Runs every enabled rule over a batch: sums and sub-periods compare rows of the batch with
+/// each other, growth compares a row with the same entity's row a year earlier within its
+/// cohort, and a revision compares a row with the value it replaces. Findings come sorted by row.
+pub fn assess_batch(rows: &[BatchRow], config: &QualityConfig) -> Vec<RowFinding> {
+    use std::collections::BTreeMap;
+    let mut out = Vec::new();
+    let mut push = |row: i64, finding: Finding| {
+        out.push(RowFinding {
+            row,
+            severity: config.rule(finding.rule).severity,
+            finding,
+        })
+    };
+    let on = |rule: QualityRule| config.rule(rule).enabled;
+    let key = |r: &BatchRow| (r.entity.clone(), r.indicator.clone(), r.period);
+    let by_key: BTreeMap<(String, String, Period), &BatchRow> =
+        rows.iter().map(|r| (key(r), r)).collect();
+
+    // children against their parent
+    let mut children: BTreeMap<(String, String, Period, QualityRule), Vec<&BatchRow>> =
+        BTreeMap::new();
+    for r in rows.iter().filter(|r| r.flow) {
+        if let Some(parent) = &r.parent {
+            children
+                .entry((
+                    parent.entity.clone(),
+                    r.indicator.clone(),
+                    r.period,
+                    parent.rule,
+                ))
+                .or_default()
+                .push(r);
+        }
+    }
+    for ((parent, indicator, period, rule), kids) in children {
+        let Some(whole) = by_key.get(&(parent.clone(), indicator, period)) else {
+            continue;
+        };
+        if !on(rule) {
+            continue;
+        }
+        let tolerance = config.rule(rule).tolerance;
+        let whole_figure = Figure::new(parent, whole.value);
+        if rule == QualityRule::EnterpriseOverZone {
+            for kid in kids {
+                let part = Figure::new(kid.entity.clone(), kid.value);
+                if let Some(f) = check_not_above(rule, part, whole_figure.clone(), tolerance) {
+                    push(kid.row, f);
+                }
+            }
+        } else {
+            let parts: Vec<Figure> = kids
+                .iter()
+                .map(|kid| Figure::new(kid.entity.clone(), kid.value))
+                .collect();
+            if let Some(f) = check_parts_sum(rule, whole_figure, &parts, tolerance) {
+                push(whole.row, f);
+            }
+        }
+    }
+
+    // sub-periods and year-to-date series of one entity's flow
+    let mut series: BTreeMap<(String, String), Vec<&BatchRow>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.flow) {
+        series
+            .entry((r.entity.clone(), r.indicator.clone()))
+            .or_default()
+            .push(r);
+    }
+    for ((entity, indicator), members) in &series {
+        let points: Vec<(Period, f64)> = members.iter().map(|r| (r.period, r.value)).collect();
+        let row_of = |label: &str| {
+            members
+                .iter()
+                .find(|r| r.period.canonical() == label)
+                .map(|r| r.row)
+        };
+        let mut report = |findings: Vec<Finding>, index: usize| {
+            for mut f in findings {
+                if let Some(row) = row_of(&f.figures[index].label) {
+                    f.message = format!("{entity} {indicator}: {}", f.message);
+                    push(row, f);
+                }
+            }
+        };
+        if on(QualityRule::PeriodParts) {
+            let tolerance = config.rule(QualityRule::PeriodParts).tolerance;
+            report(check_period_parts(&points, tolerance), 1);
+        }
+        if on(QualityRule::YtdFalls) {
+            let tolerance = config.rule(QualityRule::YtdFalls).tolerance;
+            report(check_ytd_series(&points, tolerance), 0);
+        }
+    }
+
+    // growth within a cohort, against the same entity a year earlier
+    if on(QualityRule::GrowthOutlier) {
+        let mut cohorts: BTreeMap<(String, String, Period), Vec<HbUnit<&BatchRow>>> =
+            BTreeMap::new();
+        for r in rows {
+            let earlier = (
+                r.entity.clone(),
+                r.indicator.clone(),
+                r.period.year_earlier(),
+            );
+            if let Some(before) = by_key.get(&earlier) {
+                cohorts
+                    .entry((r.cohort.clone(), r.indicator.clone(), r.period))
+                    .or_default()
+                    .push(HbUnit {
+                        key: r,
+                        previous: before.value,
+                        current: r.value,
+                    });
+            }
+        }
+        for units in cohorts.values() {
+            for (r, mut f) in growth_outliers(units, config.hb_params()) {
+                f.message = format!("{} {} {}: {}", r.entity, r.indicator, r.period, f.message);
+                f.figures
+                    .insert(0, Figure::new(r.period.canonical(), r.value));
+                push(r.row, f);
+            }
+        }
+    }
+
+    if on(QualityRule::RevisionJump) {
+        let factor = config.rule(QualityRule::RevisionJump).tolerance;
+        for r in rows {
+            if let Some(f) = r.previous.and_then(|p| check_revision(p, r.value, factor)) {
+                push(r.row, f);
+            }
+        }
+    }
+    out.sort_by_key(|f| f.row);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn p(s: &str) -> Period {
         Period::parse(s).unwrap()
+    }
+
+    fn row(
+        row: i64,
+        entity: &str,
+        parent: Option<(&str, QualityRule)>,
+        period: &str,
+        value: f64,
+    ) -> BatchRow {
+        BatchRow {
+            row,
+            entity: entity.to_string(),
+            parent: parent.map(|(entity, rule)| Parent {
+                entity: entity.to_string(),
+                rule,
+            }),
+            cohort: entity.split(' ').next().unwrap().to_string(),
+            indicator: "tax".to_string(),
+            flow: true,
+            period: p(period),
+            value,
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn batch_rules_fire_on_their_rows_and_stay_quiet_on_clean_data() {
+        let region = Some(("REGION 410300", QualityRule::RegionSum));
+        let zone = Some(("ZONE z1", QualityRule::EnterpriseOverZone));
+        let clean = vec![
+            row(1, "REGION 410300", None, "2024", 100.0),
+            row(2, "ZONE z1", region, "2024", 60.0),
+            row(3, "ZONE z2", region, "2024", 40.0),
+            row(4, "ENTERPRISE e1", zone, "2024", 59.0),
+        ];
+        let config = QualityConfig::default();
+        assert_eq!(assess_batch(&clean, &config), vec![]);
+
+        let mut bad = clean.clone();
+        bad[2].value = 45.0; // 105 > 100 + 1%
+        bad[3].value = 61.0; // enterprise above its zone
+        bad.push(row(5, "ZONE z1", region, "2024-Q1", 10.0));
+        bad.push(row(6, "ZONE z1", region, "2024-Q2", 10.0));
+        bad.push(row(7, "ZONE z1", region, "2024-H1", 30.0)); // Q1 + Q2 = 20
+        bad.push(row(8, "ZONE z1", region, "2024-09-YTD", 25.0)); // below H1 = 30
+        let mut revised = row(9, "ZONE z9", None, "2023", 500.0);
+        revised.previous = Some(5.0);
+        bad.push(revised);
+        let found: Vec<(i64, QualityRule)> = assess_batch(&bad, &config)
+            .into_iter()
+            .map(|f| (f.row, f.finding.rule))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (1, QualityRule::RegionSum),
+                (4, QualityRule::EnterpriseOverZone),
+                (7, QualityRule::PeriodParts),
+                (8, QualityRule::YtdFalls),
+                (9, QualityRule::RevisionJump),
+            ]
+        );
+        // switched off, a rule says nothing
+        let mut off = config.clone();
+        let mut rule = off.rule(QualityRule::RegionSum);
+        rule.enabled = false;
+        off.set_rule(QualityRule::RegionSum, rule);
+        assert!(
+            assess_batch(&bad, &off)
+                .iter()
+                .all(|f| f.finding.rule != QualityRule::RegionSum)
+        );
+    }
+
+    #[test]
+    fn batch_growth_outlier_in_its_cohort() {
+        let mut rows = Vec::new();
+        for (i, current) in [110.0, 105.0, 100.0, 108.0, 300.0].into_iter().enumerate() {
+            let entity = format!("ZONE z{i}");
+            rows.push(row(2 * i as i64 + 1, &entity, None, "2023", 100.0));
+            rows.push(row(2 * i as i64 + 2, &entity, None, "2024", current));
+        }
+        let mut config = QualityConfig {
+            hb_u: 0.0,
+            ..QualityConfig::default()
+        };
+        let mut rule = config.rule(QualityRule::GrowthOutlier);
+        rule.tolerance = 4.0;
+        config.set_rule(QualityRule::GrowthOutlier, rule);
+        let found = assess_batch(&rows, &config);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].row, 10);
+        assert_eq!(found[0].finding.rule, QualityRule::GrowthOutlier);
+        assert_eq!(found[0].finding.figures[0], Figure::new("2024", 300.0));
     }
 
     #[test]
