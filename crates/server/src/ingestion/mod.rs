@@ -2,6 +2,7 @@
 
 pub mod csv;
 mod mask;
+pub mod quality;
 mod reference;
 mod removal;
 pub mod rows;
@@ -276,7 +277,8 @@ impl IngestionService for Ingestion {
             let batch = batch?;
             crate::wire_check::check_batch(&batch, index)?;
             index += 1;
-            let (_, dry_run) = *flags.get_or_insert((batch.allow_partial, batch.dry_run));
+            let (_, dry_run, _) =
+                *flags.get_or_insert((batch.allow_partial, batch.dry_run, batch.strict));
             // The flags are read from the first batch; a dry run asked for later must not
             // turn into a write.
             if batch.dry_run && !dry_run {
@@ -292,8 +294,16 @@ impl IngestionService for Ingestion {
                 rows.push(incoming_from_wire(row, o));
             }
         }
-        let (allow_partial, dry_run) = flags.unwrap_or_default();
-        let report = rows::ingest(&self.store, rows, Vec::new(), allow_partial, dry_run).await?;
+        let (allow_partial, dry_run, strict) = flags.unwrap_or_default();
+        let report = rows::ingest(
+            &self.store,
+            rows,
+            Vec::new(),
+            allow_partial,
+            dry_run,
+            strict,
+        )
+        .await?;
         tracing::info!(
             accepted = report.accepted,
             updated = report.updated,
@@ -335,6 +345,7 @@ impl IngestionService for Ingestion {
             unreadable,
             request.allow_partial,
             request.dry_run,
+            request.strict,
         )
         .await?;
         tracing::info!(
