@@ -238,11 +238,13 @@ async fn every_kind_of_bad_observation_is_named_and_partial_acceptance_writes_on
                 observations: batch[..4].to_vec(),
                 allow_partial,
                 dry_run,
+                strict: false,
             },
             v1::IngestObservationsRequest {
                 observations: batch[4..].to_vec(),
                 allow_partial: false,
                 dry_run: false,
+                strict: false,
             },
         ];
         tokio_stream::iter(batches)
@@ -911,6 +913,7 @@ async fn dry_runs_of_every_upsert_and_import_write_nothing_and_count_what_a_real
         observations: vec![observation("411725-CJQ", "tax", "2014", 1.0, "亿元")],
         allow_partial: false,
         dry_run: true,
+        strict: false,
     }]);
     let report = client
         .ingest_observations(stream)
@@ -924,11 +927,13 @@ async fn dry_runs_of_every_upsert_and_import_write_nothing_and_count_what_a_real
             observations: vec![observation("411725-CJQ", "tax", "2014", 1.0, "亿元")],
             allow_partial: false,
             dry_run: false,
+            strict: false,
         },
         v1::IngestObservationsRequest {
             observations: vec![],
             allow_partial: false,
             dry_run: true,
+            strict: false,
         },
     ]);
     let status = client
@@ -1724,6 +1729,7 @@ ZONE,411725-CJQ,revenue,2014,12345,元
         observations: vec![observation("410323-XA", "land_area", "2014", 8.2, "km2")],
         allow_partial: false,
         dry_run: false,
+        strict: false,
     }]);
     client.ingest_observations(stream).await.expect("stream");
     assert_eq!(
@@ -1845,6 +1851,7 @@ async fn regions_must_nest_by_level_and_code_and_stocks_cannot_be_negative() {
         ],
         allow_partial: false,
         dry_run: false,
+        strict: false,
     };
     let status = client
         .ingest_observations(tokio_stream::iter(vec![batch]))

@@ -7,6 +7,7 @@ pub mod entity;
 pub mod metric;
 pub mod observation;
 pub mod period;
+pub mod quality;
 pub mod ranking;
 pub mod region;
 pub mod unit;

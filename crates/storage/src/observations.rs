@@ -130,6 +130,21 @@ impl Store {
             .await
     }
 
+    /// The value each row would replace: the one served now for its key, if any. The data
+    /// quality rules compare a revision with it.
+    pub async fn served_values(
+        &self,
+        rows: &[ObservationInput],
+    ) -> Result<Vec<Option<f64>>, StorageError> {
+        let txn = self.db.begin().await?;
+        let current = current_values(&txn, rows).await?;
+        txn.rollback().await?;
+        Ok(rows
+            .iter()
+            .map(|row| current.get(&key_of(row)).map(|(value, _)| *value))
+            .collect())
+    }
+
     /// [`Store::write_observations`], holding the transaction open, with every row written and
     /// the commit not yet stamped, until `hold` completes: what a reader sees while an import
     /// is under way.

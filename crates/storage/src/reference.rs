@@ -489,6 +489,24 @@ impl Store {
         zones_in(&self.db, ids).await
     }
 
+    /// The enterprises with these credit codes (unknown codes are skipped).
+    pub async fn enterprises_by_code(
+        &self,
+        codes: &[String],
+    ) -> Result<Vec<EnterpriseRecord>, StorageError> {
+        Ok(
+            rows_with_keys::<enterprise::Entity, _>(
+                &self.db,
+                enterprise::Column::CreditCode,
+                codes,
+            )
+            .await?
+            .into_iter()
+            .map(enterprise_record)
+            .collect(),
+        )
+    }
+
     /// One page of enterprises ordered by credit code, after the code `after`.
     pub async fn list_enterprises(
         &self,

@@ -363,6 +363,7 @@ async fn import(
             observations: chunk.to_vec(),
             allow_partial: i == 0 && args.allow_partial,
             dry_run: i == 0 && args.dry_run,
+            strict: false,
         })
         .collect();
     let bar = progress.clone();

@@ -2,6 +2,7 @@
 
 pub mod csv;
 mod mask;
+pub mod quality;
 mod reference;
 mod removal;
 pub mod rows;
@@ -290,7 +291,8 @@ impl IngestionService for Ingestion {
             let batch = batch?;
             crate::wire_check::check_batch(&batch, index)?;
             index += 1;
-            let (_, dry_run) = *flags.get_or_insert((batch.allow_partial, batch.dry_run));
+            let (_, dry_run, _) =
+                *flags.get_or_insert((batch.allow_partial, batch.dry_run, batch.strict));
             // The flags are read from the first batch; a dry run asked for later must not
             // turn into a write.
             if batch.dry_run && !dry_run {
@@ -306,15 +308,16 @@ impl IngestionService for Ingestion {
                 rows.push(incoming_from_wire(row, o));
             }
         }
-        let (allow_partial, dry_run) = flags.unwrap_or_default();
+        let (allow_partial, dry_run, strict) = flags.unwrap_or_default();
         let report = rows::ingest(
             &self.store,
             &caller,
-            &crate::audit::ingestion_method("ImportCsv"),
+            &crate::audit::ingestion_method("IngestObservations"),
             rows,
             Vec::new(),
             allow_partial,
             dry_run,
+            strict,
         )
         .await?;
         tracing::info!(
@@ -361,6 +364,7 @@ impl IngestionService for Ingestion {
             unreadable,
             request.allow_partial,
             request.dry_run,
+            request.strict,
         )
         .await?;
         tracing::info!(

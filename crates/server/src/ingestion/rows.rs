@@ -8,6 +8,7 @@ use zonerank_api::v1;
 use zonerank_domain::{
     entity::{EntityKind, validate_id},
     observation::normalize_value,
+    quality::QualityConfig,
 };
 use zonerank_storage::{ObservationInput, Store};
 
@@ -34,6 +35,8 @@ pub struct IncomingObservation {
 #[derive(Debug, Default)]
 pub struct CheckedBatch {
     pub good: Vec<ObservationInput>,
+    /// The row number of each of `good`.
+    pub good_rows: Vec<i64>,
     pub errors: Vec<v1::RowError>,
     pub rejected: i64,
 }
@@ -174,6 +177,7 @@ pub async fn check(
     for (row, c) in candidates {
         if known.get(&c.kind).is_some_and(|k| k.contains(&c.entity_id)) {
             batch.good.push(c);
+            batch.good_rows.push(row);
         } else {
             batch.rejected += 1;
             batch.errors.push(row_error(
@@ -211,11 +215,45 @@ pub async fn ingest(
     unreadable: Vec<v1::RowError>,
     allow_partial: bool,
     dry_run: bool,
+    strict: bool,
 ) -> Result<v1::IngestReport, ServiceError> {
     let total = rows.len() + unreadable.len();
     let mut batch = check(store, caller, rows).await?;
     batch.rejected += unreadable.len() as i64;
     batch.errors.extend(unreadable);
+    let findings = super::quality::assess(
+        store,
+        &store.catalog().await?,
+        &QualityConfig::default(),
+        &batch.good,
+        &batch.good_rows,
+    )
+    .await?;
+    let warnings: Vec<v1::DataIssue> = findings.iter().map(super::quality::issue_to_wire).collect();
+    if strict && !findings.is_empty() {
+        // Strict: a warned row is a rejected row, under the usual all-or-nothing rule.
+        let warned: HashSet<i64> = findings.iter().map(|f| f.row).collect();
+        batch.rejected += warned.len() as i64;
+        batch.errors.extend(findings.iter().map(|f| {
+            row_error(
+                f.row,
+                "value",
+                format!(
+                    "{} ({}): {}",
+                    f.finding.rule,
+                    f.severity.code(),
+                    f.finding.message
+                ),
+            )
+        }));
+        let (good, rows): (Vec<_>, Vec<_>) = std::mem::take(&mut batch.good)
+            .into_iter()
+            .zip(std::mem::take(&mut batch.good_rows))
+            .filter(|(_, row)| !warned.contains(row))
+            .unzip();
+        batch.good = good;
+        batch.good_rows = rows;
+    }
     batch.errors.sort_by_key(|e| e.row);
     // A dry run answers OK with every row's fault in the report, however many: a rejection's
     // details carry only the first few.
@@ -258,5 +296,6 @@ pub async fn ingest(
         errors: batch.errors,
         data_version: summary.data_version,
         dry_run,
+        warnings,
     })
 }
