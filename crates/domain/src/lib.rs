@@ -2,6 +2,7 @@
 
 pub mod cancel;
 pub mod catalog;
+pub mod cluster;
 pub mod entity;
 pub mod metric;
 pub mod observation;
