@@ -445,6 +445,10 @@ async fn the_html_report_renders_its_table_and_charts_in_chromium() {
         &page,
     );
     assert!(shot.exists(), "{}", String::from_utf8_lossy(&out.stderr));
+    if let Ok(keep) = std::env::var("ZONERANK_KEEP_REPORT") {
+        std::fs::copy(&shot, format!("{keep}.png")).unwrap();
+        std::fs::write(format!("{keep}.html"), &text).unwrap();
+    }
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
     let mut reader = decoder.read_info().unwrap();
     let mut pixels = vec![0; reader.output_buffer_size().unwrap()];

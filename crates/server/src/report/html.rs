@@ -237,7 +237,9 @@ fn scorecard(data: &ReportData) -> String {
          <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{b}\" stroke=\"#555\"/>\
          <text x=\"{cx}\" y=\"{ty}\" text-anchor=\"middle\">score (level)</text>\
          <text x=\"14\" y=\"{cy}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {cy})\">{growth}</text>\
-         <text x=\"{left}\" y=\"{ty}\">{x_lo}</text><text x=\"{r}\" y=\"{ty}\" text-anchor=\"end\">{x_hi}</text>",
+         <text x=\"{left}\" y=\"{ty}\">{x_lo}</text><text x=\"{r}\" y=\"{ty}\" text-anchor=\"end\">{x_hi}</text>\
+         <text x=\"{yx}\" y=\"{y_lo_at}\" text-anchor=\"end\">{y_lo}</text>\
+         <text x=\"{yx}\" y=\"{y_hi_at}\" text-anchor=\"end\">{y_hi}</text>",
         b = height - bottom,
         r = width - right,
         cx = (left + width - right) / 2.0,
@@ -250,6 +252,11 @@ fn scorecard(data: &ReportData) -> String {
         },
         x_lo = number(x_lo),
         x_hi = number(x_hi),
+        yx = left - 4.0,
+        y_lo_at = py(y_lo) + 4.0,
+        y_hi_at = py(y_hi) + 4.0,
+        y_lo = number(y_lo),
+        y_hi = number(y_hi),
     );
     if let (Some(mx), Some(my)) = (median(&mut xs.clone()), median(&mut ys.clone())) {
         let _ = writeln!(
