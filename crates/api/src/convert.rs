@@ -9,6 +9,7 @@ use zonerank_domain::{
     catalog::{Direction, IndicatorKind},
     entity::{EntityKind, ProjectStatus, RegionLevel, ZoneKind},
     metric::Comparator,
+    ranking::ReportFormat,
 };
 
 use crate::v1;
@@ -119,6 +120,11 @@ wire_enum!(Comparator <=> Comparator {
     AtLeast <=> AtLeast,
     AtMost <=> AtMost,
 });
+wire_enum!(ReportFormat <=> ReportFormat {
+    Csv <=> Csv,
+    Xlsx <=> Xlsx,
+    Html <=> Html,
+});
 
 #[cfg(test)]
 mod tests {
@@ -161,6 +167,7 @@ mod tests {
         exact::<v1::ZoneKind, ZoneKind>(4);
         exact::<v1::ProjectStatus, ProjectStatus>(5);
         exact::<v1::Comparator, Comparator>(2);
+        exact::<v1::ReportFormat, ReportFormat>(3);
     }
 
     #[test]

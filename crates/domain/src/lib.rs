@@ -3,6 +3,7 @@
 pub mod assessment;
 pub mod cancel;
 pub mod catalog;
+pub mod cluster;
 pub mod entity;
 pub mod metric;
 pub mod observation;

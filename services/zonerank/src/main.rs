@@ -1,9 +1,10 @@
 //! zonerank: the all-in-one server (`serve`), migrations (`migrate`), CSV import (`import`),
-//! the demo (`demo`) and signing keys and tokens (`auth`).
+//! the demo (`demo`), reports of stored runs (`report`) and signing keys and tokens (`auth`).
 
 mod auth;
 mod demo;
 mod import;
+mod report;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Serve the embedded default with a generated Henan dataset, rank it and print the result.
     Demo(demo::DemoArgs),
+    /// Write a stored ranking run as a CSV, XLSX or HTML report (through ExportRanking).
+    Report(report::ReportArgs),
     /// Signing keys and tokens for `--auth-jwks`.
     #[command(subcommand)]
     Auth(auth::AuthCommand),
@@ -53,6 +56,7 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => migrate(&args).await,
         Command::Import(args) => import::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Report(args) => report::run(args).await,
         Command::Auth(command) => auth::run(command),
     }
 }

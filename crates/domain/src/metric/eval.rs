@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use crate::period::Period;
 
 use super::expr::{Expr, Function, LAND_AREA, Metric, is_zones_total};
+use crate::cluster::{location_quotient, shift_share};
 
 /// An entity's position in a dataset; cheap to copy and to hash.
 pub type EntityIdx = u32;
@@ -79,6 +80,9 @@ pub enum Missing {
     /// The result overflows a floating-point number.
     #[error("the result is too large to represent")]
     NotFinite,
+    /// The entity's region has no parent region to take the reference share from.
+    #[error("the enclosing region has no parent region to compare with")]
+    NoReferenceRegion,
     /// The expression was built by hand with the wrong arguments; parsing never makes one.
     #[error("the metric expression is malformed")]
     Malformed,
@@ -100,6 +104,7 @@ impl Missing {
             Missing::ZeroParentChange => "ZERO_PARENT_CHANGE",
             Missing::NegativeValue { .. } => "NEGATIVE_VALUE",
             Missing::NotFinite => "NOT_FINITE",
+            Missing::NoReferenceRegion => "NO_REFERENCE_REGION",
             Missing::Malformed => "MALFORMED_EXPRESSION",
         }
     }
@@ -196,6 +201,36 @@ fn call<D: MetricData + ?Sized>(
             }
             Ok(values.sum())
         }
+        (Function::Lq, [x]) => {
+            let region = data.parent(entity).ok_or(Missing::NoParent)?;
+            let reference = data.parent(region).ok_or(Missing::NoReferenceRegion)?;
+            let part = eval(x, period)?;
+            let figure = |owner: EntityIdx| {
+                evaluate_expr(x, data, owner, period)
+                    .map_err(|_| Missing::NoParentFigure { period: *period })
+            };
+            let local_total = figure(region)?;
+            let reference_total = figure(reference)?;
+            let zones_total = Expr::Call {
+                function: Function::ZonesTotal,
+                args: vec![x.clone()],
+            };
+            let reference_part = evaluate_expr(&zones_total, data, reference, period)?;
+            location_quotient(part, local_total, reference_part, reference_total)
+                .ok_or(Missing::NonPositiveBase { period: *period })
+        }
+        (Function::ShiftShare, [x]) => {
+            let base_period = period.year_earlier();
+            let end = eval(x, period)?;
+            let start = eval(x, &base_period).map_err(|e| at_base(e, base_period))?;
+            let reference_end = whole(x, data, entity, period)?;
+            let reference_start = whole(x, data, entity, &base_period)?;
+            shift_share(start, end, reference_start, reference_end)
+                .map(|s| s.differential)
+                .ok_or(Missing::NonPositiveBase {
+                    period: base_period,
+                })
+        }
         _ => Err(Missing::Malformed),
     }
 }
@@ -275,8 +310,10 @@ pub struct Requirements {
     pub years_back: i32,
     /// Whether parent regions' figures are read (share, contribution).
     pub parent: bool,
-    /// Whether the zones within regions are read (zones_total).
+    /// Whether the zones within regions are read (zones_total, lq).
     pub zones: bool,
+    /// Whether the parent regions' own parents are read, with the zones within them (lq).
+    pub reference: bool,
 }
 
 /// What evaluating `metric` reads.
@@ -296,13 +333,13 @@ fn collect(expr: &Expr, years_back: i32, needs: &mut Requirements) {
         Expr::Named(metric) => collect(metric.definition(), years_back, needs),
         Expr::Call { function, args } => {
             let shift = match (function, args.as_slice()) {
-                (Function::Yoy | Function::Contribution, _) => 1,
+                (Function::Yoy | Function::Contribution | Function::ShiftShare, _) => 1,
                 (Function::Cagr, [_, Expr::Number(years)]) => cagr_years(*years).unwrap_or(0),
                 _ => 0,
             };
             match function {
                 // A zone total's whole is the region's own figure, not its parent's.
-                Function::Share | Function::Contribution
+                Function::Share | Function::Contribution | Function::ShiftShare
                     if !args.first().is_some_and(is_zones_total) =>
                 {
                     needs.parent = true;
@@ -311,6 +348,11 @@ fn collect(expr: &Expr, years_back: i32, needs: &mut Requirements) {
                     needs.indicators.insert(LAND_AREA.to_owned());
                 }
                 Function::ZonesTotal => needs.zones = true,
+                Function::Lq => {
+                    needs.parent = true;
+                    needs.zones = true;
+                    needs.reference = true;
+                }
                 _ => {}
             }
             for arg in args {
@@ -886,7 +928,8 @@ mod tests {
                 indicators: set(&["revenue"]),
                 years_back: 0,
                 parent: false,
-                zones: false
+                zones: false,
+                reference: false
             }
         );
         assert_eq!(
@@ -895,7 +938,8 @@ mod tests {
                 indicators: set(&["land_area", "tax"]),
                 years_back: 1,
                 parent: false,
-                zones: false
+                zones: false,
+                reference: false
             }
         );
         assert_eq!(
@@ -904,7 +948,8 @@ mod tests {
                 indicators: set(&["tax"]),
                 years_back: 0,
                 parent: true,
-                zones: false
+                zones: false,
+                reference: false
             }
         );
         assert_eq!(
@@ -913,7 +958,8 @@ mod tests {
                 indicators: set(&["revenue"]),
                 years_back: 0,
                 parent: false,
-                zones: true
+                zones: true,
+                reference: false
             }
         );
         assert_eq!(
@@ -922,7 +968,8 @@ mod tests {
                 indicators: set(&["revenue"]),
                 years_back: 1,
                 parent: true,
-                zones: false
+                zones: false,
+                reference: false
             }
         );
         assert_eq!(needs("cagr(yoy(revenue), 5)").years_back, 6);
@@ -933,7 +980,8 @@ mod tests {
                 indicators: set(&["energy_consumption", "value_added"]),
                 years_back: 1,
                 parent: false,
-                zones: false
+                zones: false,
+                reference: false
             }
         );
         assert_eq!(
@@ -941,5 +989,77 @@ mod tests {
             set(&["fixed_asset_investment", "land_area"])
         );
         assert!(needs("yoy(zones_total(fixed_asset_investment))").zones);
+    }
+
+    /// A zone and a second zone in one county of a city, employment 2014; REAT's figures.
+    fn reat() -> Figures {
+        const OTHER: EntityIdx = 2;
+        const CITY: EntityIdx = 3;
+        let mut data = Figures::default();
+        data.parents.insert(ZONE, COUNTY);
+        data.parents.insert(OTHER, COUNTY);
+        data.parents.insert(COUNTY, CITY);
+        data.zones.insert(CITY, vec![ZONE, OTHER]);
+        data.set(ZONE, "employees", "2014", 1714.0);
+        data.set(COUNTY, "employees", "2014", 79006.0);
+        data.set(OTHER, "employees", "2014", 879_213.0 - 1714.0);
+        data.set(CITY, "employees", "2014", 15_593_224.0);
+        data
+    }
+
+    #[test]
+    fn lq_of_a_zone_matches_reat() {
+        let mut data = reat();
+        // (1714 ÷ 79006) ÷ (879213 ÷ 15593224) = 0.3847623 (REAT::locq)
+        let lq = eval(&data, "lq(employees)", ZONE, "2014").unwrap();
+        assert!((lq - 0.384_762_3).abs() < 5e-8, "{lq}");
+        assert_eq!(
+            eval(&data, "lq(employees)", ZONE, "2013"),
+            Err(Missing::NoData {
+                indicator: "employees".to_owned(),
+                period: p("2013")
+            })
+        );
+        // The county is the top of this tree for its own lq.
+        assert_eq!(
+            eval(&data, "lq(employees)", COUNTY, "2014"),
+            Err(Missing::NoReferenceRegion)
+        );
+        data.parents.remove(&COUNTY);
+        assert_eq!(
+            eval(&data, "lq(employees)", ZONE, "2014"),
+            Err(Missing::NoReferenceRegion)
+        );
+        let needs = requirements(&metric("lq(employees)"));
+        assert!(needs.parent && needs.zones && needs.reference);
+        assert!(parse_metric("lq(yoy(tax))", &builtin_indicator).is_err());
+    }
+
+    #[test]
+    fn shift_share_by_hand() {
+        let mut data = Figures::default();
+        data.parents.insert(ZONE, COUNTY);
+        data.set(ZONE, "tax", "2013", 40.0);
+        data.set(ZONE, "tax", "2014", 60.0);
+        data.set(COUNTY, "tax", "2013", 200.0);
+        data.set(COUNTY, "tax", "2014", 250.0);
+        // Actual 60 − 40 = 20; expected 40 × 25% = 10; its own 10.
+        close(eval(&data, "shift_share(tax)", ZONE, "2014"), 10.0);
+        data.set(ZONE, "tax", "2014", 45.0);
+        close(eval(&data, "shift_share(tax)", ZONE, "2014"), -5.0);
+        assert_eq!(
+            eval(&data, "shift_share(tax)", ZONE, "2015"),
+            Err(Missing::NoData {
+                indicator: "tax".to_owned(),
+                period: p("2015")
+            })
+        );
+        data.set(COUNTY, "tax", "2013", 0.0);
+        assert_eq!(
+            eval(&data, "shift_share(tax)", ZONE, "2014"),
+            Err(Missing::NonPositiveBase { period: p("2013") })
+        );
+        let needs = requirements(&metric("shift_share(tax)"));
+        assert!(needs.parent && needs.years_back == 1 && !needs.reference);
     }
 }

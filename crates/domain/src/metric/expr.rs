@@ -40,6 +40,11 @@ pub enum Function {
     Cagr,
     /// Sum over the zones within a region.
     ZonesTotal,
+    /// Location quotient (区位熵) of a zone: its share of its region against the zones' share
+    /// one level up.
+    Lq,
+    /// Shift-share differential: the change beyond what growing at the region's rate gives.
+    ShiftShare,
 }
 
 /// What one argument slot of a function takes.
@@ -53,7 +58,7 @@ enum Param {
 
 impl Function {
     /// Every function, in the order they are documented.
-    pub const ALL: [Function; 8] = [
+    pub const ALL: [Function; 10] = [
         Function::Yoy,
         Function::Share,
         Function::Contribution,
@@ -62,6 +67,8 @@ impl Function {
         Function::Percent,
         Function::Cagr,
         Function::ZonesTotal,
+        Function::Lq,
+        Function::ShiftShare,
     ];
 
     /// The name written in expressions, e.g. "per_mu".
@@ -75,6 +82,8 @@ impl Function {
             Function::Percent => "percent",
             Function::Cagr => "cagr",
             Function::ZonesTotal => "zones_total",
+            Function::Lq => "lq",
+            Function::ShiftShare => "shift_share",
         }
     }
 
@@ -94,6 +103,8 @@ impl Function {
             Function::Percent => "percent(x, y)",
             Function::Cagr => "cagr(x, n)",
             Function::ZonesTotal => "zones_total(x)",
+            Function::Lq => "lq(x)",
+            Function::ShiftShare => "shift_share(x)",
         }
     }
 
@@ -110,7 +121,12 @@ impl Function {
     fn needs_additive(self) -> bool {
         matches!(
             self,
-            Function::Share | Function::Contribution | Function::PerMu | Function::ZonesTotal
+            Function::Share
+                | Function::Contribution
+                | Function::PerMu
+                | Function::ZonesTotal
+                | Function::Lq
+                | Function::ShiftShare
         )
     }
 }
@@ -715,6 +731,8 @@ fn combine(function: Function, args: Vec<Parsed>) -> Parsed {
         Function::PerMu => (quotient_unit(&first.unit, "亩"), false, false),
         Function::Ratio => (quotient_unit(&first.unit, &args[1].unit), false, false),
         Function::ZonesTotal => (first.unit.clone(), first.cumulative, true),
+        Function::Lq => (String::new(), false, false),
+        Function::ShiftShare => (first.unit.clone(), false, false),
     };
     Parsed {
         expr: Expr::Call {
@@ -785,6 +803,20 @@ pub fn metric_catalog() -> Vec<MetricDefinition> {
                 "unit of x",
                 "A region's figure summed over the zones inside it, beside the region's own \
                  figure.",
+            ),
+            Function::Lq => (
+                "(x(zone) ÷ x(region)) ÷ (Σ x over the zones of the region's parent ÷ \
+                 x(region's parent))",
+                "",
+                "Location quotient (区位熵) of a zone: its share of its region's x against the \
+                 share all zones hold one level up; above 1 means more concentrated there.",
+            ),
+            Function::ShiftShare => (
+                "(x(p) − x(p − 1 year)) − x(p − 1 year) × region's growth rate of x",
+                "unit of x",
+                "Shift-share differential: the actual change minus the expected change (the \
+                 start × the enclosing region's growth rate); positive means it outgrew its \
+                 region.",
             ),
         };
         MetricDefinition {
@@ -1043,7 +1075,7 @@ mod tests {
             (
                 "foo(x)",
                 "at position 0: unknown function \"foo\"; the functions are yoy, share, \
-                 contribution, per_mu, ratio, percent, cagr, zones_total",
+                 contribution, per_mu, ratio, percent, cagr, zones_total, lq, shift_share",
             ),
             (
                 "ratio(tax)",

@@ -15,12 +15,15 @@ pub fn negative_part(expr: &Expr) -> Option<&Expr> {
         Expr::Indicator(_) | Expr::Number(_) => None,
         Expr::Named(metric) => negative_part(metric.definition()).map(|_| expr),
         Expr::Call { function, args } => match function {
-            Function::Yoy | Function::Cagr | Function::Contribution => Some(expr),
+            Function::Yoy | Function::Cagr | Function::Contribution | Function::ShiftShare => {
+                Some(expr)
+            }
             Function::Share
             | Function::PerMu
             | Function::Ratio
             | Function::Percent
-            | Function::ZonesTotal => args.iter().find_map(negative_part),
+            | Function::ZonesTotal
+            | Function::Lq => args.iter().find_map(negative_part),
         },
     }
 }

@@ -62,3 +62,36 @@ pub enum MissingPolicy {
     /// The criterion is scored as the cohort's mean score.
     CohortMean,
 }
+
+/// The file formats a stored ranking run is exported in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReportFormat {
+    /// Comma-separated values, UTF-8 with a byte-order mark.
+    Csv,
+    /// An Excel workbook.
+    Xlsx,
+    /// One self-contained HTML page.
+    Html,
+}
+
+impl ReportFormat {
+    /// The file name extension, e.g. "xlsx".
+    pub fn extension(self) -> &'static str {
+        match self {
+            ReportFormat::Csv => "csv",
+            ReportFormat::Xlsx => "xlsx",
+            ReportFormat::Html => "html",
+        }
+    }
+
+    /// The media type of the file.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ReportFormat::Csv => "text/csv; charset=utf-8",
+            ReportFormat::Xlsx => {
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            }
+            ReportFormat::Html => "text/html; charset=utf-8",
+        }
+    }
+}

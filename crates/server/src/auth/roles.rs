@@ -102,6 +102,7 @@ const METHOD_ROLES: &[(&str, Role)] = &[
         Role::Viewer,
     ),
     ("/zonerank.v1.MetricsService/GetTierCounts", Role::Viewer),
+    ("/zonerank.v1.RankingService/ExportRanking", Role::Viewer),
     ("/zonerank.v1.RankingService/CreateScheme", Role::Assessor),
     ("/zonerank.v1.RankingService/GetScheme", Role::Viewer),
     ("/zonerank.v1.RankingService/ListSchemes", Role::Viewer),

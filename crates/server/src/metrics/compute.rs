@@ -140,13 +140,14 @@ async fn compute_cells(
     crate::budget::metric_cells(metrics.len(), periods.len(), members.len())?;
     let kind = cohort.kind.unwrap_or(EntityKind::Zone);
     let mut indicators = BTreeSet::new();
-    let (mut years_back, mut parents, mut zones) = (0, false, false);
+    let (mut years_back, mut parents, mut zones, mut reference) = (0, false, false, false);
     for metric in metrics {
         let needs = requirements(metric);
         indicators.extend(needs.indicators);
         years_back = years_back.max(needs.years_back);
         parents |= needs.parent;
         zones |= needs.zones;
+        reference |= needs.reference;
     }
 
     let mut data = Dataset::new();
@@ -166,22 +167,11 @@ async fn compute_cells(
             }
         }
     }
+    // A region and, when shares are asked of zone totals, its parent too; for location
+    // quotients, the parent region's own parent.
+    let mut regions_needing_zones: Vec<(String, u32)> = Vec::new();
     if zones && kind == EntityKind::Region {
-        let zone_regions = store.zone_regions().await?;
-        let tree = store.region_tree().await?;
-        let mut zones_by_region: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (zone, region) in &zone_regions {
-            zones_by_region
-                .entry(region.as_str())
-                .or_default()
-                .push(zone.as_str());
-        }
-        // A region and, when shares are asked of zone totals, its parent too.
-        let mut regions_needing_zones: Vec<(String, u32)> = members
-            .iter()
-            .zip(&rows)
-            .map(|(m, &r)| (m.id.clone(), r))
-            .collect();
+        regions_needing_zones.extend(members.iter().zip(&rows).map(|(m, &r)| (m.id.clone(), r)));
         if parents {
             for m in &members {
                 if let Some((EntityKind::Region, pid)) = &m.parent {
@@ -189,6 +179,42 @@ async fn compute_cells(
                     regions_needing_zones.push((pid.clone(), idx));
                 }
             }
+        }
+    }
+    let tree = if zones {
+        Some(store.region_tree().await?)
+    } else {
+        None
+    };
+    if let (true, Some(tree)) = (reference, &tree) {
+        let parents_of_members: BTreeSet<&str> = members
+            .iter()
+            .filter_map(|m| match &m.parent {
+                Some((EntityKind::Region, pid)) => Some(pid.as_str()),
+                _ => None,
+            })
+            .collect();
+        for region in parents_of_members {
+            if let Some(up) = tree.parent(region) {
+                let region_idx = data.add_entity(EntityKind::Region, region);
+                let up_idx = data.add_entity(EntityKind::Region, up);
+                data.set_parent(region_idx, up_idx);
+                extra
+                    .entry(EntityKind::Region)
+                    .or_default()
+                    .insert(up.to_owned());
+                regions_needing_zones.push((up.to_owned(), up_idx));
+            }
+        }
+    }
+    if let (false, Some(tree)) = (regions_needing_zones.is_empty(), &tree) {
+        let zone_regions = store.zone_regions().await?;
+        let mut zones_by_region: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (zone, region) in &zone_regions {
+            zones_by_region
+                .entry(region.as_str())
+                .or_default()
+                .push(zone.as_str());
         }
         for (region, idx) in regions_needing_zones {
             let mut within = Vec::new();

@@ -12,10 +12,10 @@ use tonic::{Request, Response, Status};
 use zonerank_api::v1::{self, ranking_service_server::RankingService};
 use zonerank_cache::{Cache, CacheKey};
 use zonerank_domain::{
-    entity::{EntityKind, validate_id},
+    entity::{EntityKind, RegionLevel, validate_id},
     period::Period,
     ranking::{
-        engine::rank, explain::explain_cancellable, improved::most_improved,
+        ReportFormat, engine::rank, explain::explain_cancellable, improved::most_improved,
         robustness::rank_robustness_cancellable, weighting::shown,
     },
 };
@@ -32,6 +32,7 @@ use crate::{
         decode_offset_token, decode_page_token, encode_page_token, fingerprint, offset_page,
         page_size,
     },
+    report,
 };
 use scheme::CheckedScheme;
 
@@ -48,6 +49,13 @@ const PAGE_TTL: Duration = Duration::from_secs(3600);
 
 /// Entries in ComputeRanking's answer.
 const TOP_ENTRIES: usize = 20;
+
+/// The stream ExportRanking answers with.
+type ExportStream = std::pin::Pin<
+    Box<
+        dyn tokio_stream::Stream<Item = Result<v1::ExportRankingResponse, Status>> + Send + 'static,
+    >,
+>;
 
 /// The ranking service.
 #[derive(Clone, Debug)]
@@ -430,8 +438,66 @@ impl Ranking {
     }
 }
 
+impl Ranking {
+    /// What a report of a stored run shows: the run, its scheme, its entries and the cities.
+    async fn report_data(&self, run: &RunRow) -> Result<report::ReportData, ServiceError> {
+        let (scheme, _) = self.scheme(&run.scheme_id, run.scheme_version).await?;
+        let entries = self.all_entries(&run.run_id).await?;
+        let cities = self
+            .store
+            .regions()
+            .await?
+            .into_iter()
+            .filter(|r| r.level == RegionLevel::City)
+            .map(|r| (r.code, r.name))
+            .collect();
+        Ok(report::ReportData {
+            run: decode("run", &run.run)?,
+            scheme,
+            entries,
+            cities,
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl RankingService for Ranking {
+    async fn export_ranking(
+        &self,
+        request: Request<v1::ExportRankingRequest>,
+    ) -> Result<Response<ExportStream>, Status> {
+        let request = crate::wire_check::checked(request)?;
+        let format: ReportFormat =
+            convert::enum_field::<v1::ReportFormat, _>("format", request.format)?;
+        let run_id = required("run_id", &request.run_id)?;
+        let run = self
+            .store
+            .run(&run_id)
+            .await
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| run_not_found(&run_id))?;
+        let data = self.report_data(&run).await?;
+        let bytes = tokio::task::spawn_blocking(move || report::build(format, &data))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("building the report: {e}")))??;
+        let mut first = Some((
+            report::file_name(&run.run_id, format),
+            format.content_type().to_owned(),
+        ));
+        let messages: Vec<Result<v1::ExportRankingResponse, Status>> = bytes
+            .chunks(report::CHUNK_BYTES)
+            .map(|chunk| {
+                let (file_name, content_type) = first.take().unwrap_or_default();
+                Ok(v1::ExportRankingResponse {
+                    chunk: chunk.to_vec(),
+                    file_name,
+                    content_type,
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(messages))))
+    }
+
     async fn create_scheme(
         &self,
         request: Request<v1::CreateSchemeRequest>,
