@@ -147,7 +147,7 @@ fn shown_fast(x: f64) -> Option<f64> {
         if k < 0 && err != 0.0 {
             // The remainder divided by p is not exact: leave the rare close calls to the text.
             let frac = y - y.floor();
-            if (frac - 0.5).abs() < 1e-3 || frac < 1e-3 || frac > 1.0 - 1e-3 {
+            if (frac - 0.5).abs() < 1e-3 || !(1e-3..=1.0 - 1e-3).contains(&frac) {
                 return None;
             }
         }
