@@ -4,7 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::CacheError;
 use crate::key::CacheKey;
@@ -23,7 +26,53 @@ const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// Keys fetched per SCAN step and deleted per DEL in [`RedisCache::clear`].
 const SCAN_BATCH: usize = 500;
 
-/// A Redis cache (via [`ConnectionManager`], which reconnects on its own). Cheap to clone.
+/// The URL scheme of a Redis Cluster: `redis+cluster://[user:password@]h1:p1,h2:p2,…` lists
+/// seed nodes (any of the cluster's nodes; the client learns the slot map from them).
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// One Redis server (through [`ConnectionManager`], which reconnects on its own) or a Redis
+/// Cluster (through redis-rs' cluster connection, which follows MOVED/ASK redirections and
+/// refreshes the slot map itself). The cache sends only single-key commands, so keys need no
+/// hash tags: each lands on the node of its own slot.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster {
+        conn: ClusterConnection,
+        /// The seed URLs, `redis://…` each, kept to reach every master for SCAN.
+        nodes: Vec<String>,
+    },
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster { conn, .. } => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster { conn, .. } => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster { conn, .. } => conn.get_db(),
+        }
+    }
+}
+
+/// A Redis cache on one server or a Redis Cluster, chosen by the URL. Cheap to clone.
 ///
 /// When a command fails because Redis cannot be reached, the cache is marked down: lookups
 /// answer "not cached" and stores are skipped at once, without touching the network, while a
@@ -32,7 +81,7 @@ const SCAN_BATCH: usize = 500;
 /// recovery are logged once each.
 #[derive(Clone)]
 pub struct RedisCache {
-    conn: ConnectionManager,
+    conn: Conn,
     inner: Arc<Inner>,
 }
 
@@ -60,6 +109,9 @@ impl RedisCache {
     /// [`DEFAULT_KEY_PREFIX`], so `clear` can never touch keys that are not ours). Fails if
     /// Redis does not answer.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<RedisCache, CacheError> {
+        if let Some(nodes) = cluster_nodes(url) {
+            return RedisCache::connect_cluster(url, nodes, key_prefix).await;
+        }
         let (client, display_url) = client(url)?;
         let conn = ConnectionManager::new_with_config(client, manager_config())
             .await
@@ -67,7 +119,41 @@ impl RedisCache {
                 url: display_url.clone(),
                 source,
             })?;
-        Ok(RedisCache::with_connection(conn, key_prefix, display_url))
+        Ok(RedisCache::with_connection(
+            Conn::Single(conn),
+            key_prefix,
+            display_url,
+        ))
+    }
+
+    /// A Redis Cluster from its seed nodes; fails if none answers.
+    async fn connect_cluster(
+        url: &str,
+        nodes: Vec<String>,
+        key_prefix: &str,
+    ) -> Result<RedisCache, CacheError> {
+        let display_url = redact_url(url);
+        let client = ClusterClient::builder(nodes.clone())
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .retries(1)
+            .build()
+            .map_err(|source| CacheError::InvalidUrl {
+                url: display_url.clone(),
+                source,
+            })?;
+        let conn = client
+            .get_async_connection()
+            .await
+            .map_err(|source| CacheError::Connect {
+                url: display_url.clone(),
+                source,
+            })?;
+        Ok(RedisCache::with_connection(
+            Conn::Cluster { conn, nodes },
+            key_prefix,
+            display_url,
+        ))
     }
 
     /// Like [`RedisCache::connect`], but a Redis that does not answer yet is no failure: the
@@ -77,6 +163,11 @@ impl RedisCache {
         url: &str,
         key_prefix: &str,
     ) -> Result<RedisCache, CacheError> {
+        if cluster_nodes(url).is_some() {
+            // The cluster client needs the slot map before it can route anything, so it
+            // connects now; an unreachable cluster is a failure the service reports at start.
+            return RedisCache::connect(url, key_prefix).await;
+        }
         let (client, display_url) = client(url)?;
         let conn = ConnectionManager::new_lazy_with_config(client, manager_config()).map_err(
             |source| CacheError::InvalidUrl {
@@ -84,18 +175,14 @@ impl RedisCache {
                 source,
             },
         )?;
-        let cache = RedisCache::with_connection(conn, key_prefix, display_url);
+        let cache = RedisCache::with_connection(Conn::Single(conn), key_prefix, display_url);
         if let Err(error) = cache.probe().await {
             cache.mark_down(&error);
         }
         Ok(cache)
     }
 
-    fn with_connection(
-        conn: ConnectionManager,
-        key_prefix: &str,
-        display_url: String,
-    ) -> RedisCache {
+    fn with_connection(conn: Conn, key_prefix: &str, display_url: String) -> RedisCache {
         let prefix = if key_prefix.is_empty() {
             DEFAULT_KEY_PREFIX.to_owned()
         } else {
@@ -228,10 +315,59 @@ impl RedisCache {
     }
 
     /// Deletes every key under this cache's prefix, with `SCAN MATCH prefix*` and batched
-    /// `DEL` (never `KEYS`); returns how many keys were deleted.
+    /// deletes (never `KEYS`); returns how many keys were deleted. On a cluster every master
+    /// is scanned, and each key is deleted on its own (a multi-key `DEL` would cross slots).
     pub async fn clear(&self) -> Result<u64, CacheError> {
+        match &self.conn {
+            Conn::Single(conn) => self.clear_on(conn.clone(), true).await,
+            Conn::Cluster { conn, nodes } => {
+                let mut deleted = 0;
+                for master in self.cluster_masters(conn.clone(), nodes).await? {
+                    let node = redis::Client::open(master.as_str())
+                        .map_err(|e| self.command_error("SCAN", e))?;
+                    let node = node
+                        .get_multiplexed_async_connection()
+                        .await
+                        .map_err(|e| self.command_error("SCAN", e))?;
+                    deleted += self.clear_on(node, false).await?;
+                }
+                Ok(deleted)
+            }
+        }
+    }
+
+    /// The URL of every master of the cluster, from `CLUSTER NODES`, with the seed URLs'
+    /// credentials.
+    async fn cluster_masters(
+        &self,
+        mut conn: ClusterConnection,
+        seeds: &[String],
+    ) -> Result<Vec<String>, CacheError> {
+        let text: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.command_error("CLUSTER NODES", e))?;
+        let userinfo = seeds
+            .first()
+            .and_then(|s| s.strip_prefix("redis://"))
+            .and_then(|s| s.rsplit_once('@'))
+            .map(|(user, _)| format!("{user}@"))
+            .unwrap_or_default();
+        Ok(masters_of(&text)
+            .into_iter()
+            .map(|address| format!("redis://{userinfo}{address}"))
+            .collect())
+    }
+
+    /// SCAN and delete the prefix's keys on one connection; `multi_key` sends one DEL per
+    /// batch, otherwise a pipeline of single-key DELs.
+    async fn clear_on<C: ConnectionLike>(
+        &self,
+        mut conn: C,
+        multi_key: bool,
+    ) -> Result<u64, CacheError> {
         let pattern = format!("{}*", escape_glob(&self.inner.prefix));
-        let mut conn = self.conn.clone();
         let mut cursor: u64 = 0;
         let mut deleted: u64 = 0;
         loop {
@@ -245,12 +381,24 @@ impl RedisCache {
                 .await
                 .map_err(|e| self.command_error("SCAN", e))?;
             for batch in keys.chunks(SCAN_BATCH) {
-                let n: u64 = redis::cmd("DEL")
-                    .arg(batch)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| self.command_error("DEL", e))?;
-                deleted += n;
+                if multi_key {
+                    let n: u64 = redis::cmd("DEL")
+                        .arg(batch)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| self.command_error("DEL", e))?;
+                    deleted += n;
+                } else {
+                    let mut pipe = redis::pipe();
+                    for key in batch {
+                        pipe.cmd("DEL").arg(key);
+                    }
+                    let counts: Vec<u64> = pipe
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| self.command_error("DEL", e))?;
+                    deleted += counts.iter().sum::<u64>();
+                }
             }
             if next == 0 {
                 return Ok(deleted);
@@ -274,6 +422,41 @@ fn client(url: &str) -> Result<(redis::Client, String), CacheError> {
             source,
         }),
     }
+}
+
+/// The seed node URLs of a `redis+cluster://[userinfo@]h1:p1,h2:p2` URL, each as
+/// `redis://[userinfo@]host:port`; None for any other URL.
+fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let rest = url.trim().strip_prefix(CLUSTER_SCHEME)?;
+    let rest = rest.trim_end_matches('/');
+    let (userinfo, hosts) = match rest.rsplit_once('@') {
+        Some((user, hosts)) => (format!("{user}@"), hosts),
+        None => (String::new(), rest),
+    };
+    Some(
+        hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("redis://{userinfo}{h}"))
+            .collect(),
+    )
+}
+
+/// The `host:port` of each master in a `CLUSTER NODES` reply (lines of
+/// `id host:port@cport[,hostname] flags master-id …`).
+fn masters_of(nodes: &str) -> Vec<String> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_id, address, flags) = (fields.next()?, fields.next()?, fields.next()?);
+            let is_master = flags.split(',').any(|f| f == "master")
+                && !flags.split(',').any(|f| f == "fail" || f == "noaddr");
+            let address = address.split(['@', ',']).next()?;
+            is_master.then(|| address.to_owned())
+        })
+        .collect()
 }
 
 /// Short timeouts and few, quick reconnection retries: the cache is optional.
@@ -359,6 +542,24 @@ mod tests {
             "redis+unix:///run/redis.sock?db=1&pass=***"
         );
         assert_eq!(redact_url("redis://a:p@ss@h"), "redis://a:***@h");
+    }
+
+    #[test]
+    fn cluster_urls_list_their_seed_nodes() {
+        assert_eq!(cluster_nodes("redis://127.0.0.1:6379"), None);
+        assert_eq!(
+            cluster_nodes("redis+cluster://a:7000, b:7001/").unwrap(),
+            ["redis://a:7000", "redis://b:7001"]
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://u:pw@a:7000,b:7001").unwrap(),
+            ["redis://u:pw@a:7000", "redis://u:pw@b:7001"]
+        );
+        let nodes = "07c3 127.0.0.1:30004@40004 myself,master - 0 0 1 connected 0-5460\n\
+                     67ed 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922\n\
+                     292f 127.0.0.1:30005@40005 slave 67ed 0 1426238316232 2 connected\n\
+                     e7d1 127.0.0.1:30003@40003,host.example master,fail - 0 0 3 connected\n";
+        assert_eq!(masters_of(nodes), ["127.0.0.1:30004", "127.0.0.1:30002"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use zonerank_domain::{
     catalog::Direction,
     ranking::{
         Aggregation, MissingPolicy, Normalization, Weighting,
-        engine::{RankingInput, rank},
+        engine::{Groups, RankingInput, rank},
         explain::explain,
         robustness::rank_robustness,
         scheme::{Criterion, Gate, Scheme, StarRule, default_class_cuts},
@@ -86,9 +86,7 @@ fn main() {
     let revenue: Vec<Option<f64>> = (0..n)
         .map(|_| Some(rng.random::<f64>() * 50_000.0))
         .collect();
-    let groups: Vec<Vec<String>> = (0..n)
-        .map(|i| vec![format!("region:41{:02}00", i % 18)])
-        .collect();
+    let groups = Groups::from_keys((0..n).map(|i| [format!("region:41{:02}00", i % 18)]));
     for (label, normalization, weighting, aggregation) in SCHEMES {
         let scheme = scheme(normalization, weighting, aggregation);
         let input = RankingInput {
@@ -101,7 +99,7 @@ fn main() {
         let start = Instant::now();
         let outcome = rank(&input).expect("rank");
         let seconds = start.elapsed().as_secs_f64();
-        let included = outcome.entries.iter().filter(|e| e.included).count();
+        let included = outcome.included_count();
         println!(
             "rank {n:>7} entities × 5 criteria, {label:<30} {seconds:>6.2} s ({included} ranked)"
         );
@@ -126,22 +124,20 @@ fn main() {
                 scheme: &scheme,
                 criteria: criteria.iter().map(|c| c[..size].to_vec()).collect(),
                 extras: HashMap::from([("revenue".to_string(), revenue[..size].to_vec())]),
-                groups: groups[..size].to_vec(),
+                groups: groups.prefix(size),
                 previous: vec![],
             };
             let outcome = rank(&input).expect("rank");
             // The entity ranked in the middle: a typical question.
             let median = outcome
-                .entries
-                .iter()
+                .entries()
                 .filter(|e| e.included)
                 .map(|e| e.rank)
                 .max()
                 .unwrap_or(1)
                 / 2;
             let entity = outcome
-                .entries
-                .iter()
+                .entries()
                 .position(|e| e.included && e.rank >= median)
                 .expect("an entity");
             let start = Instant::now();

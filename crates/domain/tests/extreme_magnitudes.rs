@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use zonerank_domain::catalog::Direction;
-use zonerank_domain::ranking::engine::{RankingError, RankingInput, RankingOutcome, rank};
+use zonerank_domain::ranking::engine::{Groups, RankingError, RankingInput, RankingOutcome, rank};
 use zonerank_domain::ranking::scheme::{
     Adjustment, Criterion, Scheme, default_class_cuts, validate,
 };
@@ -87,17 +87,17 @@ fn run(scheme: &Scheme, criteria: Vec<Vec<Option<f64>>>) -> Result<RankingOutcom
         scheme,
         criteria,
         extras: HashMap::new(),
-        groups: vec![],
+        groups: Groups::new(),
         previous: vec![],
     })
 }
 
 fn ranks(outcome: &RankingOutcome) -> Vec<u32> {
-    outcome.entries.iter().map(|e| e.rank).collect()
+    outcome.rank.clone()
 }
 
 fn scores(outcome: &RankingOutcome) -> Vec<f64> {
-    outcome.entries.iter().map(|e| e.score).collect()
+    outcome.score.clone()
 }
 
 /// Every valid method combination.
@@ -212,21 +212,20 @@ fn non_finite_raw_values_never_reach_a_score() {
         criteria[2][4] = Some(f64::NEG_INFINITY);
         let out = run(&scheme, criteria).unwrap();
         for e in [1, 2, 4] {
-            let entry = &out.entries[e];
-            assert!(entry.raw.iter().all(|v| v.is_none_or(f64::is_finite)));
+            let entry = out.entry(e);
             if policy == MissingPolicy::Exclude {
                 assert!(!entry.included, "{policy:?} {e}");
                 assert!(entry.excluded_because.is_some());
             } else {
                 assert!(
-                    entry.included && entry.filled.contains(&true),
+                    entry.included && entry.filled_values().any(|f| f),
                     "{policy:?} {e}"
                 );
             }
         }
-        for entry in &out.entries {
+        for entry in out.entries() {
             assert!(entry.score.is_finite(), "{policy:?}: {}", entry.score);
-            assert!(entry.normalized.iter().all(|n| n.is_finite()));
+            assert!(entry.normalized_values().all(|n| n.is_finite()));
         }
     }
 }
@@ -284,7 +283,7 @@ fn a_score_past_f64_max_is_refused_at_aggregation() {
         scheme: &scheme,
         criteria,
         extras: HashMap::from([("awards".to_owned(), awards)]),
-        groups: vec![],
+        groups: Groups::new(),
         previous: vec![],
     })
     .unwrap_err();
@@ -327,7 +326,7 @@ fn bonus_points_past_f64_max_are_refused() {
             ("awards".to_owned(), vec![Some(1.0); 6]),
             ("patents".to_owned(), patents),
         ]),
-        groups: vec![],
+        groups: Groups::new(),
         previous: vec![],
     })
     .unwrap_err();

@@ -1,7 +1,7 @@
 //! The zonerank gRPC services and the server that runs any set of them on one listener.
 
-pub mod audit;
 pub mod assessment;
+pub mod audit;
 pub mod auth;
 pub mod budget;
 pub mod client;

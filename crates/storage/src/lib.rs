@@ -1,8 +1,8 @@
 //! zonerank storage: sea-orm entities and migrations, and every query the services run, written
 //! once for SQLite (the embedded default) and PostgreSQL (production).
 
-mod audit;
 mod assessment;
+mod audit;
 mod cohort;
 mod connect;
 pub mod entity;
@@ -15,8 +15,8 @@ mod store;
 pub mod test_support;
 mod writes;
 
-pub use audit::{AuditEvent, AuditFilter, LISTED_ENTITIES, StoredAuditEvent};
 pub use assessment::{ObjectionFilter, ObjectionRow, PublicationRow, Refusal, Step};
+pub use audit::{AuditEvent, AuditFilter, LISTED_ENTITIES, StoredAuditEvent};
 pub use cohort::{CohortMember, CohortQuery, UnknownName};
 pub use connect::ConnectError;
 pub use error::StorageError;

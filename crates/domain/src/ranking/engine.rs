@@ -7,8 +7,11 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use super::MissingPolicy;
 use super::aggregate::{aggregate, contributions};
+pub use super::groups::Groups;
 use super::normalize::normalize;
 use super::scale::mean;
 use super::scheme::{Scheme, SchemeFault, nearly_equal, validate};
@@ -24,7 +27,7 @@ pub struct RankingInput<'a> {
     /// Columns for `extra_metrics(scheme)`: metric text → `[entity]` values.
     pub extras: HashMap<String, Vec<Option<f64>>>,
     /// Group keys per entity, e.g. `region:410300`, `tag:四支撑` (empty: no groups).
-    pub groups: Vec<Vec<String>>,
+    pub groups: Groups,
     /// The previous period's rank and score per entity (empty: no previous run).
     pub previous: Vec<Option<(u32, f64)>>,
 }
@@ -109,57 +112,8 @@ fn faults_text(faults: &[SchemeFault]) -> String {
         .join("; ")
 }
 
-/// The result of a run: the weights used and one entry per input entity, in input order.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RankingOutcome {
-    /// The weight of each criterion (sums to 1; empty when nothing was ranked).
-    pub weights: Vec<f64>,
-    /// One entry per input entity, in input order.
-    pub entries: Vec<EntryOutcome>,
-}
-
-/// One entity's result.
-///
-/// An excluded entity has score 0, rank 0, percentile 0, no stars, an empty class and empty
-/// `normalized`/`contributions`/`filled`; its raw values, bonus, vetoes and previous rank are
-/// still reported.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EntryOutcome {
-    /// Whether the entity was ranked.
-    pub included: bool,
-    /// Why it was not, e.g. which criterion is missing.
-    pub excluded_because: Option<String>,
-    /// The aggregate score plus bonuses and deductions.
-    pub score: f64,
-    /// Competition rank in the cohort (ties share: 1, 2, 2, 4).
-    pub rank: u32,
-    /// The share of the cohort ranked at or below this entity, in percent (best = 100).
-    pub percentile: f64,
-    /// Rank within each of the entity's group keys, in the order the keys were given.
-    pub group_ranks: Vec<(String, u32)>,
-    /// The star level, 0 when none.
-    pub stars: u8,
-    /// The class label, e.g. `A`.
-    pub class_label: String,
-    /// The previous period's rank.
-    pub previous_rank: Option<u32>,
-    /// The previous period's score (for ranking by score change).
-    pub previous_score: Option<f64>,
-    /// Previous rank − current rank: positive means the entity moved up.
-    pub rank_change: Option<i64>,
-    /// Raw value per criterion (None when missing).
-    pub raw: Vec<Option<f64>>,
-    /// Normalised value per criterion, after filling missing ones.
-    pub normalized: Vec<f64>,
-    /// Each criterion's part of the aggregate score.
-    pub contributions: Vec<f64>,
-    /// Per criterion, whether the value was filled by the missing-data policy.
-    pub filled: Vec<bool>,
-    /// The sum of bonus and deduction points.
-    pub bonus: f64,
-    /// Labels of the vetoes that apply (whether or not they bar anything).
-    pub vetoes: Vec<String>,
-}
+use super::outcome::NONE;
+pub use super::outcome::{Entry, RankingOutcome};
 
 /// A present value: None and non-finite values both count as missing.
 fn present(value: Option<f64>) -> Option<f64> {
@@ -245,23 +199,45 @@ pub(crate) struct Columns {
     pub filled: Vec<Vec<bool>>,
 }
 
+/// Per entity, why it was excluded (an index into the reasons, or `NONE`), and the reasons.
+type Exclusions = (Vec<u32>, Vec<String>);
+
 /// Decides the cohort under the missing-data policy and builds its filled columns.
 /// Returns the columns and, per input entity, why it was excluded.
-fn build_columns(input: &RankingInput<'_>, n: usize) -> (Columns, Vec<Option<String>>) {
+fn build_columns(input: &RankingInput<'_>, n: usize) -> (Columns, Exclusions) {
     let scheme = input.scheme;
-    let mut excluded: Vec<Option<String>> = vec![None; n];
+    let mut excluded: Vec<u32> = vec![NONE; n];
+    let mut reasons: Vec<String> = Vec::new();
     if scheme.missing_policy == MissingPolicy::Exclude {
+        // One reason per distinct set of missing criteria, so nothing is allocated per entity.
+        let mut known: HashMap<Vec<usize>, u32> = HashMap::new();
+        let mut missing: Vec<usize> = Vec::new();
         for (e, reason) in excluded.iter_mut().enumerate() {
-            let missing: Vec<String> = input
-                .criteria
-                .iter()
-                .zip(&scheme.criteria)
-                .filter(|(column, _)| present(column[e]).is_none())
-                .map(|(_, c)| format!("`{}`", c.metric))
-                .collect();
-            if !missing.is_empty() {
-                *reason = Some(format!("missing value for {}", missing.join(", ")));
+            missing.clear();
+            missing.extend(
+                input
+                    .criteria
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, column)| present(column[e]).is_none())
+                    .map(|(j, _)| j),
+            );
+            if missing.is_empty() {
+                continue;
             }
+            *reason = match known.get(missing.as_slice()) {
+                Some(&r) => r,
+                None => {
+                    let names: Vec<String> = missing
+                        .iter()
+                        .map(|&j| format!("`{}`", scheme.criteria[j].metric))
+                        .collect();
+                    reasons.push(format!("missing value for {}", names.join(", ")));
+                    let r = reasons.len() as u32 - 1;
+                    known.insert(missing.clone(), r);
+                    r
+                }
+            };
         }
     } else if let Some(j) = input
         .criteria
@@ -270,13 +246,14 @@ fn build_columns(input: &RankingInput<'_>, n: usize) -> (Columns, Vec<Option<Str
     {
         // Worst or mean of nothing is undefined; ranking without the criterion would silently
         // change the assessment, so the run reports the gap instead.
-        let reason = format!(
+        reasons.push(format!(
             "no entity has a value for criterion `{}`",
             scheme.criteria[j].metric
-        );
-        excluded.iter_mut().for_each(|r| *r = Some(reason.clone()));
+        ));
+        excluded.fill(0);
     }
-    let cohort: Vec<usize> = (0..n).filter(|&e| excluded[e].is_none()).collect();
+    let cohort: Vec<usize> = (0..n).filter(|&e| excluded[e] == NONE).collect();
+    let excluded = (excluded, reasons);
     let m = scheme.criteria.len();
     let mut columns = Columns {
         normalized: Vec::with_capacity(m),
@@ -339,15 +316,18 @@ fn build_columns(input: &RankingInput<'_>, n: usize) -> (Columns, Vec<Option<Str
 /// NaN ranks last. `order` and `ranks` are reused buffers; afterwards `order` holds the
 /// positions best first and `ranks[i]` the rank of `scores[i]`.
 pub fn competition_ranks(scores: &[f64], order: &mut Vec<usize>, ranks: &mut Vec<u32>) {
+    // Sorting (key, position) pairs keeps the comparison on contiguous memory; the key orders
+    // exactly like `total_cmp` descending with every NaN last, and the position breaks ties,
+    // so the unstable (parallel) sort gives the one order a stable sort by index would.
+    let mut keyed: Vec<(u64, u32)> = scores
+        .par_iter()
+        .enumerate()
+        .map(|(p, &x)| (descending_key(x), p as u32))
+        .collect();
+    keyed.par_sort_unstable();
     order.clear();
-    order.extend(0..scores.len());
-    order.sort_by(|&a, &b| {
-        let key = |x: f64| if x.is_nan() { f64::NEG_INFINITY } else { x };
-        key(scores[b])
-            .total_cmp(&key(scores[a]))
-            .then(scores[a].is_nan().cmp(&scores[b].is_nan()))
-            .then(a.cmp(&b))
-    });
+    order.par_extend(keyed.par_iter().map(|&(_, p)| p as usize));
+    drop(keyed);
     ranks.clear();
     ranks.resize(scores.len(), 0);
     // Ties are judged against the first score of the tie run, so a chain of tiny steps cannot
@@ -363,6 +343,22 @@ pub fn competition_ranks(scores: &[f64], order: &mut Vec<usize>, ranks: &mut Vec
         }
         ranks[p] = leader_rank;
     }
+}
+
+/// A key whose ascending order is `scores` descending by `total_cmp`, every NaN after −∞.
+fn descending_key(x: f64) -> u64 {
+    if x.is_nan() {
+        return u64::MAX;
+    }
+    let bits = x.to_bits();
+    // The usual total-order map: flip every bit of a negative number, the sign bit of a
+    // positive one; then invert for descending.
+    let ascending = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    !ascending
 }
 
 /// Points from bonus and deduction items per entity (a missing count counts 0 events).
@@ -447,7 +443,6 @@ pub fn rank(input: &RankingInput<'_>) -> Result<RankingOutcome, RankingError> {
     let scheme = input.scheme;
     validate(scheme).map_err(RankingError::Scheme)?;
     let n = entity_count(input)?;
-    let m = scheme.criteria.len();
 
     let adjustment_columns = scheme
         .adjustments
@@ -521,62 +516,40 @@ pub fn rank(input: &RankingInput<'_>) -> Result<RankingOutcome, RankingError> {
     let mut ranks = Vec::with_capacity(k);
     competition_ranks(&scores, &mut order, &mut ranks);
 
+    let (excluded, reasons) = excluded;
     // Vetoes apply to every entity with a positive event count, included or not.
-    let vetoed = |e: usize| {
+    let vetoed: Vec<Vec<bool>> = veto_columns
+        .iter()
+        .map(|column| {
+            column
+                .iter()
+                .map(|v| present(*v).is_some_and(|v| v > 0.0))
+                .collect()
+        })
+        .collect();
+    let bars = |e: usize, bars: fn(&super::scheme::Veto) -> bool| {
         scheme
             .vetoes
             .iter()
-            .zip(&veto_columns)
-            .filter(move |(_, column)| present(column[e]).is_some_and(|v| v > 0.0))
-            .map(|(veto, _)| veto)
+            .zip(&vetoed)
+            .any(|(veto, column)| column[e] && bars(veto))
     };
 
-    let mut entries: Vec<EntryOutcome> = (0..n)
-        .map(|e| {
-            let previous = input.previous.get(e).copied().flatten();
-            EntryOutcome {
-                included: false,
-                excluded_because: excluded[e].clone(),
-                score: 0.0,
-                rank: 0,
-                percentile: 0.0,
-                group_ranks: Vec::new(),
-                stars: 0,
-                class_label: String::new(),
-                previous_rank: previous.map(|(r, _)| r),
-                previous_score: previous.map(|(_, s)| s),
-                rank_change: None,
-                raw: input
-                    .criteria
-                    .iter()
-                    .map(|column| present(column[e]))
-                    .collect(),
-                normalized: Vec::new(),
-                contributions: Vec::new(),
-                filled: Vec::new(),
-                bonus: bonus[e],
-                vetoes: vetoed(e).map(|v| v.label.clone()).collect(),
-            }
-        })
-        .collect();
-
+    let mut position = vec![NONE; n];
+    let mut score_of = vec![0.0; n];
+    let mut rank_of = vec![0; n];
+    let mut percentile = vec![0.0; n];
+    let mut stars = vec![0; n];
+    let mut class = vec![NONE; n];
     for (p, &e) in columns.cohort.iter().enumerate() {
         let score = scores[p];
         let rank = ranks[p];
-        let entry = &mut entries[e];
-        entry.included = true;
-        entry.score = score;
-        entry.rank = rank;
+        position[e] = p as u32;
+        score_of[e] = score;
+        rank_of[e] = rank;
         // With competition ranks exactly rank − 1 entities are above, so the rest are at or below.
-        entry.percentile = (k - rank as usize + 1) as f64 / k as f64 * 100.0;
-        entry.normalized = (0..m).map(|j| columns.normalized[j][p]).collect();
-        entry.contributions = (0..m).map(|j| contribution_columns[j][p]).collect();
-        entry.filled = (0..m).map(|j| columns.filled[j][p]).collect();
-        entry.rank_change = entry.previous_rank.map(|r| i64::from(r) - i64::from(rank));
-
-        let bars_stars = vetoed(e).any(|v| v.bars_stars);
-        let bars_class_a = vetoed(e).any(|v| v.bars_class_a);
-        entry.stars = if bars_stars {
+        percentile[e] = (k - rank as usize + 1) as f64 / k as f64 * 100.0;
+        stars[e] = if bars(e, |v| v.bars_stars) {
             0
         } else {
             scheme
@@ -595,17 +568,38 @@ pub fn rank(input: &RankingInput<'_>) -> Result<RankingOutcome, RankingError> {
                 .max()
                 .unwrap_or(0)
         };
-        entry.class_label = class_of(scheme, score, rank, k, bars_class_a).to_owned();
+        class[e] = class_of(scheme, score, rank, k, bars(e, |v| v.bars_class_a)) as u32;
     }
+
+    let mut outcome = RankingOutcome {
+        weights: weights_used,
+        position,
+        score: score_of,
+        rank: rank_of,
+        percentile,
+        stars,
+        bonus,
+        class,
+        class_labels: scheme.class_cuts.iter().map(|c| c.label.clone()).collect(),
+        excluded,
+        reasons,
+        previous: input.previous.clone(),
+        vetoed,
+        veto_labels: scheme.vetoes.iter().map(|v| v.label.clone()).collect(),
+        normalized: columns.normalized,
+        contributions: contribution_columns,
+        filled: columns.filled,
+        cohort: columns.cohort,
+        groups: Groups::new(),
+        group_rank: Vec::new(),
+    };
 
     if !input.groups.is_empty() {
-        group_ranks(input, &columns.cohort, &order, &ranks, &mut entries);
+        outcome.group_rank = group_ranks(&input.groups, &outcome.cohort, &order, &ranks);
+        outcome.groups = input.groups.clone();
     }
 
-    Ok(RankingOutcome {
-        weights: weights_used,
-        entries,
-    })
+    Ok(outcome)
 }
 
 /// `score >= min` with the tie tolerance, so a computed 0.6 meets a 0.6 threshold.
@@ -616,7 +610,7 @@ fn at_least(score: f64, min: f64) -> bool {
 /// The class for a score and rank: the first cut that holds (by score when it has a min_score,
 /// else rank ≤ ceil(k × top_percent ÷ 100), so ties share the better class); the last cut
 /// when none holds; the second cut instead of the first when a veto bars class A.
-fn class_of(scheme: &Scheme, score: f64, rank: u32, k: usize, bars_first: bool) -> &str {
+fn class_of(scheme: &Scheme, score: f64, rank: u32, k: usize, bars_first: bool) -> usize {
     let cuts = &scheme.class_cuts;
     let mut index = cuts
         .iter()
@@ -632,28 +626,19 @@ fn class_of(scheme: &Scheme, score: f64, rank: u32, k: usize, bars_first: bool) 
     if bars_first && index == 0 && cuts.len() > 1 {
         index = 1;
     }
-    &cuts[index].label
+    index
 }
 
-/// Ranks within each group key, walking the global order so ties stay ties.
-fn group_ranks(
-    input: &RankingInput<'_>,
-    cohort: &[usize],
-    order: &[usize],
-    ranks: &[u32],
-    entries: &mut [EntryOutcome],
-) {
-    // Per key: members seen so far, and the global and group rank of the last one.
-    let mut state: HashMap<&str, (u32, u32, u32)> = HashMap::new();
+/// Ranks within each group key, walking the global order so ties stay ties. The result is
+/// aligned with `groups.all_ids()` (0 for entities outside the cohort).
+fn group_ranks(groups: &Groups, cohort: &[usize], order: &[usize], ranks: &[u32]) -> Vec<u32> {
+    // Per key id: members seen so far, and the global and group rank of the last one.
+    let mut state = vec![(0u32, 0u32, 0u32); groups.key_count()];
+    let mut out = vec![0u32; groups.all_ids().len()];
     for &p in order {
         let e = cohort[p];
-        let keys = &input.groups[e];
-        let mut out = Vec::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
-            if keys[..i].contains(key) {
-                continue;
-            }
-            let (seen, last_global, last_group) = state.entry(key.as_str()).or_insert((0, 0, 0));
+        for i in groups.span(e) {
+            let (seen, last_global, last_group) = &mut state[groups.all_ids()[i] as usize];
             let group_rank = if *seen > 0 && *last_global == ranks[p] {
                 *last_group
             } else {
@@ -662,10 +647,10 @@ fn group_ranks(
             *seen += 1;
             *last_global = ranks[p];
             *last_group = group_rank;
-            out.push((key.clone(), group_rank));
+            out[i] = group_rank;
         }
-        entries[e].group_ranks = out;
     }
+    out
 }
 
 #[cfg(test)]
@@ -773,14 +758,14 @@ pub(crate) mod tests {
                 col(&[1.0, 3.0, 1.0, 1.0, 5.0, 5.0]),
             ],
             extras,
-            groups: vec![
-                vec!["region:410300".to_owned(), "tag:四支撑".to_owned()],
-                vec!["region:410300".to_owned()],
-                vec!["region:411700".to_owned(), "tag:四支撑".to_owned()],
-                vec!["region:410300".to_owned(), "tag:四支撑".to_owned()],
-                vec!["region:411700".to_owned()],
+            groups: Groups::from_keys([
+                vec!["region:410300", "tag:四支撑"],
+                vec!["region:410300"],
+                vec!["region:411700", "tag:四支撑"],
+                vec!["region:410300", "tag:四支撑"],
+                vec!["region:411700"],
                 vec![],
-            ],
+            ]),
             previous: vec![
                 Some((1, 0.9)),
                 Some((5, 0.3)),
@@ -799,14 +784,14 @@ pub(crate) mod tests {
         let out = rank(&input).unwrap();
         assert!(close(out.weights[0], 0.6) && close(out.weights[1], 0.4));
         let expected_scores = [1.0, 0.68, 0.76, 0.76, 0.12, 0.0];
-        for (entry, want) in out.entries.iter().zip(expected_scores) {
+        for (entry, want) in out.entries().zip(expected_scores) {
             assert!(close(entry.score, want), "{} vs {want}", entry.score);
             assert!(entry.included);
         }
-        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        let ranks: Vec<u32> = out.rank.clone();
         assert_eq!(ranks, [1, 4, 2, 2, 5, 6]);
         // percentile = (6 − rank + 1) ÷ 6 × 100
-        let pct: Vec<f64> = out.entries.iter().map(|e| e.percentile).collect();
+        let pct: Vec<f64> = out.percentile.clone();
         let want = [
             100.0,
             50.0,
@@ -818,11 +803,10 @@ pub(crate) mod tests {
         for (a, b) in pct.iter().zip(want) {
             assert!(close(*a, b), "{a} vs {b}");
         }
-        let z1 = &out.entries[1];
-        assert_eq!(z1.raw, [Some(80.0), Some(3.0)]);
-        assert!(close(z1.normalized[0], 0.8) && close(z1.normalized[1], 0.5));
-        assert!(close(z1.contributions[0], 0.48) && close(z1.contributions[1], 0.2));
-        assert_eq!(z1.filled, [false, false]);
+        let z1 = out.entry(1);
+        assert!(close(z1.normalized(0), 0.8) && close(z1.normalized(1), 0.5));
+        assert!(close(z1.contribution(0), 0.48) && close(z1.contribution(1), 0.2));
+        assert_eq!(z1.filled_values().collect::<Vec<_>>(), [false, false]);
     }
 
     #[test]
@@ -846,7 +830,7 @@ pub(crate) mod tests {
         let scheme = zone_scheme();
         let input = zone_input(&scheme);
         let out = rank(&input).unwrap();
-        let stars: Vec<u8> = out.entries.iter().map(|e| e.stars).collect();
+        let stars: Vec<u8> = out.stars.clone();
         // Z0 scores 1.0 but revenue 900000 fails the 3-star gate → 2 stars.
         // Z1 .68 → 2; Z2 .76 → 2 (gate holds, score below .8); Z3 .76 → 2; Z4 .12, Z5 0 → 0.
         assert_eq!(stars, [2, 2, 2, 2, 0, 0]);
@@ -855,7 +839,7 @@ pub(crate) mod tests {
         scheme.star_rules[1].min_score = 0.7;
         let input = zone_input(&scheme);
         let out = rank(&input).unwrap();
-        let stars: Vec<u8> = out.entries.iter().map(|e| e.stars).collect();
+        let stars: Vec<u8> = out.stars.clone();
         // Z2 revenue exactly 1000000 passes `>=`; Z0 still fails; Z1 .68 < .7.
         assert_eq!(stars, [2, 2, 3, 3, 0, 0]);
 
@@ -863,7 +847,7 @@ pub(crate) mod tests {
         let mut input = zone_input(&scheme);
         input.extras.get_mut("revenue").unwrap()[3] = None;
         let out = rank(&input).unwrap();
-        assert_eq!(out.entries[3].stars, 2);
+        assert_eq!(out.entry(3).stars, 2);
     }
 
     #[test]
@@ -875,15 +859,15 @@ pub(crate) mod tests {
         // Z4 had 0 (explicitly): unchanged.
         input.extras.get_mut("accidents").unwrap()[4] = Some(0.0);
         let out = rank(&input).unwrap();
-        let z0 = &out.entries[0];
+        let z0 = out.entry(0);
         assert!(close(z0.bonus, -1.0));
         assert!(close(z0.score, 0.0));
-        assert!(close(z0.contributions.iter().sum::<f64>(), 1.0));
-        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        assert!(close((0..2).map(|j| z0.contribution(j)).sum::<f64>(), 1.0));
+        let ranks: Vec<u32> = out.rank.clone();
         // .76 .76 .68 .12 then 0, 0 tie
         assert_eq!(ranks, [5, 3, 1, 1, 4, 5]);
-        assert_eq!(out.entries[0].stars, 0);
-        assert_eq!(out.entries[0].rank_change, Some(1 - 5));
+        assert_eq!(out.entry(0).stars, 0);
+        assert_eq!(out.entry(0).rank_change, Some(1 - 5));
     }
 
     #[test]
@@ -893,14 +877,14 @@ pub(crate) mod tests {
         input.extras.get_mut("pollution").unwrap()[2] = Some(1.0);
         input.extras.get_mut("pollution").unwrap()[1] = Some(0.0);
         let out = rank(&input).unwrap();
-        let z2 = &out.entries[2];
-        assert_eq!(z2.vetoes, ["pollution incident"]);
+        let z2 = out.entry(2);
+        assert_eq!(z2.vetoes().collect::<Vec<_>>(), ["pollution incident"]);
         assert_eq!(z2.stars, 0);
         // 6 entities: A is rank ≤ ceil(1.2) = 2, so Z2 (rank 2) would be A; the veto makes it B.
         assert_eq!(z2.class_label, "B");
-        assert_eq!(out.entries[3].class_label, "A");
-        assert_eq!(out.entries[3].stars, 2);
-        assert!(out.entries[1].vetoes.is_empty());
+        assert_eq!(out.entry(3).class_label, "A");
+        assert_eq!(out.entry(3).stars, 2);
+        assert!(out.entry(1).vetoes().next().is_none());
         // The veto does not change score or rank.
         assert!(close(z2.score, 0.76));
         assert_eq!(z2.rank, 2);
@@ -920,13 +904,13 @@ pub(crate) mod tests {
             scheme: &scheme,
             criteria: vec![values.iter().map(|&v| Some(v)).collect()],
             extras: HashMap::new(),
-            groups: vec![],
+            groups: Groups::new(),
             previous: vec![],
         };
         let out = rank(&input).unwrap();
-        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        let ranks: Vec<u32> = out.rank.clone();
         assert_eq!(ranks, [1, 2, 3, 4, 5, 6, 6, 8, 9, 10]);
-        let classes: Vec<&str> = out.entries.iter().map(|e| e.class_label.as_str()).collect();
+        let classes: Vec<&str> = out.entries().map(|e| e.class_label).collect();
         // A: rank ≤ ceil(10 × .20) = 2; B: ≤ 6; C: ≤ ceil(9.5) = 10 → with 10 entities no D.
         assert_eq!(classes, ["A", "A", "B", "B", "B", "B", "B", "C", "C", "C"]);
 
@@ -937,7 +921,7 @@ pub(crate) mod tests {
             ..input
         };
         let out = rank(&input).unwrap();
-        let classes: Vec<&str> = out.entries.iter().map(|e| e.class_label.as_str()).collect();
+        let classes: Vec<&str> = out.entries().map(|e| e.class_label).collect();
         assert_eq!(classes, ["A", "A", "A", "B", "B", "B", "C", "C", "C", "C"]);
 
         // 20 entities: D is the last rank (ceil(20 × .95) = 19).
@@ -947,14 +931,10 @@ pub(crate) mod tests {
             ..input
         };
         let out = rank(&input).unwrap();
-        let counts = ["A", "B", "C", "D"].map(|label| {
-            out.entries
-                .iter()
-                .filter(|e| e.class_label == label)
-                .count()
-        });
+        let counts = ["A", "B", "C", "D"]
+            .map(|label| out.entries().filter(|e| e.class_label == label).count());
         assert_eq!(counts, [4, 8, 7, 1]);
-        assert_eq!(out.entries[19].class_label, "D");
+        assert_eq!(out.entry(19).class_label, "D");
     }
 
     #[test]
@@ -965,7 +945,7 @@ pub(crate) mod tests {
         }
         let input = zone_input(&scheme);
         let out = rank(&input).unwrap();
-        let classes: Vec<&str> = out.entries.iter().map(|e| e.class_label.as_str()).collect();
+        let classes: Vec<&str> = out.entries().map(|e| e.class_label).collect();
         // 1.0 ≥ .9 A; .68 < .7 → C (≥ .1); .76 B; .76 B; .12 C; 0 → D (100%).
         assert_eq!(classes, ["A", "C", "B", "B", "C", "D"]);
     }
@@ -981,25 +961,24 @@ pub(crate) mod tests {
     fn exclude_policy_drops_and_reports() {
         let scheme = zone_scheme();
         let out = rank(&with_missing(&scheme)).unwrap();
-        let z1 = &out.entries[1];
+        let z1 = out.entry(1);
         assert!(!z1.included);
         assert_eq!(
-            z1.excluded_because.as_deref(),
+            z1.excluded_because,
             Some("missing value for `energy_intensity`")
         );
         assert_eq!((z1.rank, z1.score, z1.stars), (0, 0.0, 0));
-        assert!(z1.normalized.is_empty() && z1.class_label.is_empty());
-        assert_eq!(z1.raw, [Some(80.0), None]);
+        assert!(z1.normalized_values().next().is_none() && z1.class_label.is_empty());
         assert_eq!(z1.rank_change, None);
         assert_eq!(z1.previous_rank, Some(5));
         // Cohort of 5: per_mu(tax) min-max over 100, 60, 60, 20, 0 is unchanged; energy too.
-        let scores: Vec<f64> = out.entries.iter().map(|e| e.score).collect();
+        let scores: Vec<f64> = out.score.clone();
         for (a, b) in scores.iter().zip([1.0, 0.0, 0.76, 0.76, 0.12, 0.0]) {
             assert!(close(*a, b), "{a} vs {b}");
         }
-        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        let ranks: Vec<u32> = out.rank.clone();
         assert_eq!(ranks, [1, 0, 2, 2, 4, 5]);
-        assert!(close(out.entries[4].percentile, 40.0));
+        assert!(close(out.entry(4).percentile, 40.0));
     }
 
     #[test]
@@ -1007,14 +986,14 @@ pub(crate) mod tests {
         let mut scheme = zone_scheme();
         scheme.missing_policy = MissingPolicy::Worst;
         let out = rank(&with_missing(&scheme)).unwrap();
-        let z1 = &out.entries[1];
+        let z1 = out.entry(1);
         // Present energy 1, 1, 1, 5, 5 → normalised 1, 1, 1, 0, 0; worst 0.
         // Z1: .6 × .8 + .4 × 0 = .48.
         assert!(z1.included);
-        assert_eq!(z1.filled, [false, true]);
-        assert!(close(z1.normalized[1], 0.0));
+        assert_eq!(z1.filled_values().collect::<Vec<_>>(), [false, true]);
+        assert!(close(z1.normalized(1), 0.0));
         assert!(close(z1.score, 0.48));
-        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        let ranks: Vec<u32> = out.rank.clone();
         assert_eq!(ranks, [1, 4, 2, 2, 5, 6]);
     }
 
@@ -1023,13 +1002,12 @@ pub(crate) mod tests {
         let mut scheme = zone_scheme();
         scheme.missing_policy = MissingPolicy::CohortMean;
         let out = rank(&with_missing(&scheme)).unwrap();
-        let z1 = &out.entries[1];
+        let z1 = out.entry(1);
         // Mean of 1, 1, 1, 0, 0 = .6; Z1: .6 × .8 + .4 × .6 = .72.
-        assert!(close(z1.normalized[1], 0.6));
+        assert!(close(z1.normalized(1), 0.6));
         assert!(close(z1.score, 0.72));
-        assert_eq!(z1.filled, [false, true]);
-        assert_eq!(z1.raw, [Some(80.0), None]);
-        let ranks: Vec<u32> = out.entries.iter().map(|e| e.rank).collect();
+        assert_eq!(z1.filled_values().collect::<Vec<_>>(), [false, true]);
+        let ranks: Vec<u32> = out.rank.clone();
         assert_eq!(ranks, [1, 4, 2, 2, 5, 6]);
     }
 
@@ -1057,24 +1035,24 @@ pub(crate) mod tests {
         input.criteria[1] = vec![None; 6];
         let out = rank(&input).unwrap();
         assert!(out.weights.is_empty());
-        assert!(out.entries.iter().all(|e| !e.included));
+        assert!(out.entries().all(|e| !e.included));
         assert_eq!(
-            out.entries[0].excluded_because.as_deref(),
+            out.entry(0).excluded_because,
             Some("no entity has a value for criterion `energy_intensity`")
         );
         let scheme = zone_scheme();
         let mut input = zone_input(&scheme);
         input.criteria[0] = vec![None; 6];
         let out = rank(&input).unwrap();
-        assert!(out.entries.iter().all(|e| !e.included && e.rank == 0));
+        assert!(out.entries().all(|e| !e.included && e.rank == 0));
     }
 
     #[test]
     fn group_ranks_use_the_same_tie_rule() {
         let scheme = zone_scheme();
         let out = rank(&zone_input(&scheme)).unwrap();
-        let groups = |e: usize| out.entries[e].group_ranks.clone();
-        let pair = |k: &str, r: u32| (k.to_owned(), r);
+        let groups = |e: usize| out.entry(e).group_ranks().collect::<Vec<_>>();
+        let pair = |k: &'static str, r: u32| (k, r);
         // region:410300 = Z0 1.0, Z3 .76, Z1 .68 → 1, 2, 3.
         // region:411700 = Z2 .76, Z4 .12 → 1, 2.
         // tag:四支撑 = Z0 1.0, Z2 .76, Z3 .76 → 1, 2, 2.
@@ -1090,13 +1068,13 @@ pub(crate) mod tests {
     fn previous_rank_and_change() {
         let scheme = zone_scheme();
         let out = rank(&zone_input(&scheme)).unwrap();
-        let changes: Vec<Option<i64>> = out.entries.iter().map(|e| e.rank_change).collect();
+        let changes: Vec<Option<i64>> = out.entries().map(|e| e.rank_change).collect();
         // previous 1, 5, 2, —, 6, 3; current 1, 4, 2, 2, 5, 6.
         assert_eq!(
             changes,
             [Some(0), Some(1), Some(0), None, Some(1), Some(-3)]
         );
-        assert_eq!(out.entries[4].previous_score, Some(0.05));
+        assert_eq!(out.entry(4).previous_score, Some(0.05));
     }
 
     #[test]
@@ -1134,6 +1112,6 @@ pub(crate) mod tests {
         scheme.star_rules[1].gates = vec![Gate::parse("per_mu(tax) >= 100").unwrap()];
         let input = zone_input(&scheme);
         let out = rank(&input).unwrap();
-        assert_eq!(out.entries[0].stars, 3);
+        assert_eq!(out.entry(0).stars, 3);
     }
 }

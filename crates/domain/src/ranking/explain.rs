@@ -8,7 +8,7 @@
 //! own input (missing-data policy, weights, bonuses and deductions as the run applied them).
 
 use super::Weighting;
-use super::engine::{RankingInput, RankingOutcome, rank};
+use super::engine::{Groups, RankingInput, RankingOutcome, rank};
 use super::scheme::nearly_equal;
 use crate::cancel::{Cancel, Cancelled, NEVER};
 use crate::catalog::Direction;
@@ -124,10 +124,14 @@ impl Probe<'_> {
         let kept = self.input.criteria[j][self.entity].replace(value);
         let outcome = rank(&self.input);
         self.input.criteria[j][self.entity] = kept;
-        let entry = outcome.ok()?.entries.into_iter().nth(self.entity)?;
+        let outcome = outcome.ok()?;
+        if self.entity >= outcome.len() {
+            return None;
+        }
+        let entry = outcome.entry(self.entity);
         entry.included.then(|| Trial {
             rank: entry.rank,
-            normalized: entry.normalized[j],
+            normalized: entry.normalized(j),
         })
     }
 }
@@ -360,7 +364,7 @@ pub fn explain_cancellable(
     entity: usize,
     cancel: &Cancel,
 ) -> Result<Option<Explanation>, Cancelled> {
-    let cohort = outcome.entries.iter().filter(|e| e.included).count();
+    let cohort = outcome.included_count();
     let explanation = explain_within(input, outcome, entity, Budget::for_cohort(cohort), cancel);
     cancel.check()?;
     Ok(explanation)
@@ -374,10 +378,12 @@ fn explain_within(
     budget: Budget,
     cancel: &Cancel,
 ) -> Option<Explanation> {
-    let entry = outcome.entries.get(entity).filter(|e| e.included)?;
+    if entity >= outcome.len() {
+        return None;
+    }
+    let entry = Some(outcome.entry(entity)).filter(|e| e.included)?;
     let above = outcome
-        .entries
-        .iter()
+        .entries()
         .enumerate()
         .filter(|(_, e)| e.included && e.score > entry.score && !nearly_equal(e.score, entry.score))
         .min_by(|(i, a), (j, b)| a.score.total_cmp(&b.score).then(i.cmp(j)))
@@ -391,10 +397,10 @@ fn explain_within(
         });
     };
     let scheme = input.scheme;
-    let above_entry = &outcome.entries[above];
+    let above_entry = outcome.entry(above);
     let mut probe = Probe {
         input: RankingInput {
-            groups: Vec::new(),
+            groups: Groups::new(),
             previous: Vec::new(),
             ..input.clone()
         },
@@ -403,7 +409,7 @@ fn explain_within(
         runs: 0,
         cancel,
     };
-    let cohort = outcome.entries.iter().filter(|e| e.included).count();
+    let cohort = outcome.included_count();
     let gaps = scheme
         .criteria
         .iter()
@@ -412,7 +418,7 @@ fn explain_within(
             let metric = criterion.metric.as_str();
             let mut gap = CriterionGap {
                 criterion: j,
-                score_gap: above_entry.contributions[j] - entry.contributions[j],
+                score_gap: above_entry.contribution(j) - entry.contribution(j),
                 normalized_gap: 0.0,
                 raw_target: None,
                 raw_gap: None,
@@ -427,12 +433,12 @@ fn explain_within(
             }
             let direction = criterion.direction;
             // The present values of the rest of the cohort, and the best and worst of them.
+            let raw = &input.criteria[j];
             let others: Vec<f64> = outcome
-                .entries
+                .cohort
                 .iter()
-                .enumerate()
-                .filter(|&(e, other)| e != entity && other.included)
-                .filter_map(|(_, other)| other.raw[j])
+                .filter(|&&e| e != entity)
+                .filter_map(|&e| raw[e].filter(|v| v.is_finite()))
                 .collect();
             let pick = |better: bool| {
                 others.iter().copied().reduce(|a, b| {
@@ -444,7 +450,7 @@ fn explain_within(
                 })
             };
             let (best_other, worst_other) = (pick(true), pick(false));
-            let current = entry.raw[j];
+            let current = input.criteria[j][entity].filter(|v| v.is_finite());
             let Some(anchor) = current.or(worst_other) else {
                 return gap;
             };
@@ -464,7 +470,7 @@ fn explain_within(
                     gap.raw_target = Some(found.value);
                     gap.raw_gap = current.map(|c| found.value - c);
                     gap.rank_with_target = Some(found.trial.rank);
-                    gap.normalized_gap = found.trial.normalized - entry.normalized[j];
+                    gap.normalized_gap = found.trial.normalized - entry.normalized(j);
                     let mut notes = Vec::new();
                     if current.is_none() {
                         notes.push(format!(
@@ -499,7 +505,7 @@ fn explain_within(
                         .enumerate()
                         .filter(|&(k, _)| k != j)
                         .filter(|&(k, _)| {
-                            let (a, b) = (above_entry.contributions[k], entry.contributions[k]);
+                            let (a, b) = (above_entry.contribution(k), entry.contribution(k));
                             a > b && !nearly_equal(a, b)
                         })
                         .map(|(_, c)| c.metric.as_str())
@@ -544,7 +550,7 @@ mod tests {
     fn rank_with(input: &RankingInput<'_>, entity: usize, j: usize, value: f64) -> u32 {
         let mut input = input.clone();
         input.criteria[j][entity] = Some(value);
-        rank(&input).unwrap().entries[entity].rank
+        rank(&input).unwrap().rank[entity]
     }
 
     /// Explains `entity` and checks every advice by writing it into the input and re-running
@@ -552,7 +558,7 @@ mod tests {
     /// half the change and 99.9% of it do not gain.
     fn advice_holds(input: &RankingInput<'_>, entity: usize, minimal: bool) -> Explanation {
         let outcome = rank(input).unwrap();
-        let now = outcome.entries[entity].rank;
+        let now = outcome.rank[entity];
         let x = explain(input, &outcome, entity).unwrap();
         if now == 1 {
             assert!(x.gaps.is_empty() && x.above.is_none());
@@ -639,7 +645,7 @@ mod tests {
                 col([41.0, 55.0, 38.0, 47.0, 30.0, 62.0, 35.0, 50.0]),
             ],
             extras: HashMap::new(),
-            groups: vec![],
+            groups: Groups::new(),
             previous: vec![],
         }
     }
@@ -863,7 +869,7 @@ mod tests {
             target >= exact && close(target, exact, 1e-3),
             "{target} vs {exact}"
         );
-        assert!(outcome.entries[above].score > outcome.entries[1].score);
+        assert!(outcome.score[above] > outcome.score[1]);
     }
 
     #[test]
@@ -878,7 +884,7 @@ mod tests {
             input.criteria[1][3] = None;
             input.extras.get_mut("accidents").unwrap()[2] = Some(0.05);
             let outcome = rank(&input).unwrap();
-            assert!(outcome.entries[2].bonus < 0.0);
+            assert!(outcome.bonus[2] < 0.0);
             for entity in 0..6 {
                 advice_holds(&input, entity, true);
             }
@@ -888,7 +894,7 @@ mod tests {
             // The advice is a value to record: with it the entity gains the rank said.
             let target = g.raw_target.unwrap();
             assert_eq!(Some(rank_with(&input, 3, 1, target)), g.rank_with_target);
-            assert!(g.rank_with_target.unwrap() < outcome.entries[3].rank);
+            assert!(g.rank_with_target.unwrap() < outcome.rank[3]);
             assert!(
                 g.note
                     .as_deref()
@@ -957,7 +963,7 @@ mod tests {
         let budget = Budget::for_cohort(1_000_000);
         let mut bracketed = 0;
         for entity in 1..6 {
-            let now = outcome.entries[entity].rank;
+            let now = outcome.rank[entity];
             if now == 1 {
                 continue;
             }

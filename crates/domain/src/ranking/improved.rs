@@ -9,8 +9,7 @@ use super::engine::RankingOutcome;
 pub fn most_improved(outcome: &RankingOutcome, limit: usize, by_score: bool) -> Vec<usize> {
     // (index, change, current rank); changes compare exactly so the sort order stays total.
     let mut candidates: Vec<(usize, f64, u32)> = outcome
-        .entries
-        .iter()
+        .entries()
         .enumerate()
         .filter(|(_, e)| e.included)
         .filter_map(|(i, e)| {
@@ -28,8 +27,18 @@ pub fn most_improved(outcome: &RankingOutcome, limit: usize, by_score: bool) -> 
             Some((i, change, e.rank))
         })
         .collect();
-    candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)).then(a.0.cmp(&b.0)));
-    candidates.truncate(limit);
+    let order = |a: &(usize, f64, u32), b: &(usize, f64, u32)| {
+        b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)).then(a.0.cmp(&b.0))
+    };
+    // Only the first `limit` are wanted: select them, then sort just those.
+    if limit == 0 {
+        return Vec::new();
+    }
+    if limit < candidates.len() {
+        candidates.select_nth_unstable_by(limit - 1, order);
+        candidates.truncate(limit);
+    }
+    candidates.sort_unstable_by(order);
     candidates.into_iter().map(|(i, _, _)| i).collect()
 }
 

@@ -4,8 +4,10 @@
 pub mod aggregate;
 pub mod engine;
 pub mod explain;
+pub mod groups;
 pub mod improved;
 pub mod normalize;
+pub mod outcome;
 pub mod robustness;
 mod scale;
 pub mod scheme;

@@ -4,6 +4,8 @@
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
+use rayon::prelude::*;
+
 use super::aggregate::aggregate;
 use super::engine::{RankingInput, RankingOutcome, competition_ranks};
 use super::scale::divide_by_sum;
@@ -71,24 +73,16 @@ pub fn rank_robustness_cancellable(
     seed: u64,
     cancel: &Cancel,
 ) -> Result<Vec<Option<RankInterval>>, Cancelled> {
-    let cohort: Vec<usize> = (0..outcome.entries.len())
-        .filter(|&e| outcome.entries[e].included)
-        .collect();
-    let mut out: Vec<Option<RankInterval>> = vec![None; outcome.entries.len()];
+    let cohort = &outcome.cohort;
+    let mut out: Vec<Option<RankInterval>> = vec![None; outcome.len()];
     if cohort.is_empty() {
         return Ok(out);
     }
     let k = cohort.len();
     let m = outcome.weights.len();
-    let columns: Vec<Vec<f64>> = (0..m)
-        .map(|j| {
-            cohort
-                .iter()
-                .map(|&e| outcome.entries[e].normalized[j])
-                .collect()
-        })
-        .collect();
-    let bonus: Vec<f64> = cohort.iter().map(|&e| outcome.entries[e].bonus).collect();
+    // The outcome's columns are already over the cohort.
+    let columns = &outcome.normalized;
+    let bonus: Vec<f64> = cohort.iter().map(|&e| outcome.bonus[e]).collect();
     let spread = if spread.is_nan() {
         0.0
     } else {
@@ -97,43 +91,69 @@ pub fn rank_robustness_cancellable(
     let method = input.scheme.aggregation;
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut weights = vec![0.0; m];
-    let mut scores = vec![0.0; k];
-    let mut order = Vec::with_capacity(k);
-    let mut ranks = Vec::with_capacity(k);
     // [cohort position][sample], so each entity's ranks are one contiguous slice to sort.
     let mut drawn = vec![0u32; k * samples];
-    for s in 0..samples {
-        if s % SAMPLES_PER_CHECK == 0 {
-            cancel.check()?;
-        }
-        for (w, &base) in weights.iter_mut().zip(&outcome.weights) {
-            *w = base * (1.0 - spread + 2.0 * spread * unit(&mut rng));
-        }
-        if !divide_by_sum(&mut weights) {
-            weights.copy_from_slice(&outcome.weights);
-        }
-        let aggregated = aggregate(method, &columns, &weights);
-        for ((score, a), b) in scores.iter_mut().zip(&aggregated).zip(&bonus) {
-            *score = a + b;
-        }
-        competition_ranks(&scores, &mut order, &mut ranks);
-        for (p, &r) in ranks.iter().enumerate() {
-            drawn[p * samples + s] = r;
-        }
+    // Samples run in parallel batches; the weights of a batch are drawn first, in sample order,
+    // so the numbers do not depend on the number of threads.
+    let mut s0 = 0;
+    while s0 < samples {
+        cancel.check()?;
+        let batch = SAMPLES_PER_CHECK.min(samples - s0);
+        let drawn_weights: Vec<Vec<f64>> = (0..batch)
+            .map(|_| {
+                let mut weights: Vec<f64> = outcome
+                    .weights
+                    .iter()
+                    .map(|&base| base * (1.0 - spread + 2.0 * spread * unit(&mut rng)))
+                    .collect();
+                if !divide_by_sum(&mut weights) {
+                    weights.copy_from_slice(&outcome.weights);
+                }
+                debug_assert_eq!(weights.len(), m);
+                weights
+            })
+            .collect();
+        let batch_ranks: Vec<Vec<u32>> = drawn_weights
+            .par_iter()
+            .map(|weights| {
+                let mut scores = aggregate(method, columns, weights);
+                for (score, b) in scores.iter_mut().zip(&bonus) {
+                    *score += b;
+                }
+                let mut order = Vec::with_capacity(k);
+                let mut ranks = Vec::with_capacity(k);
+                competition_ranks(&scores, &mut order, &mut ranks);
+                ranks
+            })
+            .collect();
+        drawn
+            .par_chunks_mut(samples)
+            .enumerate()
+            .for_each(|(p, own)| {
+                for (i, ranks) in batch_ranks.iter().enumerate() {
+                    own[s0 + i] = ranks[p];
+                }
+            });
+        s0 += batch;
     }
 
-    for (p, &e) in cohort.iter().enumerate() {
-        let rank = outcome.entries[e].rank;
-        let interval = if samples == 0 {
-            RankInterval {
+    if samples == 0 {
+        for &e in cohort {
+            let rank = outcome.rank[e];
+            out[e] = Some(RankInterval {
                 rank,
                 p5: rank,
                 p50: rank,
                 p95: rank,
-            }
-        } else {
-            let own = &mut drawn[p * samples..(p + 1) * samples];
+            });
+        }
+        return Ok(out);
+    }
+    let intervals: Vec<RankInterval> = cohort
+        .par_iter()
+        .zip(drawn.par_chunks_mut(samples))
+        .map(|(&e, own)| {
+            let rank = outcome.rank[e];
             own.sort_unstable();
             RankInterval {
                 rank,
@@ -141,7 +161,9 @@ pub fn rank_robustness_cancellable(
                 p50: nearest_rank(own, 50),
                 p95: nearest_rank(own, 95),
             }
-        };
+        })
+        .collect();
+    for (&e, interval) in cohort.iter().zip(intervals) {
         out[e] = Some(interval);
     }
     Ok(out)

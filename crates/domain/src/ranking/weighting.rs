@@ -97,8 +97,81 @@ pub fn shown(weight: f64) -> f64 {
     if !weight.is_finite() || weight == 0.0 {
         return weight;
     }
-    // `{:.14e}` rounds to 15 significant digits exactly, and parsing reads the nearest f64.
+    shown_fast(weight).unwrap_or_else(|| shown_by_text(weight))
+}
+
+/// The reference: `{:.14e}` rounds to 15 significant digits exactly, and parsing reads the
+/// nearest f64. Slow (a decimal conversion and an allocation), so only the rare cases the fast
+/// path cannot decide exactly come here.
+fn shown_by_text(weight: f64) -> f64 {
     format!("{weight:.14e}").parse().unwrap_or(weight)
+}
+
+/// Powers of ten that are exact in an f64 (10^22 is the largest).
+const EXACT_POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// [`shown`] by arithmetic, exact whenever it answers: the value times 10^k is computed exactly
+/// as a double-double (the error term by a fused multiply-add, 10^k being exact), rounded to
+/// the 15-digit integer M, and M ÷ 10^k (or M × 10^−k) is one correctly rounded operation on
+/// exact operands — what parsing "M e −k" gives. None for ties, and outside |k| ≤ 22.
+fn shown_fast(x: f64) -> Option<f64> {
+    let a = x.abs();
+    // The decimal exponent, corrected below if log10 is off by one near a power of ten.
+    let mut e = a.log10().floor() as i32;
+    for _ in 0..2 {
+        let k = 14 - e;
+        if !(-22..=22).contains(&k) {
+            return None;
+        }
+        let (y, err) = if k >= 0 {
+            let p = EXACT_POW10[k as usize];
+            let y = a * p;
+            (y, a.mul_add(p, -y))
+        } else {
+            let p = EXACT_POW10[(-k) as usize];
+            let y = a / p;
+            // Division: the remainder a − y × p is exact by a fused multiply-add.
+            (y, -(y.mul_add(p, -a)) / p)
+        };
+        if y < 1e14 {
+            e -= 1;
+            continue;
+        }
+        if y >= 1e15 && !(y == 1e15 && err < 0.0) {
+            e += 1;
+            continue;
+        }
+        if k < 0 && err != 0.0 {
+            // The remainder divided by p is not exact: leave the rare close calls to the text.
+            let frac = y - y.floor();
+            if (frac - 0.5).abs() < 1e-3 || !(1e-3..=1.0 - 1e-3).contains(&frac) {
+                return None;
+            }
+        }
+        let r = y.round();
+        // The exact distance of the value from r: (y − r) is exact (|y − r| ≤ 0.5 and y < 2^53).
+        let d = (y - r) + err;
+        let m = if d > 0.5 {
+            r + 1.0
+        } else if d < -0.5 {
+            r - 1.0
+        } else if (d.abs() - 0.5).abs() < 1e-9 {
+            // A tie or too close to call.
+            return None;
+        } else {
+            r
+        };
+        let shown = if k >= 0 {
+            m / EXACT_POW10[k as usize]
+        } else {
+            m * EXACT_POW10[(-k) as usize]
+        };
+        return Some(shown.copysign(x));
+    }
+    None
 }
 
 /// The scheme's weights divided by their sum; negative, non-finite or all-zero weights are errors.
@@ -257,6 +330,35 @@ mod tests {
         assert_eq!(shown(0.0), 0.0);
         assert_eq!(shown(1.2e-20), 1.2e-20);
         assert_eq!(shown(123_456_789.123_456_78), 123_456_789.123_457);
+    }
+
+    #[test]
+    fn the_fast_shown_is_the_text_rounding_exactly() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut fast = 0;
+        for i in 0..400_000 {
+            let x: f64 = match i % 4 {
+                // Any bit pattern: every exponent, subnormals and the specials.
+                0 => f64::from_bits(rng.random()),
+                // Ordinary scores and weights.
+                1 => rng.random::<f64>(),
+                2 => rng.random::<f64>() * 10f64.powi(rng.random_range(-12..20)),
+                // Decimals with few digits, and values just beside them.
+                _ => {
+                    let d = f64::from(rng.random_range(0..100_000)) / 1000.0;
+                    f64::from_bits(d.to_bits().wrapping_add(rng.random_range(0..3)) - 1)
+                }
+            };
+            let want = shown_by_text(x);
+            if !x.is_finite() || x == 0.0 {
+                continue;
+            }
+            assert_eq!(shown(x).to_bits(), want.to_bits(), "{x:e}");
+            fast += usize::from(shown_fast(x).is_some());
+        }
+        // The fast path answers nearly every ordinary value.
+        assert!(fast > 250_000, "{fast}");
     }
 
     #[test]

@@ -242,9 +242,9 @@ impl Ranking {
         )
         .await?;
         let entries = run::entries(&input, checked, &outcome, wire.rank_target);
-        let included = outcome.entries.iter().filter(|e| e.included).count() as i64;
+        let included = outcome.included_count() as i64;
         let mut star_counts = std::collections::HashMap::new();
-        for e in outcome.entries.iter().filter(|e| e.stars > 0) {
+        for e in outcome.entries().filter(|e| e.stars > 0) {
             *star_counts.entry(i32::from(e.stars)).or_insert(0) += 1;
         }
         let computed_at = zonerank_storage::now_micros();
@@ -795,7 +795,7 @@ impl RankingService for Ranking {
         )
         .await?;
         let entries = run::entries(&input, &checked, &outcome, wire.rank_target);
-        let entity_count = outcome.entries.iter().filter(|e| e.included).count() as i64;
+        let entity_count = outcome.included_count() as i64;
         let (entries, next_page_token) = offset_page(entries, offset, size, print);
         Ok(Response::new(v1::SimulateRankingResponse {
             entries,
@@ -838,10 +838,7 @@ impl RankingService for Ranking {
         let offset = decode_offset_token(&request.page_token, print)?;
         let (stored, _, input) = call.run(self.stored(&run)).await?;
         let outcome = input.rank(&stored.checked)?;
-        budget::robustness(
-            samples,
-            outcome.entries.iter().filter(|e| e.included).count(),
-        )?;
+        budget::robustness(samples, outcome.included_count())?;
         let seed = request.seed;
         let (intervals, input) = call
             .blocking(move |cancel| {

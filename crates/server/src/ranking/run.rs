@@ -7,7 +7,7 @@ use zonerank_api::v1;
 use zonerank_domain::{
     period::Period,
     ranking::{
-        engine::{RankingError, RankingInput, RankingOutcome, rank},
+        engine::{Groups, RankingError, RankingInput, RankingOutcome, rank},
         weighting::shown,
     },
 };
@@ -26,7 +26,7 @@ pub struct RunInput {
     /// `[criterion][entity]` the reason a raw value is missing.
     pub reasons: Vec<Vec<String>>,
     pub extras: HashMap<String, Vec<Option<f64>>>,
-    pub groups: Vec<Vec<String>>,
+    pub groups: Groups,
     pub previous: Vec<Option<(u32, f64)>>,
 }
 
@@ -181,7 +181,7 @@ pub async fn compute(
         Ok(before) => previous
             .entities
             .iter()
-            .zip(&before.entries)
+            .zip(before.entries())
             .filter(|(_, e)| e.included)
             .map(|(entity, e)| (entity.id.as_str(), (e.rank, e.score)))
             .collect(),
@@ -208,16 +208,18 @@ pub fn entries(
 ) -> Vec<v1::RankingEntry> {
     let mut order: Vec<usize> = (0..input.entities.len()).collect();
     order.sort_by(|&a, &b| {
-        let (ea, eb) = (&outcome.entries[a], &outcome.entries[b]);
-        eb.included
-            .cmp(&ea.included)
-            .then(ea.rank.cmp(&eb.rank))
+        let (ia, ib) = (
+            outcome.position_of(a).is_some(),
+            outcome.position_of(b).is_some(),
+        );
+        ib.cmp(&ia)
+            .then(outcome.rank[a].cmp(&outcome.rank[b]))
             .then(input.entities[a].id.cmp(&input.entities[b].id))
     });
     order
         .into_iter()
         .map(|i| {
-            let e = &outcome.entries[i];
+            let e = outcome.entry(i);
             let criteria = scheme
                 .scheme
                 .criteria
@@ -226,9 +228,9 @@ pub fn entries(
                 .map(|(j, c)| v1::CriterionScore {
                     metric: c.metric.clone(),
                     raw: input.criteria[j][i],
-                    normalized: shown(e.normalized.get(j).copied().unwrap_or_default()),
+                    normalized: shown(e.normalized(j)),
                     weight: shown(outcome.weights.get(j).copied().unwrap_or_default()),
-                    contribution: shown(e.contributions.get(j).copied().unwrap_or_default()),
+                    contribution: shown(e.contribution(j)),
                     missing_reason: input.reasons[j][i].clone(),
                 })
                 .collect();
@@ -241,21 +243,20 @@ pub fn entries(
                 score: shown(e.score),
                 percentile: shown(e.percentile),
                 stars: i32::from(e.stars),
-                class_label: e.class_label.clone(),
+                class_label: e.class_label.to_owned(),
                 previous_rank: e.previous_rank.map_or(0, |r| r as i32),
                 rank_change: e.rank_change.unwrap_or(0) as i32,
                 criteria,
                 group_ranks: e
-                    .group_ranks
-                    .iter()
+                    .group_ranks()
                     .map(|(group, rank)| v1::GroupRank {
-                        group: group.clone(),
-                        rank: *rank as i32,
+                        group: group.to_owned(),
+                        rank: rank as i32,
                     })
                     .collect(),
                 bonus: shown(e.bonus),
-                vetoes: e.vetoes.clone(),
-                excluded_reason: e.excluded_because.clone().unwrap_or_default(),
+                vetoes: e.vetoes().map(str::to_owned).collect(),
+                excluded_reason: e.excluded_because.unwrap_or_default().to_owned(),
                 previous_score: input.previous[i].map_or(0.0, |(_, s)| shown(s)),
                 meets_rank_target: e.included && rank_target > 0 && e.rank as i32 <= rank_target,
                 policies: scheme.lifecycle.policies(&e.class_label),
@@ -283,7 +284,7 @@ pub fn input_from_entries(scheme: &CheckedScheme, entries: &[v1::RankingEntry]) 
         input.names.push(e.name.clone());
         input
             .groups
-            .push(e.group_ranks.iter().map(|g| g.group.clone()).collect());
+            .push(e.group_ranks.iter().map(|g| g.group.as_str()));
         input
             .previous
             .push((e.previous_rank > 0).then_some((e.previous_rank as u32, e.previous_score)));
