@@ -315,9 +315,11 @@ impl IngestionService for Ingestion {
             &crate::audit::ingestion_method("IngestObservations"),
             rows,
             Vec::new(),
-            allow_partial,
-            dry_run,
-            strict,
+            rows::IngestFlags {
+                allow_partial,
+                dry_run,
+                strict,
+            },
         )
         .await?;
         tracing::info!(
@@ -362,9 +364,11 @@ impl IngestionService for Ingestion {
             &crate::audit::ingestion_method("ImportCsv"),
             rows,
             unreadable,
-            request.allow_partial,
-            request.dry_run,
-            request.strict,
+            rows::IngestFlags {
+                allow_partial: request.allow_partial,
+                dry_run: request.dry_run,
+                strict: request.strict,
+            },
         )
         .await?;
         tracing::info!(

@@ -205,6 +205,17 @@ fn title(kind: EntityKind) -> &'static str {
     }
 }
 
+/// How a batch is written: the request's flags.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IngestFlags {
+    /// Write the good rows when some are rejected.
+    pub allow_partial: bool,
+    /// Check and count, write nothing.
+    pub dry_run: bool,
+    /// Data-quality warnings reject their rows.
+    pub strict: bool,
+}
+
 /// Checks and writes a batch in one transaction and reports what happened. `unreadable` are
 /// rows rejected before they could be parsed (a malformed CSV line); they count like any other.
 pub async fn ingest(
@@ -213,10 +224,13 @@ pub async fn ingest(
     method: &str,
     rows: Vec<IncomingObservation>,
     unreadable: Vec<v1::RowError>,
-    allow_partial: bool,
-    dry_run: bool,
-    strict: bool,
+    flags: IngestFlags,
 ) -> Result<v1::IngestReport, ServiceError> {
+    let IngestFlags {
+        allow_partial,
+        dry_run,
+        strict,
+    } = flags;
     let total = rows.len() + unreadable.len();
     let mut batch = check(store, caller, rows).await?;
     batch.rejected += unreadable.len() as i64;

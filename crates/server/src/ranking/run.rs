@@ -259,7 +259,7 @@ pub fn entries(
                 excluded_reason: e.excluded_because.unwrap_or_default().to_owned(),
                 previous_score: input.previous[i].map_or(0.0, |(_, s)| shown(s)),
                 meets_rank_target: e.included && rank_target > 0 && e.rank as i32 <= rank_target,
-                policies: scheme.lifecycle.policies(&e.class_label),
+                policies: scheme.lifecycle.policies(e.class_label),
                 extras: input
                     .extras
                     .iter()
