@@ -508,7 +508,10 @@ async fn every_service_answers_health_and_reflection() {
 
     let deployment = Deployment::postgres_and_redis().await;
     for (server, services) in [
-        (&deployment.ingestion, &["zonerank.v1.IngestionService"][..]),
+        (
+            &deployment.ingestion,
+            &["zonerank.v1.IngestionService", "zonerank.v1.AuditService"][..],
+        ),
         (&deployment.metrics, &["zonerank.v1.MetricsService"][..]),
         (
             &deployment.ranking,
@@ -570,7 +573,7 @@ async fn the_all_in_one_server_lists_its_three_services_over_both_reflection_ver
     let database = TestDatabase::sqlite();
     let server = RunningServer::start(server_args(&database.url, None), Services::ALL_IN_ONE).await;
     let expected = expected_listing(&Services::ALL_IN_ONE.names());
-    assert_eq!(expected.len(), 6, "{expected:?}");
+    assert_eq!(expected.len(), 8, "{expected:?}");
     assert_eq!(
         reflection_v1alpha_services(server.channel().await).await,
         expected

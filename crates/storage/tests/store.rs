@@ -2434,8 +2434,8 @@ async fn case_commit_stamps_backfill(url: String) {
     assert_eq!(stamps(&after), [committed.stamped_at, 1000]);
 
     // Down and up again: the stamps go back into `recorded_at` and come back as commits.
-    // (The audit migration after it goes down first.)
-    Migrator::down(db, Some(2)).await.unwrap();
+    // (The audit and assessment migrations after it go down first.)
+    Migrator::down(db, Some(3)).await.unwrap();
     let recorded: Vec<i64> = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),

@@ -214,7 +214,7 @@ mod tests {
             pool.services()
                 .filter(|s| s.package_name() == "zonerank.v1")
                 .count(),
-            4
+            5
         );
         let table: BTreeSet<String> = METHOD_ROLES.iter().map(|(m, _)| m.to_string()).collect();
         assert_eq!(table.len(), METHOD_ROLES.len(), "a method is listed twice");
