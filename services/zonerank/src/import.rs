@@ -1,5 +1,6 @@
 //! `zonerank import FILE.csv…`: loads CSV files through the API, each by its header: regions
-//! (`code,name,…,level,parent_code`), zones (`id,name,region_code,kind,…`) or observations in
+//! (`code,name,…,level,parent_code`), zones (`id,name,region_code,kind,…`), enterprises
+//! (`credit_code,name,zone_id,industry_code,above_scale`) or observations in
 //! long format, streamed to IngestObservations in batches with a progress bar. The server checks
 //! everything; the client only splits lines and numbers, so a file it cannot read is reported
 //! before anything is sent. With `--dry-run` every file is checked by the server and what it
@@ -24,7 +25,8 @@ use zonerank_server::{
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     /// CSV files, loaded in order: regions (code,name,name_en,level,parent_code), zones
-    /// (id,name,region_code,kind,tags,leading_industries; lists separated by |) or observations
+    /// (id,name,region_code,kind,tags,leading_industries; lists separated by |), enterprises
+    /// (credit_code,name,zone_id,industry_code,above_scale) or observations
     /// (entity_kind,entity_id,indicator,period,value,unit[,source]).
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -119,9 +121,11 @@ async fn import_file(args: &ImportArgs, file: &Path) -> ExitCode {
         upsert_regions(args, &content).await
     } else if has("id") && has("region_code") && has("kind") {
         upsert_zones(args, &content).await
+    } else if has("credit_code") {
+        upsert_enterprises(args, &content).await
     } else {
         Err(format!(
-            "{}: header {header:?} is neither observations, regions nor zones",
+            "{}: header {header:?} is neither observations, regions, zones nor enterprises",
             file.display()
         ))
     };
@@ -215,6 +219,15 @@ async fn client(args: &ImportArgs) -> Result<Client, String> {
 /// What an upsert answered: its counts and whether it was a dry run.
 type Upserted = (v1::UpsertCounts, bool);
 
+/// The counts and dry-run flag of an upsert's answer, or its error described.
+fn upserted<R>(
+    answer: Result<tonic::Response<R>, tonic::Status>,
+    parts: impl FnOnce(R) -> (Option<v1::UpsertCounts>, bool),
+) -> Result<Upserted, String> {
+    let (counts, dry_run) = parts(answer.map_err(|s| describe(&s))?.into_inner());
+    Ok((counts.unwrap_or_default(), dry_run))
+}
+
 async fn upsert_regions(args: &ImportArgs, content: &[u8]) -> Result<Upserted, String> {
     let regions = records(content)?
         .into_iter()
@@ -231,19 +244,14 @@ async fn upsert_regions(args: &ImportArgs, content: &[u8]) -> Result<Upserted, S
             }
         })
         .collect();
-    client(args)
-        .await?
-        .upsert_regions(v1::UpsertRegionsRequest {
-            regions,
-            dry_run: args.dry_run,
-            ..Default::default()
-        })
-        .await
-        .map(|r| {
-            let r = r.into_inner();
-            (r.counts.unwrap_or_default(), r.dry_run)
-        })
-        .map_err(|s| describe(&s))
+    let request = v1::UpsertRegionsRequest {
+        regions,
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    upserted(client(args).await?.upsert_regions(request).await, |r| {
+        (r.counts, r.dry_run)
+    })
 }
 
 async fn upsert_zones(args: &ImportArgs, content: &[u8]) -> Result<Upserted, String> {
@@ -263,19 +271,53 @@ async fn upsert_zones(args: &ImportArgs, content: &[u8]) -> Result<Upserted, Str
             }
         })
         .collect();
-    client(args)
-        .await?
-        .upsert_zones(v1::UpsertZonesRequest {
-            zones,
-            dry_run: args.dry_run,
-            ..Default::default()
+    let request = v1::UpsertZonesRequest {
+        zones,
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    upserted(client(args).await?.upsert_zones(request).await, |r| {
+        (r.counts, r.dry_run)
+    })
+}
+
+/// One UpsertEnterprises request for the whole file, so a file is written whole or not at all
+/// (a national register of half a million firms is some 30 MB, under the ingestion limit).
+async fn upsert_enterprises(args: &ImportArgs, content: &[u8]) -> Result<Upserted, String> {
+    let enterprises = records(content)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let cell = |k: &str| r.get(k).cloned().unwrap_or_default();
+            Ok(v1::Enterprise {
+                credit_code: cell("credit_code"),
+                name: cell("name"),
+                zone_id: cell("zone_id"),
+                industry_code: cell("industry_code"),
+                // Row 1 is the header.
+                above_scale: bool_cell(&cell("above_scale"))
+                    .map_err(|e| format!("row {}: {e}", i + 2))?,
+            })
         })
-        .await
-        .map(|r| {
-            let r = r.into_inner();
-            (r.counts.unwrap_or_default(), r.dry_run)
-        })
-        .map_err(|s| describe(&s))
+        .collect::<Result<Vec<_>, String>>()?;
+    let request = v1::UpsertEnterprisesRequest {
+        enterprises,
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    upserted(client(args).await?.upsert_enterprises(request).await, |r| {
+        (r.counts, r.dry_run)
+    })
+}
+
+/// A yes/no cell: `true`/`false`, `1`/`0`, `是`/`否`, blank for false; anything else is
+/// refused rather than guessed.
+fn bool_cell(cell: &str) -> Result<bool, String> {
+    match cell.trim().to_lowercase().as_str() {
+        "" | "false" | "0" | "no" | "否" => Ok(false),
+        "true" | "1" | "yes" | "是" => Ok(true),
+        other => Err(format!("above_scale: {other:?} is not true or false")),
+    }
 }
 
 async fn import_observations(args: &ImportArgs, file: &Path, content: &[u8]) -> ExitCode {

@@ -256,6 +256,45 @@ fn serve_import_reimport_reject_and_stop_on_sigterm() {
     assert!(!rejected.status.success());
     assert!(stderr.contains("zones[0].kind"), "{stderr}");
 
+    // Enterprises by their header; a yes/no cell that is neither is refused with its row, and
+    // a bad credit code refuses the whole file, naming the record.
+    let firms = dir.path().join("firms.csv");
+    std::fs::write(
+        &firms,
+        "credit_code,name,zone_id,industry_code,above_scale\n\
+         91411725000000001D,确山甲企业,411725-CJQ,C26,true\n\
+         91410323000000002J,新安乙企业,410323-XA,C33,否\n",
+    )
+    .unwrap();
+    let out = import(&server, std::slice::from_ref(&firms), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("firms.csv: created 2, updated 0, unchanged 0"),
+        "{stdout}"
+    );
+    std::fs::write(
+        &firms,
+        "credit_code,name,zone_id,industry_code,above_scale\n\
+         91411725000000003K,确山丙企业,411725-CJQ,C26,maybe\n",
+    )
+    .unwrap();
+    let out = import(&server, std::slice::from_ref(&firms), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("row 2: above_scale"), "{stderr}");
+    std::fs::write(
+        &firms,
+        "credit_code,name,zone_id,industry_code,above_scale\n\
+         91411725000000005R,确山丁企业,411725-CJQ,C26,\n\
+         91411725000000001E,确山甲企业,411725-CJQ,C26,\n",
+    )
+    .unwrap();
+    let out = import(&server, std::slice::from_ref(&firms), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("enterprises[1].credit_code"), "{stderr}");
+
     let again = import(&server, &files[2..], &[]);
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(
