@@ -404,6 +404,75 @@ async fn metrics_cut_answers_unavailable_makes_ranking_unready_and_both_recover(
     database.drop().await.expect("drop test database");
 }
 
+/// A metrics service that stops answering without closing its connections (a frozen
+/// process): the ranking's own keepalive pings go unanswered, so ComputeRanking fails
+/// UNAVAILABLE well inside the caller's deadline instead of running into it.
+#[tokio::test]
+async fn a_frozen_metrics_service_fails_a_ranking_unavailable_before_the_deadline() {
+    let database = TestDatabase::postgres().await.expect("test database");
+    database.migrated_store().await.expect("migrate");
+    let args = server_args(&database.url, None);
+    let metrics = RunningServer::start(args.clone(), Services::METRICS).await;
+    let (proxy, metrics_url) = Proxy::in_front_of(&metrics.url).await;
+    let mut ranking_args = args.clone();
+    ranking_args.metrics_addr = Some(metrics_url);
+    let (ingestion, ranking) = tokio::join!(
+        RunningServer::start(args, Services::INGESTION),
+        RunningServer::start(ranking_args, Services::RANKING),
+    );
+    seed(&mut IngestionServiceClient::new(ingestion.channel().await)).await;
+    let mut client = RankingServiceClient::new(ranking.channel().await);
+    client
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(scheme()),
+        })
+        .await
+        .expect("scheme");
+    let compute = |client: &mut RankingServiceClient<tonic::transport::Channel>| {
+        let mut request = tonic::Request::new(v1::ComputeRankingRequest {
+            scheme_id: "faults".into(),
+            period: "2023".into(),
+            ..Default::default()
+        });
+        // Past the servers' own keepalive (a ping after 20 s, 10 s for the answer).
+        request.set_timeout(Duration::from_secs(25));
+        let mut client = client.clone();
+        async move { client.compute_ranking(request).await }
+    };
+    // The connection to the metrics service is open and working before it freezes.
+    compute(&mut client)
+        .await
+        .expect("ranking before the freeze");
+
+    proxy.freeze();
+    let start = Instant::now();
+    let status = compute(&mut client)
+        .await
+        .expect_err("a frozen metrics service");
+    assert_eq!(
+        status.code(),
+        Code::Unavailable,
+        "{status:?} after {:?}",
+        start.elapsed()
+    );
+
+    proxy.restore();
+    wait_for_status(
+        &ranking.url,
+        RANKING,
+        ServingStatus::Serving,
+        Duration::from_secs(30),
+    )
+    .await;
+    compute(&mut client)
+        .await
+        .expect("ranking after the freeze");
+
+    tokio::join!(ranking.stop(), ingestion.stop(), metrics.stop());
+    drop(proxy);
+    database.drop().await.expect("drop test database");
+}
+
 #[tokio::test]
 async fn message_limits_are_the_documented_ones_and_silent_connections_are_closed() {
     use tokio::io::AsyncReadExt;

@@ -582,6 +582,43 @@ async fn the_all_in_one_server_lists_its_three_services_over_both_reflection_ver
         reflection_v1_services(server.channel().await).await,
         expected
     );
+
+    // The error details are described too, so grpcurl prints a BadRequest instead of "not
+    // recognized" (it asks reflection v1alpha for the file of the detail's type).
+    use prost::Message;
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    for symbol in [
+        "google.rpc.BadRequest",
+        "google.rpc.ErrorInfo",
+        "google.rpc.ResourceInfo",
+    ] {
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+        };
+        let answer = ServerReflectionClient::new(server.channel().await)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .expect("reflection")
+            .into_inner()
+            .message()
+            .await
+            .expect("answer")
+            .expect("one answer");
+        let Some(MessageResponse::FileDescriptorResponse(files)) = answer.message_response else {
+            panic!("{symbol}: {:?}", answer.message_response);
+        };
+        let short = symbol.trim_start_matches("google.rpc.");
+        let described = files.file_descriptor_proto.iter().any(|bytes| {
+            let file = prost_types::FileDescriptorProto::decode(bytes.as_slice())
+                .expect("a file descriptor");
+            file.package() == "google.rpc" && file.message_type.iter().any(|m| m.name() == short)
+        });
+        assert!(described, "{symbol} is not described");
+    }
     server.stop().await;
 }
 

@@ -1,11 +1,17 @@
 //! A TCP proxy between a service and one of its dependencies (PostgreSQL, Redis, another
 //! service), to make that dependency really fail: `cut` closes every open connection and
-//! refuses new ones, `restore` lets them through again.
+//! refuses new ones, `freeze` keeps them open but stops passing bytes (a process that stopped
+//! answering, or a network that drops packets without a reset), `restore` lets them through
+//! again.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use tokio::{
-    net::{TcpListener, TcpStream},
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpListener, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
     sync::watch,
     task::JoinHandle,
 };
@@ -15,6 +21,7 @@ pub struct Proxy {
     /// Where clients connect instead of the upstream.
     pub address: SocketAddr,
     open: Arc<watch::Sender<bool>>,
+    flowing: Arc<watch::Sender<bool>>,
     task: JoinHandle<()>,
 }
 
@@ -24,10 +31,12 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let address = listener.local_addr().expect("proxy address");
         let open = Arc::new(watch::Sender::new(true));
-        let task = tokio::spawn(accept(listener, upstream, open.clone()));
+        let flowing = Arc::new(watch::Sender::new(true));
+        let task = tokio::spawn(accept(listener, upstream, open.clone(), flowing.clone()));
         Proxy {
             address,
             open,
+            flowing,
             task,
         }
     }
@@ -55,9 +64,15 @@ impl Proxy {
         self.open.send_replace(false);
     }
 
-    /// Lets connections through again.
+    /// Keeps every connection open and accepts new ones, but passes no byte either way.
+    pub fn freeze(&self) {
+        self.flowing.send_replace(false);
+    }
+
+    /// Lets connections through again (and the bytes held while frozen).
     pub fn restore(&self) {
         self.open.send_replace(true);
+        self.flowing.send_replace(true);
     }
 }
 
@@ -77,26 +92,56 @@ fn split_authority(url: &str) -> (&str, &str, &str) {
     (&url[..start], &url[start..end], &url[end..])
 }
 
-async fn accept(listener: TcpListener, upstream: SocketAddr, open: Arc<watch::Sender<bool>>) {
+async fn accept(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    open: Arc<watch::Sender<bool>>,
+    flowing: Arc<watch::Sender<bool>>,
+) {
     while let Ok((client, _)) = listener.accept().await {
         if !*open.borrow() {
             drop(client);
             continue;
         }
-        tokio::spawn(forward(client, upstream, open.subscribe()));
+        tokio::spawn(forward(client, upstream, open.subscribe(), flowing.clone()));
     }
 }
 
-/// Copies both ways until either side closes or the proxy is cut.
-async fn forward(mut client: TcpStream, upstream: SocketAddr, mut open: watch::Receiver<bool>) {
-    let Ok(mut server) = TcpStream::connect(upstream).await else {
+/// Copies both ways until either side closes or the proxy is cut, holding bytes while frozen.
+async fn forward(
+    client: TcpStream,
+    upstream: SocketAddr,
+    mut open: watch::Receiver<bool>,
+    flowing: Arc<watch::Sender<bool>>,
+) {
+    let Ok(server) = TcpStream::connect(upstream).await else {
         return;
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = pump(client_read, server_write, flowing.subscribe()) => {}
+        _ = pump(server_read, client_write, flowing.subscribe()) => {}
         _ = open.wait_for(|open| !*open) => {}
+    }
+}
+
+/// Copies `from` to `to`, each chunk only once the proxy is not frozen; ends at either's close.
+/// (tokio's `copy_bidirectional` cannot be paused.)
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut flowing: watch::Receiver<bool>) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if flowing.wait_for(|flowing| *flowing).await.is_err()
+            || to.write_all(&buffer[..n]).await.is_err()
+        {
+            return;
+        }
     }
 }
 

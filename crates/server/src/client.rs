@@ -10,8 +10,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An endpoint for `url` (`http://host:port`, or `https://` for TLS) with TCP_NODELAY, so a
 /// small request leaves at once instead of waiting on the server's delayed ACK, a bounded
-/// connect time, and the servers' HTTP/2 keepalive, so a server that vanished without closing
-/// is noticed. With `tls`, an `http://` URL is called over TLS as `https://`. The message
+/// connect time, and HTTP/2 keepalive pings while calls are open, so a server that vanished
+/// without closing, or stopped answering, fails its calls within seconds. With `tls`, an `http://` URL is called over TLS as `https://`. The message
 /// limits are set on each generated client from [`crate::limits`].
 pub fn endpoint(
     url: impl Into<String>,
@@ -26,8 +26,8 @@ pub fn endpoint(
     let endpoint = Endpoint::from_shared(url)?
         .tcp_nodelay(true)
         .connect_timeout(CONNECT_TIMEOUT)
-        .http2_keep_alive_interval(crate::limits::KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(crate::limits::KEEPALIVE_TIMEOUT);
+        .http2_keep_alive_interval(crate::limits::CLIENT_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(crate::limits::CLIENT_KEEPALIVE_TIMEOUT);
     match tls {
         Some(tls) => endpoint.tls_config(tls.clone()),
         None => Ok(endpoint),

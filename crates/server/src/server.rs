@@ -286,13 +286,16 @@ fn open_or_guarded(
 }
 
 /// The services reflection lists: the ones this process serves, health and reflection itself
-/// (both versions: grpcurl before 1.8.8 and many other clients speak only v1alpha).
+/// (both versions: grpcurl before 1.8.8 and many other clients speak only v1alpha). The
+/// google.rpc error-detail messages are served too, so that a client resolving the details of
+/// an error by reflection (grpcurl) prints them instead of "not recognized".
 fn reflection(names: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
     let mut builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(zonerank_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         // Registered above; the builder's own registration would add only one version.
         .include_reflection_service(false);
     for name in names.iter().copied().chain(ALWAYS_LISTED) {

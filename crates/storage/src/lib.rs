@@ -13,6 +13,7 @@ mod ranking;
 mod reference;
 mod store;
 pub mod test_support;
+mod values;
 mod writes;
 
 pub use assessment::{ObjectionFilter, ObjectionRow, PublicationRow, Refusal, Step};
@@ -21,8 +22,8 @@ pub use cohort::{CohortMember, CohortQuery, UnknownName};
 pub use connect::ConnectError;
 pub use error::StorageError;
 pub use observations::{
-    ObservationInput, ObservationPosition, ObservationQuery, StoredObservation, ValueQuery,
-    ValueRow, WriteOutcome, WriteSummary,
+    ObservationInput, ObservationPosition, ObservationQuery, StoredObservation, WriteOutcome,
+    WriteSummary,
 };
 pub use ranking::{RunFilter, RunRow, SchemeRow};
 pub use reference::{
@@ -30,6 +31,7 @@ pub use reference::{
     TargetRecord, ZoneFilter, ZoneRecord,
 };
 pub use store::{DataVersion, Pinned, SchemaStatus, Store};
+pub use values::{ValueQuery, ValueRow};
 pub use writes::{EnterpriseReferences, UpsertCounts, Writes, ZoneReferences};
 
 /// Microseconds since the Unix epoch, the clock every revision is recorded with.

@@ -34,11 +34,11 @@ type StockObservation = (i32, i32, f64);
 #[derive(Debug, Default)]
 pub struct Dataset {
     /// Entity ids per kind, in [`EntityKind::ALL`] order.
-    ids: [HashMap<String, EntityIdx>; 5],
+    ids: [foldhash::HashMap<String, EntityIdx>; 5],
     kinds: Vec<EntityKind>,
     parents: Vec<Option<EntityIdx>>,
     zones: HashMap<EntityIdx, Vec<EntityIdx>>,
-    indicators: HashMap<String, IndicatorId>,
+    indicators: foldhash::HashMap<String, IndicatorId>,
     /// Whether each interned indicator is read at the end of a span.
     stock: Vec<bool>,
     values: HashMap<u64, f64, BuildHasherDefault<KeyHasher>>,

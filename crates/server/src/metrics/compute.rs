@@ -252,21 +252,21 @@ async fn compute_cells(
         reads.push((k, ids));
     }
     for (k, ids) in reads {
-        let values = store
-            .values(&ValueQuery {
-                kind: k,
-                ids,
-                indicators: indicators.clone(),
-                from_ordinal,
-                to_ordinal: last,
-                as_of,
+        let query = ValueQuery {
+            kind: k,
+            ids,
+            indicators: indicators.clone(),
+            from_ordinal,
+            to_ordinal: last,
+            as_of,
+        };
+        store
+            .for_each_value(&query, |entity_id, indicator, period, value| {
+                if let Some(idx) = data.index(k, entity_id) {
+                    data.insert(idx, indicator, period, value);
+                }
             })
             .await?;
-        for v in values {
-            if let Some(idx) = data.index(k, &v.entity_id) {
-                data.insert(idx, &v.indicator, v.period, v.value);
-            }
-        }
     }
 
     let (metrics, periods) = (metrics.to_vec(), periods.to_vec());

@@ -946,7 +946,8 @@ impl RankingService for Ranking {
                 "PUBLISHED",
                 format!("run {run_id}"),
                 format!(
-                    "run {run_id} is version {} of the published ranking of scheme {:?} for {};                      published runs are kept",
+                    "run {run_id} is version {} of the published ranking of scheme {:?} for {}; \
+                     published runs are kept",
                     published.version, published.scheme_id, published.period
                 ),
             )
