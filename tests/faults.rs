@@ -335,27 +335,62 @@ fn scheme() -> v1::Scheme {
     }
 }
 
+/// Ingestion, metrics and ranking as separate servers on one PostgreSQL database, the ranking
+/// service calling the metrics service through a proxy, the data seeded and the `faults`
+/// scheme created.
+struct SplitRanking {
+    database: TestDatabase,
+    proxy: Proxy,
+    metrics: RunningServer,
+    ingestion: RunningServer,
+    ranking: RunningServer,
+}
+
+impl SplitRanking {
+    async fn start() -> SplitRanking {
+        let database = TestDatabase::postgres().await.expect("test database");
+        database.migrated_store().await.expect("migrate");
+        let args = server_args(&database.url, None);
+        let metrics = RunningServer::start(args.clone(), Services::METRICS).await;
+        let (proxy, metrics_url) = Proxy::in_front_of(&metrics.url).await;
+        let mut ranking_args = args.clone();
+        ranking_args.metrics_addr = Some(metrics_url);
+        let (ingestion, ranking) = tokio::join!(
+            RunningServer::start(args, Services::INGESTION),
+            RunningServer::start(ranking_args, Services::RANKING),
+        );
+        seed(&mut IngestionServiceClient::new(ingestion.channel().await)).await;
+        RankingServiceClient::new(ranking.channel().await)
+            .create_scheme(v1::CreateSchemeRequest {
+                scheme: Some(scheme()),
+            })
+            .await
+            .expect("scheme");
+        SplitRanking {
+            database,
+            proxy,
+            metrics,
+            ingestion,
+            ranking,
+        }
+    }
+
+    async fn stop(self) {
+        tokio::join!(
+            self.ranking.stop(),
+            self.ingestion.stop(),
+            self.metrics.stop()
+        );
+        drop(self.proxy);
+        self.database.drop().await.expect("drop test database");
+    }
+}
+
 #[tokio::test]
 async fn metrics_cut_answers_unavailable_makes_ranking_unready_and_both_recover() {
-    let database = TestDatabase::postgres().await.expect("test database");
-    database.migrated_store().await.expect("migrate");
-    let args = server_args(&database.url, None);
-    let metrics = RunningServer::start(args.clone(), Services::METRICS).await;
-    let (proxy, metrics_url) = Proxy::in_front_of(&metrics.url).await;
-    let mut ranking_args = args.clone();
-    ranking_args.metrics_addr = Some(metrics_url);
-    let (ingestion, ranking) = tokio::join!(
-        RunningServer::start(args, Services::INGESTION),
-        RunningServer::start(ranking_args, Services::RANKING),
-    );
-    seed(&mut IngestionServiceClient::new(ingestion.channel().await)).await;
+    let split = SplitRanking::start().await;
+    let (proxy, ranking) = (&split.proxy, &split.ranking);
     let mut client = RankingServiceClient::new(ranking.channel().await);
-    client
-        .create_scheme(v1::CreateSchemeRequest {
-            scheme: Some(scheme()),
-        })
-        .await
-        .expect("scheme");
     let request = |period: &str| v1::ComputeRankingRequest {
         scheme_id: "faults".into(),
         period: period.into(),
@@ -399,9 +434,7 @@ async fn metrics_cut_answers_unavailable_makes_ranking_unready_and_both_recover(
         "metrics cut: UNAVAILABLE after {elapsed:?}, NOT_SERVING after {unready:?}, SERVING {ready:?} after restore"
     );
 
-    tokio::join!(ranking.stop(), ingestion.stop(), metrics.stop());
-    drop(proxy);
-    database.drop().await.expect("drop test database");
+    split.stop().await;
 }
 
 /// A metrics service that stops answering without closing its connections (a frozen
@@ -409,25 +442,9 @@ async fn metrics_cut_answers_unavailable_makes_ranking_unready_and_both_recover(
 /// UNAVAILABLE well inside the caller's deadline instead of running into it.
 #[tokio::test]
 async fn a_frozen_metrics_service_fails_a_ranking_unavailable_before_the_deadline() {
-    let database = TestDatabase::postgres().await.expect("test database");
-    database.migrated_store().await.expect("migrate");
-    let args = server_args(&database.url, None);
-    let metrics = RunningServer::start(args.clone(), Services::METRICS).await;
-    let (proxy, metrics_url) = Proxy::in_front_of(&metrics.url).await;
-    let mut ranking_args = args.clone();
-    ranking_args.metrics_addr = Some(metrics_url);
-    let (ingestion, ranking) = tokio::join!(
-        RunningServer::start(args, Services::INGESTION),
-        RunningServer::start(ranking_args, Services::RANKING),
-    );
-    seed(&mut IngestionServiceClient::new(ingestion.channel().await)).await;
+    let split = SplitRanking::start().await;
+    let (proxy, ranking) = (&split.proxy, &split.ranking);
     let mut client = RankingServiceClient::new(ranking.channel().await);
-    client
-        .create_scheme(v1::CreateSchemeRequest {
-            scheme: Some(scheme()),
-        })
-        .await
-        .expect("scheme");
     let compute = |client: &mut RankingServiceClient<tonic::transport::Channel>| {
         let mut request = tonic::Request::new(v1::ComputeRankingRequest {
             scheme_id: "faults".into(),
@@ -468,9 +485,7 @@ async fn a_frozen_metrics_service_fails_a_ranking_unavailable_before_the_deadlin
         .await
         .expect("ranking after the freeze");
 
-    tokio::join!(ranking.stop(), ingestion.stop(), metrics.stop());
-    drop(proxy);
-    database.drop().await.expect("drop test database");
+    split.stop().await;
 }
 
 #[tokio::test]
