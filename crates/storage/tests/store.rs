@@ -1408,6 +1408,8 @@ async fn case_existing_entities(store: &Store) {
                 zone_id: "ly-a".to_string(),
                 status: ProjectStatus::Signed,
                 planned_investment: 105_600.0,
+                period: None,
+                completed_investment: 0.0,
             },
             ProjectRecord {
                 id: "p-2".to_string(),
@@ -1415,6 +1417,8 @@ async fn case_existing_entities(store: &Store) {
                 zone_id: "zmd-d".to_string(),
                 status: ProjectStatus::UnderConstruction,
                 planned_investment: 20_600.0,
+                period: None,
+                completed_investment: 0.0,
             },
         ])
         .await
@@ -1635,6 +1639,8 @@ async fn case_writes_count_roll_back_and_remove(store: &Store) {
             zone_id: "ly-a".to_string(),
             status: ProjectStatus::Signed,
             planned_investment: 105_600.0,
+            period: None,
+            completed_investment: 0.0,
         }])
         .await
         .unwrap();

@@ -888,8 +888,8 @@ pub fn metric_catalog() -> Vec<MetricDefinition> {
                 "number of the zone's projects holding status in p; for a region, summed over \
                  its zones",
                 "个",
-                "Project pipeline: how many projects are negotiating, signed, started, \
-                 under_construction or completed in the period, e.g. projects(signed).",
+                "Project pipeline: how many projects are planned, negotiating, signed, \
+                 started, under_construction or completed in the period, e.g. projects(signed).",
             ),
             Function::ProjectInvestment => (
                 "Σ planned investment of the projects holding status in p",
@@ -1313,13 +1313,13 @@ mod tests {
                 "projects(done)",
                 "at position 9: projects(status) needs a project status as status, found \
                  \"done\"; the statuses are negotiating, signed, started, under_construction, \
-                 completed",
+                 completed, planned",
             ),
             (
                 "project_investment(5)",
                 "at position 19: project_investment(status) needs a project status as status, \
                  found the number 5; the statuses are negotiating, signed, started, \
-                 under_construction, completed",
+                 under_construction, completed, planned",
             ),
             (
                 "projects()",

@@ -657,6 +657,29 @@ pub async fn upsert_projects(
                 0.0
             }
         };
+        let completed_investment = match convert_to(p.completed_investment, &p.unit, Dimension::Cny)
+        {
+            Ok(v) if v.is_finite() && v >= 0.0 => v,
+            Ok(_) => {
+                faults.add(
+                    item_field("projects", i, "completed_investment"),
+                    "must be a finite, non-negative amount",
+                );
+                0.0
+            }
+            // The unit's fault is reported once, above.
+            Err(_) => 0.0,
+        };
+        let period = match p.period.trim() {
+            "" => None,
+            text => match Period::parse(text) {
+                Ok(period) => Some(period),
+                Err(e) => {
+                    faults.add(item_field("projects", i, "period"), e);
+                    None
+                }
+            },
+        };
         records.push(ProjectRecord {
             id,
             name: p.name.trim().to_string(),
@@ -664,6 +687,8 @@ pub async fn upsert_projects(
             // A fault already refuses the request when the status is missing.
             status: status.unwrap_or(ProjectStatus::Negotiating),
             planned_investment,
+            period,
+            completed_investment,
         });
     }
     faults.unique(

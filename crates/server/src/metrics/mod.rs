@@ -2,6 +2,7 @@
 //! under keys that carry the data version.
 
 mod compute;
+mod screening;
 
 use std::time::Duration;
 
@@ -439,6 +440,36 @@ impl MetricsService for Metrics {
             });
         }
         Ok(Response::new(v1::GetTargetProgressResponse { progress }))
+    }
+
+    async fn upsert_screening_rule(
+        &self,
+        request: Request<v1::UpsertScreeningRuleRequest>,
+    ) -> Result<Response<v1::UpsertScreeningRuleResponse>, Status> {
+        let caller = crate::auth::Caller::of(&request);
+        let request = crate::wire_check::checked(request)?;
+        Ok(Response::new(
+            screening::upsert(&self.store, &caller, request).await?,
+        ))
+    }
+
+    async fn list_screening_rules(
+        &self,
+        request: Request<v1::ListScreeningRulesRequest>,
+    ) -> Result<Response<v1::ListScreeningRulesResponse>, Status> {
+        let request = crate::wire_check::checked(request)?;
+        Ok(Response::new(screening::list(&self.store, request).await?))
+    }
+
+    async fn screen_zones(
+        &self,
+        request: Request<v1::ScreenZonesRequest>,
+    ) -> Result<Response<v1::ScreenZonesResponse>, Status> {
+        let call = crate::budget::Call::start(&request);
+        let request = crate::wire_check::checked(request)?;
+        Ok(Response::new(
+            screening::screen(&self.store, &call, request).await?,
+        ))
     }
 
     async fn get_tier_counts(
