@@ -627,3 +627,241 @@ async fn screening_flags_the_expected_zones_of_a_hand_made_cohort() {
         .expect_err("unknown rule");
     assert_eq!(unknown.code(), tonic::Code::NotFound);
 }
+
+fn strength_of<'a>(
+    response: &'a v1::GetClusterStrengthResponse,
+    id: &str,
+) -> &'a v1::ClusterStrength {
+    response
+        .entities
+        .iter()
+        .find(|e| e.entity.as_ref().unwrap().id == id)
+        .unwrap_or_else(|| panic!("{id} is listed"))
+}
+
+#[tokio::test]
+async fn cluster_strength_against_hand_computations_and_reat() {
+    use v1::RegionLevel::City;
+    use zonerank_integration_tests::region;
+    let database = TestDatabase::sqlite();
+    let server = RunningServer::start(server_args(&database.url, None), Services::ALL_IN_ONE).await;
+    let mut ingestion = IngestionServiceClient::new(server.channel().await);
+    let mut metrics = MetricsServiceClient::new(server.channel().await);
+    let park = v1::ZoneKind::IndustrialPark;
+    setup(
+        &mut ingestion,
+        vec![
+            zone("XA-1", "410323", park),
+            zone("XA-2", "410323", park),
+            zone("QS-1", "411725", park),
+            zone("QS-2", "411725", park),
+            zone("QS-3", "411725", park),
+        ],
+    )
+    .await;
+    ingestion
+        .upsert_indicators(v1::UpsertIndicatorsRequest {
+            indicators: vec![v1::Indicator {
+                code: "establishments".into(),
+                name_zh: "企业数".into(),
+                name_en: "Establishments".into(),
+                unit: "个".into(),
+                kind: v1::IndicatorKind::Stock as i32,
+                direction: v1::Direction::HigherIsBetter as i32,
+                builtin: false,
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("indicator");
+    // Employment 2023 → 2024 and establishments 2024; Xin'an 800 → 1000 in Luoyang's 10,000,
+    // Queshan 1600 → 2000 in Zhumadian's 8,000 (both counties grew 25%).
+    let zones = [
+        ("XA-1", 250, 300, 20),
+        ("XA-2", 100, 100, 5),
+        ("QS-1", 160, 200, 30),
+        ("QS-2", 600, 600, 25),
+        ("QS-3", 40, 50, 2),
+    ];
+    let mut rows = Vec::new();
+    for (id, start, end, est) in zones {
+        rows.push(format!("ZONE,{id},employees,2023,{start},人"));
+        rows.push(format!("ZONE,{id},employees,2024,{end},人"));
+        rows.push(format!("ZONE,{id},establishments,2024,{est},个"));
+    }
+    for (code, start, end) in [
+        ("410323", 800, 1000),
+        ("411725", 1600, 2000),
+        ("410300", 9000, 10000),
+        ("411700", 7000, 8000),
+    ] {
+        rows.push(format!("REGION,{code},employees,2023,{start},人"));
+        rows.push(format!("REGION,{code},employees,2024,{end},人"));
+    }
+    import(&mut ingestion, &rows).await;
+
+    let request = v1::GetClusterStrengthRequest {
+        period: "2024".into(),
+        establishments_indicator: "establishments".into(),
+        ..Default::default()
+    };
+    let response = metrics
+        .get_cluster_strength(request.clone())
+        .await
+        .expect("strength")
+        .into_inner();
+    assert_eq!(response.entities.len(), 5);
+    // LQ = (zone ÷ county) ÷ (zones of the city ÷ city): Luoyang's zones hold 400 of 10,000,
+    // Zhumadian's 850 of 8,000.
+    let expected_lq = [
+        ("XA-1", (300.0 / 1000.0) / (400.0 / 10_000.0)), // 7.5
+        ("XA-2", (100.0 / 1000.0) / (400.0 / 10_000.0)), // 2.5
+        ("QS-1", (200.0 / 2000.0) / (850.0 / 8000.0)),   // 0.941
+        ("QS-2", (600.0 / 2000.0) / (850.0 / 8000.0)),   // 2.824
+        ("QS-3", (50.0 / 2000.0) / (850.0 / 8000.0)),    // 0.235
+    ];
+    for (id, lq) in expected_lq {
+        close(number(strength_of(&response, id).lq.as_ref().unwrap()), lq);
+    }
+    close(
+        number(strength_of(&response, "XA-1").lq.as_ref().unwrap()),
+        7.5,
+    );
+    // LQ P75 = 2.824 (QS-2's own), P90 = 5.629; employment P25 = 100, P90 = 480;
+    // establishments P25 = 5; region shares 0.3 0.1 0.1 0.3 0.025, P90 = 0.3.
+    // (id, strong, strong10, size, specialisation, focus, stars)
+    let expected = [
+        ("XA-1", true, true, false, true, true, 2),
+        ("XA-2", false, false, false, true, false, 1),
+        ("QS-1", false, false, false, false, false, 0),
+        ("QS-2", true, false, true, true, true, 3),
+        ("QS-3", false, false, false, false, false, 0),
+    ];
+    for (id, strong, strong10, size, spec, focus, stars) in expected {
+        let s = strength_of(&response, id);
+        assert_eq!(
+            (
+                s.strong,
+                s.strong10,
+                s.size_star,
+                s.specialisation_star,
+                s.focus_star,
+                s.stars
+            ),
+            (strong, strong10, size, spec, focus, stars),
+            "{id}"
+        );
+    }
+    close(
+        number(
+            strength_of(&response, "XA-1")
+                .region_share
+                .as_ref()
+                .unwrap(),
+        ),
+        30.0,
+    );
+    // Shift-share against the county's 25%: XA-1 expected 250 × 0.25 = 62.5, actual 50.
+    let xa1 = strength_of(&response, "XA-1");
+    close(number(xa1.reference_growth.as_ref().unwrap()), 25.0);
+    close(number(xa1.expected_change.as_ref().unwrap()), 62.5);
+    close(number(xa1.actual_change.as_ref().unwrap()), 50.0);
+    close(number(xa1.differential.as_ref().unwrap()), -12.5);
+    let qs2 = strength_of(&response, "QS-2");
+    close(number(qs2.expected_change.as_ref().unwrap()), 150.0);
+    close(number(qs2.differential.as_ref().unwrap()), -150.0);
+    // The same LQs through the metric language.
+    let lq = table(
+        &mut metrics,
+        &["lq(employees)"],
+        "2024",
+        v1::EntityKind::Zone,
+        &["XA-2"],
+    )
+    .await;
+    close(number(&lq.rows[0].values[0]), 2.5);
+
+    // A national reference growth of 10%: XA-1 expected 25, so 25 of its own.
+    let national_growth = metrics
+        .get_cluster_strength(v1::GetClusterStrengthRequest {
+            reference_growth: Some(10.0),
+            ..request.clone()
+        })
+        .await
+        .expect("strength")
+        .into_inner();
+    let xa1 = strength_of(&national_growth, "XA-1");
+    close(number(xa1.expected_change.as_ref().unwrap()), 25.0);
+    close(number(xa1.differential.as_ref().unwrap()), 25.0);
+
+    // Paging by id.
+    let first = metrics
+        .get_cluster_strength(v1::GetClusterStrengthRequest {
+            page_size: 2,
+            ..request.clone()
+        })
+        .await
+        .expect("page")
+        .into_inner();
+    let ids: Vec<&str> = first
+        .entities
+        .iter()
+        .map(|e| e.entity.as_ref().unwrap().id.as_str())
+        .collect();
+    assert_eq!(ids, ["QS-1", "QS-2"]);
+    assert!(!first.next_page_token.is_empty());
+
+    // REAT::locq(1714, 79006, 879213, 15593224) = 0.3847623: a zone of 1,714 employees in a
+    // city of 79,006 against the nation's 879,213 of 15,593,224.
+    ingestion
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions: vec![region("410100", "郑州市", City, "410000")],
+            ..Default::default()
+        })
+        .await
+        .expect("region");
+    ingestion
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones: vec![zone("ZZ-1", "410100", park)],
+            ..Default::default()
+        })
+        .await
+        .expect("zone");
+    import(
+        &mut ingestion,
+        &[
+            "ZONE,ZZ-1,employees,2024,1714,人".into(),
+            "ZONE,ZZ-1,establishments,2024,12,个".into(),
+            "REGION,410100,employees,2024,79006,人".into(),
+        ],
+    )
+    .await;
+    let reat = metrics
+        .get_cluster_strength(v1::GetClusterStrengthRequest {
+            cohort: Some(v1::CohortSelector {
+                ids: vec!["ZZ-1".into()],
+                ..Default::default()
+            }),
+            national_employment: 879_213.0,
+            national_total_employment: 15_593_224.0,
+            ..request.clone()
+        })
+        .await
+        .expect("reat")
+        .into_inner();
+    let lq = number(strength_of(&reat, "ZZ-1").lq.as_ref().unwrap());
+    assert!((lq - 0.384_762_3).abs() < 5e-8, "{lq}");
+    // No 2023 figure: the shift-share says why.
+    let missing = strength_of(&reat, "ZZ-1").differential.clone().unwrap();
+    assert!(matches!(missing.result, Some(Value::MissingReason(_))));
+
+    // Half the national figures are refused.
+    let status = metrics
+        .get_cluster_strength(v1::GetClusterStrengthRequest {
+            national_employment: 879_213.0,
+            ..request.clone()
+        })
+        .await
+        .expect_err("half");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+}

@@ -111,6 +111,10 @@ const METHOD_ROLES: &[(&str, Role)] = &[
         Role::Viewer,
     ),
     ("/zonerank.v1.MetricsService/ScreenZones", Role::Viewer),
+    (
+        "/zonerank.v1.MetricsService/GetClusterStrength",
+        Role::Viewer,
+    ),
     ("/zonerank.v1.RankingService/ExportRanking", Role::Viewer),
     ("/zonerank.v1.RankingService/CreateScheme", Role::Assessor),
     ("/zonerank.v1.RankingService/GetScheme", Role::Viewer),

@@ -1,6 +1,7 @@
 //! MetricsService: metric tables for cohorts, series, target progress and tier counts, cached
 //! under keys that carry the data version.
 
+mod cluster;
 mod compute;
 mod screening;
 
@@ -469,6 +470,17 @@ impl MetricsService for Metrics {
         let request = crate::wire_check::checked(request)?;
         Ok(Response::new(
             screening::screen(&self.store, &call, request).await?,
+        ))
+    }
+
+    async fn get_cluster_strength(
+        &self,
+        request: Request<v1::GetClusterStrengthRequest>,
+    ) -> Result<Response<v1::GetClusterStrengthResponse>, Status> {
+        let call = crate::budget::Call::start(&request);
+        let request = crate::wire_check::checked(request)?;
+        Ok(Response::new(
+            cluster::strength(&self.store, &call, request).await?,
         ))
     }
 
