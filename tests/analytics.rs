@@ -117,6 +117,17 @@ fn number(value: &v1::MetricValue) -> f64 {
     }
 }
 
+/// The fields a status's BadRequest details name, in order.
+fn violation_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .expect("bad request details")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
+
 fn close(actual: f64, expected: f64) {
     assert!(
         (actual - expected).abs() <= 1e-6 * expected.abs().max(1.0),
@@ -327,13 +338,7 @@ async fn project_pipeline_metrics_give_the_seeds_figures() {
         .await
         .expect_err("refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .expect("bad request details")
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields: Vec<String> = violation_fields(&status);
     assert_eq!(
         fields,
         ["projects[0].period", "projects[1].completed_investment"]
@@ -578,13 +583,7 @@ async fn screening_flags_the_expected_zones_of_a_hand_made_cohort() {
         .await
         .expect_err("refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
-    let mut fields: Vec<String> = status
-        .get_details_bad_request()
-        .expect("details")
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let mut fields: Vec<String> = violation_fields(&status);
     fields.sort();
     assert_eq!(
         fields,
@@ -609,13 +608,7 @@ async fn screening_flags_the_expected_zones_of_a_hand_made_cohort() {
         })
         .await
         .expect_err("refused");
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .expect("details")
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields: Vec<String> = violation_fields(&status);
     assert_eq!(fields, ["rule.id", "rule.conditions[0].metric"]);
     let unknown = metrics
         .screen_zones(v1::ScreenZonesRequest {

@@ -17,7 +17,7 @@ use crate::{
     budget::Call,
     convert::{entity_kind_to_wire, timestamp_micros},
     error::ServiceError,
-    paging::{decode_page_token, encode_page_token, page_size},
+    paging::{decode_page_token, key_page, page_size},
 };
 
 /// The employment indicator unless the request names another.
@@ -37,7 +37,7 @@ pub async fn strength(
             "cluster strength is computed for zones or clusters",
         ));
     }
-    let limit = page_size(request.page_size, 100, 1000)? as usize;
+    let limit = page_size(request.page_size, 100, 1000)?;
     let after = decode_page_token(&request.page_token)?;
     let national = match (
         request.national_employment,
@@ -199,19 +199,11 @@ pub async fn strength(
     let mut entities: Vec<v1::ClusterStrength> = rows
         .into_iter()
         .zip(strengths)
-        .filter(|(r, _)| after.as_ref().is_none_or(|a| r.id.as_str() > a.as_str()))
         .map(|(r, s)| r.to_wire(&s))
         .collect();
     entities.sort_by(|a, b| id_of(a).cmp(id_of(b)));
-    let next_page_token = if entities.len() > limit {
-        entities.truncate(limit);
-        entities
-            .last()
-            .map(|e| encode_page_token(id_of(e)))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let (entities, next_page_token) =
+        key_page(entities, after.as_deref(), limit, |e| id_of(e).to_string());
     Ok(v1::GetClusterStrengthResponse {
         entities,
         next_page_token,

@@ -22,7 +22,7 @@ use crate::{
     budget::Call,
     convert::timestamp_micros,
     error::{ServiceError, Violation},
-    paging::{decode_page_token, encode_page_token, page_size},
+    paging::{decode_page_token, key_page, page_size},
 };
 
 const UPSERT_METHOD: &str = "/zonerank.v1.MetricsService/UpsertScreeningRule";
@@ -223,32 +223,16 @@ pub async fn list(
     store: &Store,
     request: v1::ListScreeningRulesRequest,
 ) -> Result<v1::ListScreeningRulesResponse, ServiceError> {
-    let limit = page_size(request.page_size, 50, 500)? as usize;
+    let limit = page_size(request.page_size, 50, 500)?;
     let after = decode_page_token(&request.page_token)?;
-    let mut rules: Vec<_> = all_rules(store)
-        .await?
-        .into_iter()
-        .filter(|r| after.as_ref().is_none_or(|a| r.id.as_str() > a.as_str()))
-        .take(limit + 1)
-        .collect();
-    let next_page_token = next_token(&mut rules, limit, |r| r.id.clone());
+    let (rules, next_page_token) =
+        key_page(all_rules(store).await?, after.as_deref(), limit, |r| {
+            r.id.clone()
+        });
     Ok(v1::ListScreeningRulesResponse {
         rules,
         next_page_token,
     })
-}
-
-/// Cuts `items` to `limit` and gives the token of the next page (empty at the end).
-fn next_token<T>(items: &mut Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> String {
-    if items.len() > limit {
-        items.truncate(limit);
-        items
-            .last()
-            .map(|i| encode_page_token(&key(i)))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    }
 }
 
 async fn find_rule(store: &Store, id: &str) -> Result<Rule, ServiceError> {
@@ -283,7 +267,7 @@ pub async fn screen(
             "screening flags zones; leave it unset or ENTITY_KIND_ZONE",
         ));
     }
-    let limit = page_size(request.page_size, 100, 1000)? as usize;
+    let limit = page_size(request.page_size, 100, 1000)?;
     let after = decode_page_token(&request.page_token)?;
     let rule = find_rule(store, rule_id).await?;
     let catalog = Catalog::load(store).await?;
@@ -366,16 +350,7 @@ pub async fn screen(
     let screened = computed.members.len() as i64;
     let id_of = |z: &v1::FlaggedZone| z.entity.as_ref().map(|e| e.id.clone()).unwrap_or_default();
     flagged.sort_by_key(id_of);
-    let mut zones: Vec<_> = flagged
-        .into_iter()
-        .filter(|z| {
-            after
-                .as_ref()
-                .is_none_or(|a| id_of(z).as_str() > a.as_str())
-        })
-        .take(limit + 1)
-        .collect();
-    let next_page_token = next_token(&mut zones, limit, id_of);
+    let (zones, next_page_token) = key_page(flagged, after.as_deref(), limit, id_of);
     Ok(v1::ScreenZonesResponse {
         zones,
         next_page_token,
