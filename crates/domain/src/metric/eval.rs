@@ -544,7 +544,7 @@ mod tests {
             Err(Missing::NoProjectData { period: year })
         );
         data.mark_projects_read();
-        // park-0: two under construction (10 + 20, 3 + 4 done), one planned... as negotiating;
+        // park-0: two under construction (10 + 20, 3 + 4 done) and one negotiating;
         // park-1: one under construction (30, 5 done); park-2: none.
         let uc = ProjectStatus::UnderConstruction;
         assert!(data.add_project(parks[0], uc, year, 10.0, 3.0));
