@@ -6,7 +6,9 @@ use zonerank_api::v1::{
     self, ingestion_service_client::IngestionServiceClient, metric_value::Result as Value,
     metrics_service_client::MetricsServiceClient,
 };
-use zonerank_integration_tests::{RunningServer, seed_regions, server_args};
+use zonerank_integration_tests::{
+    RunningServer, import_csv_rows, seed_regions_and_zones, server_args,
+};
 use zonerank_server::Services;
 use zonerank_storage::test_support::TestDatabase;
 
@@ -24,20 +26,7 @@ fn zone(id: &str, region_code: &str, kind: v1::ZoneKind) -> v1::Zone {
 }
 
 async fn setup(client: &mut Ingestion, zones: Vec<v1::Zone>) {
-    client
-        .upsert_regions(v1::UpsertRegionsRequest {
-            regions: seed_regions(),
-            ..Default::default()
-        })
-        .await
-        .expect("regions");
-    client
-        .upsert_zones(v1::UpsertZonesRequest {
-            zones,
-            ..Default::default()
-        })
-        .await
-        .expect("zones");
+    seed_regions_and_zones(client, zones).await;
 }
 
 /// `count` projects of `zone` at `status` in `period` whose planned and completed investments
@@ -355,19 +344,7 @@ async fn project_pipeline_metrics_give_the_seeds_figures() {
 }
 
 async fn import(client: &mut Ingestion, rows: &[String]) {
-    let mut csv = String::from("entity_kind,entity_id,indicator,period,value,unit\n");
-    for row in rows {
-        csv.push_str(row);
-        csv.push('\n');
-    }
-    let report = client
-        .import_csv(v1::ImportCsvRequest {
-            content: csv.into_bytes(),
-            ..Default::default()
-        })
-        .await
-        .expect("import")
-        .into_inner();
+    let report = import_csv_rows(client, rows).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
 
