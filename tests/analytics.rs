@@ -125,9 +125,20 @@ fn close(actual: f64, expected: f64) {
 }
 
 #[tokio::test]
-async fn project_pipeline_metrics_give_the_seeds_figures() {
+async fn project_pipeline_metrics_give_the_seeds_figures_sqlite() {
+    project_pipeline_metrics_give_the_seeds_figures(TestDatabase::sqlite()).await;
+}
+
+#[tokio::test]
+async fn project_pipeline_metrics_give_the_seeds_figures_postgres() {
+    project_pipeline_metrics_give_the_seeds_figures(
+        TestDatabase::postgres().await.expect("postgres"),
+    )
+    .await;
+}
+
+async fn project_pipeline_metrics_give_the_seeds_figures(database: TestDatabase) {
     use v1::ProjectStatus::{Negotiating, Planned, Signed, Started, UnderConstruction};
-    let database = TestDatabase::sqlite();
     let server = RunningServer::start(server_args(&database.url, None), Services::ALL_IN_ONE).await;
     let mut ingestion = IngestionServiceClient::new(server.channel().await);
     let mut metrics = MetricsServiceClient::new(server.channel().await);
@@ -380,9 +391,20 @@ fn ids(zones: &[v1::FlaggedZone]) -> Vec<&str> {
 }
 
 #[tokio::test]
-async fn screening_flags_the_expected_zones_of_a_hand_made_cohort() {
+async fn screening_flags_the_expected_zones_of_a_hand_made_cohort_sqlite() {
+    screening_flags_the_expected_zones_of_a_hand_made_cohort(TestDatabase::sqlite()).await;
+}
+
+#[tokio::test]
+async fn screening_flags_the_expected_zones_of_a_hand_made_cohort_postgres() {
+    screening_flags_the_expected_zones_of_a_hand_made_cohort(
+        TestDatabase::postgres().await.expect("postgres"),
+    )
+    .await;
+}
+
+async fn screening_flags_the_expected_zones_of_a_hand_made_cohort(database: TestDatabase) {
     use v1::ZoneKind::IndustrialPark;
-    let database = TestDatabase::sqlite();
     let server = RunningServer::start(server_args(&database.url, None), Services::ALL_IN_ONE).await;
     let mut ingestion = IngestionServiceClient::new(server.channel().await);
     let mut metrics = MetricsServiceClient::new(server.channel().await);
@@ -610,10 +632,21 @@ fn strength_of<'a>(
 }
 
 #[tokio::test]
-async fn cluster_strength_against_hand_computations_and_reat() {
+async fn cluster_strength_against_hand_computations_and_reat_sqlite() {
+    cluster_strength_against_hand_computations_and_reat(TestDatabase::sqlite()).await;
+}
+
+#[tokio::test]
+async fn cluster_strength_against_hand_computations_and_reat_postgres() {
+    cluster_strength_against_hand_computations_and_reat(
+        TestDatabase::postgres().await.expect("postgres"),
+    )
+    .await;
+}
+
+async fn cluster_strength_against_hand_computations_and_reat(database: TestDatabase) {
     use v1::RegionLevel::City;
     use zonerank_integration_tests::region;
-    let database = TestDatabase::sqlite();
     let server = RunningServer::start(server_args(&database.url, None), Services::ALL_IN_ONE).await;
     let mut ingestion = IngestionServiceClient::new(server.channel().await);
     let mut metrics = MetricsServiceClient::new(server.channel().await);
