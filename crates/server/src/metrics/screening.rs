@@ -358,3 +358,59 @@ pub async fn screen(
         data_version,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_rules_round_trip_through_the_wire_form() {
+        for rule in screening::builtin_rules() {
+            let wire = rule_to_wire(&rule, true, "");
+            assert!(wire.builtin);
+            // What is stored decodes to the same rule.
+            let stored = ScreeningRuleRow {
+                id: rule.id.clone(),
+                name: rule.name.clone(),
+                definition: rule_to_wire(&rule, false, "").encode_to_vec(),
+                updated_by: "test".into(),
+                updated_at: 0,
+            };
+            assert_eq!(rule_from_wire(&wire).unwrap(), rule);
+            assert_eq!(stored_rule(&stored).unwrap(), rule);
+        }
+        let low = rule_to_wire(&screening::builtin_rules()[0], true, "");
+        let county = &low.conditions[0].thresholds[1];
+        assert_eq!(county.region_level, v1::RegionLevel::County as i32);
+        assert_eq!(county.zone_kind, 0);
+        assert_eq!(county.threshold, 2.0);
+    }
+
+    #[test]
+    fn zero_periods_mean_one_and_unset_enums_mean_any() {
+        let wire = v1::ScreeningRule {
+            id: "r".into(),
+            name: "r".into(),
+            conditions: vec![v1::ScreeningCondition {
+                metric: "tax".into(),
+                comparison: v1::Comparison::Greater as i32,
+                thresholds: vec![v1::ScreeningThreshold::default()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let rule = rule_from_wire(&wire).unwrap();
+        assert_eq!(rule.conditions[0].periods, 1);
+        assert_eq!(rule.conditions[0].thresholds[0].zone_kind, None);
+        assert_eq!(rule.conditions[0].thresholds[0].region_level, None);
+        let negative = v1::ScreeningRule {
+            conditions: vec![v1::ScreeningCondition {
+                periods: -2,
+                ..wire.conditions[0].clone()
+            }],
+            ..wire
+        };
+        let faults = rule_from_wire(&negative).unwrap_err();
+        assert_eq!(faults[0].field, "rule.conditions[0].periods");
+    }
+}
