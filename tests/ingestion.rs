@@ -861,6 +861,7 @@ async fn dry_runs_of_every_upsert_and_import_write_nothing_and_count_what_a_real
         status: v1::ProjectStatus::Signed as i32,
         planned_investment: 8.2,
         unit: "亿元".into(),
+        ..Default::default()
     };
     for dry_run in [true, true, false] {
         let c = client
@@ -1349,6 +1350,7 @@ async fn a_referenced_zone_is_removed_only_with_force_and_then_with_its_figures_
                 status: v1::ProjectStatus::Signed as i32,
                 planned_investment: 5.0,
                 unit: "亿元".into(),
+                ..Default::default()
             }],
             ..Default::default()
         })

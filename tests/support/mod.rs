@@ -507,3 +507,45 @@ pub async fn binary_lists_only_its_service(exe: &str, services: &[&str]) {
         expected
     );
 }
+
+/// Upserts the seeds' regions ([`seed_regions`]) and then `zones`.
+pub async fn seed_regions_and_zones(
+    client: &mut IngestionServiceClient<Channel>,
+    zones: Vec<zonerank_api::v1::Zone>,
+) {
+    client
+        .upsert_regions(zonerank_api::v1::UpsertRegionsRequest {
+            regions: seed_regions(),
+            ..Default::default()
+        })
+        .await
+        .expect("regions");
+    client
+        .upsert_zones(zonerank_api::v1::UpsertZonesRequest {
+            zones,
+            ..Default::default()
+        })
+        .await
+        .expect("zones");
+}
+
+/// Imports `rows` of the long CSV format (`entity_kind,entity_id,indicator,period,value,unit`)
+/// and answers the report.
+pub async fn import_csv_rows(
+    client: &mut IngestionServiceClient<Channel>,
+    rows: &[String],
+) -> zonerank_api::v1::IngestReport {
+    let mut csv = String::from("entity_kind,entity_id,indicator,period,value,unit\n");
+    for row in rows {
+        csv.push_str(row);
+        csv.push('\n');
+    }
+    client
+        .import_csv(zonerank_api::v1::ImportCsvRequest {
+            content: csv.into_bytes(),
+            ..Default::default()
+        })
+        .await
+        .expect("import")
+        .into_inner()
+}

@@ -10,6 +10,7 @@ use zonerank_domain::{
     entity::{EntityKind, ProjectStatus, RegionLevel, ZoneKind},
     metric::Comparator,
     ranking::ReportFormat,
+    screening::Comparison,
 };
 
 use crate::v1;
@@ -115,6 +116,14 @@ wire_enum!(ProjectStatus <=> ProjectStatus {
     Started <=> Started,
     UnderConstruction <=> UnderConstruction,
     Completed <=> Completed,
+    Planned <=> Planned,
+});
+wire_enum!(Comparison <=> Comparison {
+    Less <=> Less,
+    LessOrEqual <=> LessOrEqual,
+    Greater <=> Greater,
+    GreaterOrEqual <=> GreaterOrEqual,
+    Equal <=> Equal,
 });
 wire_enum!(Comparator <=> Comparator {
     AtLeast <=> AtLeast,
@@ -165,8 +174,9 @@ mod tests {
         exact::<v1::Direction, Direction>(2);
         exact::<v1::IndicatorKind, IndicatorKind>(3);
         exact::<v1::ZoneKind, ZoneKind>(4);
-        exact::<v1::ProjectStatus, ProjectStatus>(5);
+        exact::<v1::ProjectStatus, ProjectStatus>(6);
         exact::<v1::Comparator, Comparator>(2);
+        exact::<v1::Comparison, Comparison>(5);
         exact::<v1::ReportFormat, ReportFormat>(3);
     }
 

@@ -304,6 +304,8 @@ named_enum!(
         UnderConstruction => "UNDER_CONSTRUCTION",
         /// 竣工
         Completed => "COMPLETED",
+        /// 拟建: planned, before any negotiation
+        Planned => "PLANNED",
     }
 );
 

@@ -11,4 +11,5 @@ pub mod period;
 pub mod quality;
 pub mod ranking;
 pub mod region;
+pub mod screening;
 pub mod unit;

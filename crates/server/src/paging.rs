@@ -147,9 +147,40 @@ pub fn offset_page<T>(
     (page, next)
 }
 
+/// One page of `items` (sorted by `key`, computed per request) after the key `after`, and the
+/// key token of the next page.
+pub fn key_page<T>(
+    items: impl IntoIterator<Item = T>,
+    after: Option<&str>,
+    size: u64,
+    key: impl Fn(&T) -> String,
+) -> (Vec<T>, String) {
+    let mut iter = items
+        .into_iter()
+        .filter(|item| after.is_none_or(|a| key(item).as_str() > a));
+    let page: Vec<T> = iter.by_ref().take(size as usize).collect();
+    let next = match (iter.next(), page.last()) {
+        (Some(_), Some(last)) => encode_page_token(&key(last)),
+        _ => String::new(),
+    };
+    (page, next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_pages_continue_after_the_last_key() {
+        let items = ["a", "b", "c"];
+        let (page, next) = key_page(items, None, 2, |s| s.to_string());
+        assert_eq!(page, ["a", "b"]);
+        let after = decode_page_token(&next).unwrap();
+        let (page, next) = key_page(items, after.as_deref(), 2, |s| s.to_string());
+        assert_eq!((page, next.as_str()), (vec!["c"], ""));
+        let (page, next) = key_page(items, None, 3, |s| s.to_string());
+        assert_eq!((page.len(), next.as_str()), (3, ""));
+    }
 
     #[test]
     fn page_tokens_round_trip_and_reject_forgeries() {

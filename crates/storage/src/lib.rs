@@ -9,8 +9,10 @@ pub mod entity;
 mod error;
 pub mod migration;
 mod observations;
+mod projects;
 mod ranking;
 mod reference;
+mod screening;
 mod store;
 pub mod test_support;
 mod values;
@@ -25,11 +27,13 @@ pub use observations::{
     ObservationInput, ObservationPosition, ObservationQuery, StoredObservation, WriteOutcome,
     WriteSummary,
 };
+pub use projects::ProjectPeriodRow;
 pub use ranking::{RunFilter, RunRow, SchemeRow};
 pub use reference::{
     ClusterRecord, EnterpriseFilter, EnterpriseRecord, Page, ProjectRecord, RegionRecord,
     TargetRecord, ZoneFilter, ZoneRecord,
 };
+pub use screening::ScreeningRuleRow;
 pub use store::{DataVersion, Pinned, SchemaStatus, Store};
 pub use values::{ValueQuery, ValueRow};
 pub use writes::{EnterpriseReferences, UpsertCounts, Writes, ZoneReferences};

@@ -12,6 +12,7 @@ use zonerank_domain::{
     catalog::{Catalog, Direction, Indicator, IndicatorKind},
     entity::{EntityKind, ProjectStatus, RegionLevel, ZoneKind},
     metric::Comparator,
+    period::Period,
     region::RegionTree,
     unit::Unit,
 };
@@ -79,6 +80,11 @@ pub struct ProjectRecord {
     pub status: ProjectStatus,
     /// 万元
     pub planned_investment: f64,
+    /// The period the status and investment hold for; each period given is kept as the
+    /// project's history for the pipeline metrics.
+    pub period: Option<Period>,
+    /// 万元
+    pub completed_investment: f64,
 }
 
 /// A target to store.
@@ -209,7 +215,7 @@ pub(crate) fn cluster_model(c: &ClusterRecord) -> cluster::ActiveModel {
 }
 
 /// A stored name read back as its domain value; one that does not parse is corrupt.
-fn stored_name<T>(
+pub(crate) fn stored_name<T>(
     parse: impl Fn(&str) -> Option<T>,
     what: &str,
     owner: &str,
@@ -226,10 +232,21 @@ pub(crate) fn project_record(p: project::Model) -> Result<ProjectRecord, Storage
             &format!("project {}", p.id),
             &p.status,
         )?,
+        period: if p.period.is_empty() {
+            None
+        } else {
+            Some(stored_name(
+                |s| Period::parse(s).ok(),
+                "period",
+                &format!("project {}", p.id),
+                &p.period,
+            )?)
+        },
         id: p.id,
         name: p.name,
         zone_id: p.zone_id,
         planned_investment: p.planned_investment,
+        completed_investment: p.completed_investment,
     })
 }
 
@@ -240,6 +257,8 @@ pub(crate) fn project_model(p: &ProjectRecord) -> project::ActiveModel {
         zone_id: Set(p.zone_id.clone()),
         status: Set(p.status.as_str().to_string()),
         planned_investment: Set(p.planned_investment),
+        period: Set(p.period.map(|p| p.canonical()).unwrap_or_default()),
+        completed_investment: Set(p.completed_investment),
     }
 }
 

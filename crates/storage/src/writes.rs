@@ -56,6 +56,13 @@ pub struct Writes {
     pub(crate) audit: Option<crate::AuditEvent>,
 }
 
+impl Writes {
+    /// The transaction, for writes kept beside their own tables.
+    pub(crate) fn txn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
 impl Store {
     /// Begins a write transaction, queued behind any other writer.
     pub async fn begin_writes(&self) -> Result<Writes, StorageError> {
@@ -344,6 +351,7 @@ impl Writes {
             .map(project_record)
             .collect::<Result<_, _>>()?;
         let (changed, counts) = classify(rows, stored, |p| p.id.clone());
+        let periods = crate::projects::period_models(&changed);
         let models = changed.into_iter().map(project_model).collect();
         self.upsert_rows(
             models,
@@ -353,10 +361,14 @@ impl Writes {
                     project::Column::ZoneId,
                     project::Column::Status,
                     project::Column::PlannedInvestment,
+                    project::Column::Period,
+                    project::Column::CompletedInvestment,
                 ])
                 .to_owned(),
         )
         .await?;
+        self.upsert_rows(periods, crate::projects::period_conflict())
+            .await?;
         Ok(counts)
     }
 
@@ -540,6 +552,7 @@ impl Writes {
             .remove_figures(EntityKind::Zone, &[id.to_string()])
             .await?;
         removed += self.remove_figures(EntityKind::Project, &projects).await?;
+        crate::projects::remove_periods(&self.txn, &projects).await?;
         project::Entity::delete_many()
             .filter(project::Column::ZoneId.eq(id))
             .exec(&self.txn)

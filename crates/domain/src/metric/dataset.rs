@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::entity::EntityKind;
+use crate::entity::{EntityKind, ProjectStatus};
 use crate::period::{MIN_YEAR, Period};
 
-use super::eval::{EntityIdx, MetricData};
+use super::eval::{EntityIdx, MetricData, ProjectFigures};
 use super::expr::LAND_AREA;
 
 /// Months from year 0 to January of the first supported year; span starts count from here.
@@ -44,6 +44,10 @@ pub struct Dataset {
     values: HashMap<u64, f64, BuildHasherDefault<KeyHasher>>,
     /// Stock observations per (entity, indicator), sorted, for reading at the end of a span.
     stock_series: HashMap<u64, Vec<StockObservation>, BuildHasherDefault<KeyHasher>>,
+    /// Project figures by (zone, status, start month, end month).
+    projects: HashMap<(EntityIdx, ProjectStatus, i32, i32), ProjectFigures>,
+    /// Whether the zones' projects were read, so that a zone without any has zero of each.
+    projects_read: bool,
 }
 
 impl Dataset {
@@ -152,6 +156,35 @@ impl Dataset {
         true
     }
 
+    /// Records that the zones' projects are read: from now on a zone without a project at a
+    /// status has zero of them rather than no figure.
+    pub fn mark_projects_read(&mut self) {
+        self.projects_read = true;
+    }
+
+    /// Adds one project of `zone` holding `status` over `period`; returns false, storing
+    /// nothing, for a period outside 1900–2200 or an amount that is not finite.
+    pub fn add_project(
+        &mut self,
+        zone: EntityIdx,
+        status: ProjectStatus,
+        period: Period,
+        planned_investment: f64,
+        completed_investment: f64,
+    ) -> bool {
+        let Some((start, end)) = span(&period) else {
+            return false;
+        };
+        if !(planned_investment.is_finite() && completed_investment.is_finite()) {
+            return false;
+        }
+        self.projects
+            .entry((zone, status, start, end))
+            .or_default()
+            .add(planned_investment, completed_investment);
+        true
+    }
+
     /// Number of values stored.
     pub fn len(&self) -> usize {
         self.values.len()
@@ -210,6 +243,24 @@ impl MetricData for Dataset {
             None if self.kind(region) == Some(EntityKind::Region) => Some(&[]),
             None => None,
         }
+    }
+
+    fn projects(
+        &self,
+        zone: EntityIdx,
+        status: ProjectStatus,
+        period: &Period,
+    ) -> Option<ProjectFigures> {
+        if !self.projects_read {
+            return None;
+        }
+        let (start, end) = span(period)?;
+        Some(
+            self.projects
+                .get(&(zone, status, start, end))
+                .copied()
+                .unwrap_or_default(),
+        )
     }
 }
 

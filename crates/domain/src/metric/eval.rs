@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::entity::ProjectStatus;
 use crate::period::Period;
 
 use super::expr::{Expr, Function, LAND_AREA, Metric, is_zones_total};
@@ -19,6 +20,36 @@ pub trait MetricData {
     fn parent(&self, entity: EntityIdx) -> Option<EntityIdx>;
     /// The zones inside a region, at any depth; `None` when the entity is not a region.
     fn zones_within(&self, region: EntityIdx) -> Option<&[EntityIdx]>;
+    /// What the projects of a zone holding `status` over `period` add up to (zero figures when
+    /// it has none); `None` when the zone's projects were not read.
+    fn projects(
+        &self,
+        _zone: EntityIdx,
+        _status: ProjectStatus,
+        _period: &Period,
+    ) -> Option<ProjectFigures> {
+        None
+    }
+}
+
+/// What the projects of one zone at one status over one period add up to.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProjectFigures {
+    /// How many projects.
+    pub count: f64,
+    /// Their planned investment, 万元.
+    pub planned_investment: f64,
+    /// Their investment completed so far, 万元.
+    pub completed_investment: f64,
+}
+
+impl ProjectFigures {
+    /// Adds one project's figures.
+    pub fn add(&mut self, planned_investment: f64, completed_investment: f64) {
+        self.count += 1.0;
+        self.planned_investment += planned_investment;
+        self.completed_investment += completed_investment;
+    }
 }
 
 /// Why a metric has no value for an entity and period.
@@ -83,6 +114,12 @@ pub enum Missing {
     /// The entity's region has no parent region to take the reference share from.
     #[error("the enclosing region has no parent region to compare with")]
     NoReferenceRegion,
+    /// The projects of a zone were not read for the period.
+    #[error("no project figures for {period}")]
+    NoProjectData {
+        /// The period asked for.
+        period: Period,
+    },
     /// The expression was built by hand with the wrong arguments; parsing never makes one.
     #[error("the metric expression is malformed")]
     Malformed,
@@ -105,6 +142,7 @@ impl Missing {
             Missing::NegativeValue { .. } => "NEGATIVE_VALUE",
             Missing::NotFinite => "NOT_FINITE",
             Missing::NoReferenceRegion => "NO_REFERENCE_REGION",
+            Missing::NoProjectData { .. } => "NO_PROJECT_DATA",
             Missing::Malformed => "MALFORMED_EXPRESSION",
         }
     }
@@ -136,6 +174,7 @@ pub fn evaluate_expr<D: MetricData + ?Sized>(
                 })?
         }
         Expr::Number(value) => *value,
+        Expr::Status(_) => return Err(Missing::Malformed),
         Expr::Named(metric) => return evaluate_expr(metric.definition(), data, entity, period),
         Expr::Call { function, args } => call(*function, args, data, entity, period)?,
     };
@@ -231,6 +270,27 @@ fn call<D: MetricData + ?Sized>(
                     period: base_period,
                 })
         }
+        (
+            Function::Projects | Function::ProjectInvestment | Function::ProjectCompletedInvestment,
+            [Expr::Status(status)],
+        ) => {
+            // A zone's own projects; a region's are those of the zones within it.
+            let zones = data
+                .zones_within(entity)
+                .unwrap_or(std::slice::from_ref(&entity));
+            let mut total = 0.0;
+            for &zone in zones {
+                let figures = data
+                    .projects(zone, *status, period)
+                    .ok_or(Missing::NoProjectData { period: *period })?;
+                total += match function {
+                    Function::Projects => figures.count,
+                    Function::ProjectInvestment => figures.planned_investment,
+                    _ => figures.completed_investment,
+                };
+            }
+            Ok(total)
+        }
         _ => Err(Missing::Malformed),
     }
 }
@@ -314,6 +374,8 @@ pub struct Requirements {
     pub zones: bool,
     /// Whether the parent regions' own parents are read, with the zones within them (lq).
     pub reference: bool,
+    /// Whether the zones' projects are read (projects, project_investment, …).
+    pub projects: bool,
 }
 
 /// What evaluating `metric` reads.
@@ -329,7 +391,7 @@ fn collect(expr: &Expr, years_back: i32, needs: &mut Requirements) {
         Expr::Indicator(code) => {
             needs.indicators.insert(code.clone());
         }
-        Expr::Number(_) => {}
+        Expr::Number(_) | Expr::Status(_) => {}
         Expr::Named(metric) => collect(metric.definition(), years_back, needs),
         Expr::Call { function, args } => {
             let shift = match (function, args.as_slice()) {
@@ -352,6 +414,12 @@ fn collect(expr: &Expr, years_back: i32, needs: &mut Requirements) {
                     needs.parent = true;
                     needs.zones = true;
                     needs.reference = true;
+                }
+                Function::Projects
+                | Function::ProjectInvestment
+                | Function::ProjectCompletedInvestment => {
+                    needs.zones = true;
+                    needs.projects = true;
                 }
                 _ => {}
             }
@@ -457,6 +525,68 @@ mod tests {
         assert!((leading - 67.1).abs() < 0.01, "{leading}");
         // The same span spelled as a cumulative figure reads the same data.
         close(eval(&data, "yoy(output_value)", ZONE, "2014-06-YTD"), 22.5);
+    }
+
+    #[test]
+    fn project_pipeline_of_a_zone_and_of_its_region() {
+        use crate::entity::{EntityKind, ProjectStatus};
+        use crate::metric::Dataset;
+        let mut data = Dataset::new();
+        let city = data.add_entity(EntityKind::Region, "410300");
+        let parks: Vec<EntityIdx> = (0..3)
+            .map(|i| data.add_entity(EntityKind::Zone, &format!("park-{i}")))
+            .collect();
+        data.set_zones_within(city, parks.clone());
+        let year = p("2018");
+        // Before the projects are read a figure is missing, never a silent 0.
+        assert_eq!(
+            evaluate(&metric("projects(started)"), &data, parks[0], &year),
+            Err(Missing::NoProjectData { period: year })
+        );
+        data.mark_projects_read();
+        // park-0: two under construction (10 + 20, 3 + 4 done) and one negotiating;
+        // park-1: one under construction (30, 5 done); park-2: none.
+        let uc = ProjectStatus::UnderConstruction;
+        assert!(data.add_project(parks[0], uc, year, 10.0, 3.0));
+        assert!(data.add_project(parks[0], uc, year, 20.0, 4.0));
+        assert!(data.add_project(parks[0], ProjectStatus::Negotiating, year, 7.0, 0.0));
+        assert!(data.add_project(parks[1], uc, year, 30.0, 5.0));
+        // Another span of the year is another period.
+        assert!(data.add_project(parks[1], uc, p("2018-H1"), 99.0, 9.0));
+        let at = |text: &str, entity| evaluate(&metric(text), &data, entity, &year);
+        close(at("projects(under_construction)", parks[0]), 2.0);
+        close(at("project_investment(under_construction)", parks[0]), 30.0);
+        close(
+            at("project_completed_investment(under_construction)", parks[0]),
+            7.0,
+        );
+        close(at("projects(negotiating)", parks[0]), 1.0);
+        close(at("projects(under_construction)", parks[2]), 0.0);
+        close(at("project_investment(started)", parks[2]), 0.0);
+        // The city sums its parks.
+        close(at("projects(under_construction)", city), 3.0);
+        close(at("project_investment(under_construction)", city), 60.0);
+        close(
+            at("project_completed_investment(under_construction)", city),
+            12.0,
+        );
+        close(
+            evaluate(
+                &metric("projects(under_construction)"),
+                &data,
+                city,
+                &p("2018-H1"),
+            ),
+            1.0,
+        );
+        // A year-earlier base with no project is zero, so growth from it is undefined.
+        assert_eq!(
+            at("yoy(projects(under_construction))", parks[0]),
+            Err(Missing::NonPositiveBase { period: p("2017") })
+        );
+        let needs = requirements(&metric("yoy(project_investment(signed))"));
+        assert!(needs.projects && needs.zones);
+        assert_eq!(needs.years_back, 1);
     }
 
     #[test]
@@ -929,7 +1059,8 @@ mod tests {
                 years_back: 0,
                 parent: false,
                 zones: false,
-                reference: false
+                reference: false,
+                projects: false
             }
         );
         assert_eq!(
@@ -939,7 +1070,8 @@ mod tests {
                 years_back: 1,
                 parent: false,
                 zones: false,
-                reference: false
+                reference: false,
+                projects: false
             }
         );
         assert_eq!(
@@ -949,7 +1081,8 @@ mod tests {
                 years_back: 0,
                 parent: true,
                 zones: false,
-                reference: false
+                reference: false,
+                projects: false
             }
         );
         assert_eq!(
@@ -959,7 +1092,8 @@ mod tests {
                 years_back: 0,
                 parent: false,
                 zones: true,
-                reference: false
+                reference: false,
+                projects: false
             }
         );
         assert_eq!(
@@ -969,7 +1103,8 @@ mod tests {
                 years_back: 1,
                 parent: true,
                 zones: false,
-                reference: false
+                reference: false,
+                projects: false
             }
         );
         assert_eq!(needs("cagr(yoy(revenue), 5)").years_back, 6);
@@ -981,7 +1116,8 @@ mod tests {
                 years_back: 1,
                 parent: false,
                 zones: false,
-                reference: false
+                reference: false,
+                projects: false
             }
         );
         assert_eq!(

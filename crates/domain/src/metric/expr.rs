@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use crate::catalog::{Direction, Indicator, IndicatorKind};
+use crate::entity::ProjectStatus;
 use crate::period::{MAX_YEAR, MIN_YEAR};
 
 /// Deepest nesting of function calls accepted; real metrics nest two or three deep, and the
@@ -45,6 +46,12 @@ pub enum Function {
     Lq,
     /// Shift-share differential: the change beyond what growing at the region's rate gives.
     ShiftShare,
+    /// Number of projects holding a status over the period (项目个数).
+    Projects,
+    /// Planned investment of the projects holding a status (计划总投资).
+    ProjectInvestment,
+    /// Investment completed so far by the projects holding a status (已完成投资).
+    ProjectCompletedInvestment,
 }
 
 /// What one argument slot of a function takes.
@@ -54,11 +61,13 @@ enum Param {
     Series(&'static str),
     /// A positive whole number of years.
     Years(&'static str),
+    /// A project status, e.g. `signed` or `under_construction`.
+    Status(&'static str),
 }
 
 impl Function {
     /// Every function, in the order they are documented.
-    pub const ALL: [Function; 10] = [
+    pub const ALL: [Function; 13] = [
         Function::Yoy,
         Function::Share,
         Function::Contribution,
@@ -69,6 +78,9 @@ impl Function {
         Function::ZonesTotal,
         Function::Lq,
         Function::ShiftShare,
+        Function::Projects,
+        Function::ProjectInvestment,
+        Function::ProjectCompletedInvestment,
     ];
 
     /// The name written in expressions, e.g. "per_mu".
@@ -84,6 +96,9 @@ impl Function {
             Function::ZonesTotal => "zones_total",
             Function::Lq => "lq",
             Function::ShiftShare => "shift_share",
+            Function::Projects => "projects",
+            Function::ProjectInvestment => "project_investment",
+            Function::ProjectCompletedInvestment => "project_completed_investment",
         }
     }
 
@@ -105,6 +120,9 @@ impl Function {
             Function::ZonesTotal => "zones_total(x)",
             Function::Lq => "lq(x)",
             Function::ShiftShare => "shift_share(x)",
+            Function::Projects => "projects(status)",
+            Function::ProjectInvestment => "project_investment(status)",
+            Function::ProjectCompletedInvestment => "project_completed_investment(status)",
         }
     }
 
@@ -112,6 +130,9 @@ impl Function {
         match self {
             Function::Ratio | Function::Percent => &[Param::Series("x"), Param::Series("y")],
             Function::Cagr => &[Param::Series("x"), Param::Years("n")],
+            Function::Projects
+            | Function::ProjectInvestment
+            | Function::ProjectCompletedInvestment => &[Param::Status("status")],
             _ => &[Param::Series("x")],
         }
     }
@@ -268,6 +289,8 @@ pub enum Expr {
     Indicator(String),
     /// A number literal; the parser accepts one only as the years of `cagr`.
     Number(f64),
+    /// A project status; the parser accepts one only as the argument of the project functions.
+    Status(ProjectStatus),
     /// A function applied to its arguments.
     Call {
         /// The function.
@@ -286,6 +309,7 @@ impl fmt::Display for Expr {
             // Rust prints 5.0 as "5", so years read back exactly as written.
             Expr::Number(value) => write!(f, "{value}"),
             Expr::Named(metric) => f.write_str(metric.name()),
+            Expr::Status(status) => f.write_str(&status.as_str().to_ascii_lowercase()),
             Expr::Call { function, args } => {
                 write!(f, "{function}(")?;
                 for (i, arg) in args.iter().enumerate() {
@@ -634,6 +658,35 @@ impl Parser<'_> {
                         additive: false,
                     });
                 }
+                (Param::Status(name), Tok::Name(text)) => {
+                    self.advance();
+                    let status = ProjectStatus::parse(text).map_err(|_| MetricError {
+                        position: token.pos,
+                        message: format!(
+                            "{signature} needs a project status as {name}, found \"{text}\"; \
+                             the statuses are {}",
+                            status_names()
+                        ),
+                    })?;
+                    args.push(Parsed {
+                        expr: Expr::Status(status),
+                        unit: String::new(),
+                        direction: Direction::HigherIsBetter,
+                        cumulative: false,
+                        additive: false,
+                    });
+                }
+                (Param::Status(name), other) => {
+                    return error(
+                        token.pos,
+                        format!(
+                            "{signature} needs a project status as {name}, found {}; \
+                             the statuses are {}",
+                            other.describe(),
+                            status_names()
+                        ),
+                    );
+                }
                 (Param::Years(n), other) => {
                     return error(
                         token.pos,
@@ -700,6 +753,15 @@ pub(crate) fn is_zones_total(expr: &Expr) -> bool {
     )
 }
 
+/// The project statuses as written in expressions: "negotiating, signed, …".
+fn status_names() -> String {
+    ProjectStatus::ALL
+        .iter()
+        .map(|s| s.as_str().to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn parse_years(text: &str) -> Option<u32> {
     let years: u32 = text.parse().ok()?;
     (1..=MAX_CAGR_YEARS).contains(&years).then_some(years)
@@ -733,6 +795,10 @@ fn combine(function: Function, args: Vec<Parsed>) -> Parsed {
         Function::ZonesTotal => (first.unit.clone(), first.cumulative, true),
         Function::Lq => (String::new(), false, false),
         Function::ShiftShare => (first.unit.clone(), false, false),
+        Function::Projects => ("个".to_owned(), false, false),
+        Function::ProjectInvestment | Function::ProjectCompletedInvestment => {
+            ("万元".to_owned(), false, false)
+        }
     };
     Parsed {
         expr: Expr::Call {
@@ -817,6 +883,25 @@ pub fn metric_catalog() -> Vec<MetricDefinition> {
                 "Shift-share differential: the actual change minus the expected change (the \
                  start × the enclosing region's growth rate); positive means it outgrew its \
                  region.",
+            ),
+            Function::Projects => (
+                "number of the zone's projects holding status in p; for a region, summed over \
+                 its zones",
+                "个",
+                "Project pipeline: how many projects are planned, negotiating, signed, \
+                 started, under_construction or completed in the period, e.g. projects(signed).",
+            ),
+            Function::ProjectInvestment => (
+                "Σ planned investment of the projects holding status in p",
+                "万元",
+                "Planned investment of the pipeline at one status, e.g. \
+                 project_investment(signed) (签约项目总投资).",
+            ),
+            Function::ProjectCompletedInvestment => (
+                "Σ completed investment of the projects holding status in p",
+                "万元",
+                "Investment completed so far by the projects at one status, e.g. \
+                 project_completed_investment(under_construction) (在建项目已完成投资).",
             ),
         };
         MetricDefinition {
@@ -1075,7 +1160,8 @@ mod tests {
             (
                 "foo(x)",
                 "at position 0: unknown function \"foo\"; the functions are yoy, share, \
-                 contribution, per_mu, ratio, percent, cagr, zones_total, lq, shift_share",
+                 contribution, per_mu, ratio, percent, cagr, zones_total, lq, shift_share, \
+                 projects, project_investment, project_completed_investment",
             ),
             (
                 "ratio(tax)",
@@ -1183,6 +1269,75 @@ mod tests {
         ] {
             assert_eq!(fails(text).to_string(), message, "{text}");
         }
+    }
+
+    #[test]
+    fn project_functions_take_a_status() {
+        for (text, normal, unit) in [
+            ("projects(signed)", "projects(signed)", "个"),
+            ("projects( NEGOTIATING )", "projects(negotiating)", "个"),
+            (
+                "project_investment(PROJECT_STATUS_STARTED)",
+                "project_investment(started)",
+                "万元",
+            ),
+            (
+                "project_completed_investment(under_construction)",
+                "project_completed_investment(under_construction)",
+                "万元",
+            ),
+            ("yoy(projects(started))", "yoy(projects(started))", "%"),
+            (
+                "ratio(project_completed_investment(under_construction), \
+                 project_investment(under_construction))",
+                "ratio(project_completed_investment(under_construction), \
+                 project_investment(under_construction))",
+                "万元/万元",
+            ),
+        ] {
+            let metric = ok(text);
+            assert_eq!(metric.text, normal, "{text}");
+            assert_eq!(metric.unit, unit, "{text}");
+            assert!(!metric.cumulative, "{text}");
+            assert_eq!(ok(normal).text, normal);
+        }
+        assert_eq!(
+            ok("projects(signed)").expr,
+            Expr::Call {
+                function: Function::Projects,
+                args: vec![Expr::Status(ProjectStatus::Signed)]
+            }
+        );
+        for (text, message) in [
+            (
+                "projects(done)",
+                "at position 9: projects(status) needs a project status as status, found \
+                 \"done\"; the statuses are negotiating, signed, started, under_construction, \
+                 completed, planned",
+            ),
+            (
+                "project_investment(5)",
+                "at position 19: project_investment(status) needs a project status as status, \
+                 found the number 5; the statuses are negotiating, signed, started, \
+                 under_construction, completed, planned",
+            ),
+            (
+                "projects()",
+                "at position 9: projects(status) takes 1 argument, found none",
+            ),
+            (
+                "projects(signed, started)",
+                "at position 15: projects(status) takes 1 argument, found more",
+            ),
+        ] {
+            assert_eq!(fails(text).to_string(), message, "{text}");
+        }
+        // A region's projects already sum its zones'; a zones_total of them is refused.
+        assert!(
+            fails("zones_total(projects(signed))")
+                .message
+                .contains("which add up")
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ mod tier;
 
 pub use dataset::Dataset;
 pub use eval::{
-    EntityIdx, MetricData, Missing, Requirements, evaluate, evaluate_expr, requirements,
+    EntityIdx, MetricData, Missing, ProjectFigures, Requirements, evaluate, evaluate_expr,
+    requirements,
 };
 pub use expr::{
     Expr, Function, LAND_AREA, MAX_CAGR_YEARS, MAX_DEPTH, Metric, MetricDefinition, MetricError,

@@ -12,7 +12,7 @@ use super::expr::{Expr, Function};
 /// inside it), or None when every value it can give is ≥ 0.
 pub fn negative_part(expr: &Expr) -> Option<&Expr> {
     match expr {
-        Expr::Indicator(_) | Expr::Number(_) => None,
+        Expr::Indicator(_) | Expr::Number(_) | Expr::Status(_) => None,
         Expr::Named(metric) => negative_part(metric.definition()).map(|_| expr),
         Expr::Call { function, args } => match function {
             Function::Yoy | Function::Cagr | Function::Contribution | Function::ShiftShare => {
@@ -23,7 +23,10 @@ pub fn negative_part(expr: &Expr) -> Option<&Expr> {
             | Function::Ratio
             | Function::Percent
             | Function::ZonesTotal
-            | Function::Lq => args.iter().find_map(negative_part),
+            | Function::Lq
+            | Function::Projects
+            | Function::ProjectInvestment
+            | Function::ProjectCompletedInvestment => args.iter().find_map(negative_part),
         },
     }
 }

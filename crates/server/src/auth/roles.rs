@@ -102,6 +102,19 @@ const METHOD_ROLES: &[(&str, Role)] = &[
         Role::Viewer,
     ),
     ("/zonerank.v1.MetricsService/GetTierCounts", Role::Viewer),
+    (
+        "/zonerank.v1.MetricsService/UpsertScreeningRule",
+        Role::Assessor,
+    ),
+    (
+        "/zonerank.v1.MetricsService/ListScreeningRules",
+        Role::Viewer,
+    ),
+    ("/zonerank.v1.MetricsService/ScreenZones", Role::Viewer),
+    (
+        "/zonerank.v1.MetricsService/GetClusterStrength",
+        Role::Viewer,
+    ),
     ("/zonerank.v1.RankingService/ExportRanking", Role::Viewer),
     ("/zonerank.v1.RankingService/CreateScheme", Role::Assessor),
     ("/zonerank.v1.RankingService/GetScheme", Role::Viewer),

@@ -643,19 +643,33 @@ pub async fn upsert_projects(
         );
         let status =
             faults.wire_enum::<v1::ProjectStatus, _>(item_field("projects", i, "status"), p.status);
-        let planned_investment = match convert_to(p.planned_investment, &p.unit, Dimension::Cny) {
+        if let Err(e) = convert_to(0.0, &p.unit, Dimension::Cny) {
+            faults.add(item_field("projects", i, "unit"), e);
+        }
+        // Both amounts in 万元; a unit fault is reported once, above.
+        let mut amount = |field: &str, value: f64| match convert_to(value, &p.unit, Dimension::Cny)
+        {
             Ok(v) if v.is_finite() && v >= 0.0 => v,
             Ok(_) => {
                 faults.add(
-                    item_field("projects", i, "planned_investment"),
+                    item_field("projects", i, field),
                     "must be a finite, non-negative amount",
                 );
                 0.0
             }
-            Err(e) => {
-                faults.add(item_field("projects", i, "unit"), e);
-                0.0
-            }
+            Err(_) => 0.0,
+        };
+        let planned_investment = amount("planned_investment", p.planned_investment);
+        let completed_investment = amount("completed_investment", p.completed_investment);
+        let period = match p.period.trim() {
+            "" => None,
+            text => match Period::parse(text) {
+                Ok(period) => Some(period),
+                Err(e) => {
+                    faults.add(item_field("projects", i, "period"), e);
+                    None
+                }
+            },
         };
         records.push(ProjectRecord {
             id,
@@ -664,6 +678,8 @@ pub async fn upsert_projects(
             // A fault already refuses the request when the status is missing.
             status: status.unwrap_or(ProjectStatus::Negotiating),
             planned_investment,
+            period,
+            completed_investment,
         });
     }
     faults.unique(

@@ -141,6 +141,7 @@ async fn compute_cells(
     let kind = cohort.kind.unwrap_or(EntityKind::Zone);
     let mut indicators = BTreeSet::new();
     let (mut years_back, mut parents, mut zones, mut reference) = (0, false, false, false);
+    let mut projects = false;
     for metric in metrics {
         let needs = requirements(metric);
         indicators.extend(needs.indicators);
@@ -148,6 +149,7 @@ async fn compute_cells(
         parents |= needs.parent;
         zones |= needs.zones;
         reference |= needs.reference;
+        projects |= needs.projects;
     }
 
     let mut data = Dataset::new();
@@ -247,6 +249,28 @@ async fn compute_cells(
     let member_ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
     let mut by_kind: HashMap<EntityKind, BTreeSet<String>> = extra;
     by_kind.entry(kind).or_default().extend(member_ids);
+    if projects {
+        let zone_ids: Vec<String> = by_kind
+            .get(&EntityKind::Zone)
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default();
+        let zone_ids = (zone_ids.len() <= READ_WHOLE_KIND_ABOVE).then_some(zone_ids);
+        for row in store
+            .project_periods(zone_ids.as_deref(), from_ordinal, last)
+            .await?
+        {
+            if let Some(idx) = data.index(EntityKind::Zone, &row.zone_id) {
+                data.add_project(
+                    idx,
+                    row.status,
+                    row.period,
+                    row.planned_investment,
+                    row.completed_investment,
+                );
+            }
+        }
+        data.mark_projects_read();
+    }
     for (k, ids) in by_kind {
         let ids = (ids.len() <= READ_WHOLE_KIND_ABOVE).then(|| ids.into_iter().collect());
         reads.push((k, ids));

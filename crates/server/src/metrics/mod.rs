@@ -1,7 +1,9 @@
 //! MetricsService: metric tables for cohorts, series, target progress and tier counts, cached
 //! under keys that carry the data version.
 
+mod cluster;
 mod compute;
+mod screening;
 
 use std::time::Duration;
 
@@ -439,6 +441,47 @@ impl MetricsService for Metrics {
             });
         }
         Ok(Response::new(v1::GetTargetProgressResponse { progress }))
+    }
+
+    async fn upsert_screening_rule(
+        &self,
+        request: Request<v1::UpsertScreeningRuleRequest>,
+    ) -> Result<Response<v1::UpsertScreeningRuleResponse>, Status> {
+        let caller = crate::auth::Caller::of(&request);
+        let request = crate::wire_check::checked(request)?;
+        Ok(Response::new(
+            screening::upsert(&self.store, &caller, request).await?,
+        ))
+    }
+
+    async fn list_screening_rules(
+        &self,
+        request: Request<v1::ListScreeningRulesRequest>,
+    ) -> Result<Response<v1::ListScreeningRulesResponse>, Status> {
+        let request = crate::wire_check::checked(request)?;
+        Ok(Response::new(screening::list(&self.store, request).await?))
+    }
+
+    async fn screen_zones(
+        &self,
+        request: Request<v1::ScreenZonesRequest>,
+    ) -> Result<Response<v1::ScreenZonesResponse>, Status> {
+        let call = crate::budget::Call::start(&request);
+        let request = crate::wire_check::checked(request)?;
+        Ok(Response::new(
+            screening::screen(&self.store, &call, request).await?,
+        ))
+    }
+
+    async fn get_cluster_strength(
+        &self,
+        request: Request<v1::GetClusterStrengthRequest>,
+    ) -> Result<Response<v1::GetClusterStrengthResponse>, Status> {
+        let call = crate::budget::Call::start(&request);
+        let request = crate::wire_check::checked(request)?;
+        Ok(Response::new(
+            cluster::strength(&self.store, &call, request).await?,
+        ))
     }
 
     async fn get_tier_counts(

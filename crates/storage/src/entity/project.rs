@@ -12,6 +12,10 @@ pub struct Model {
     pub status: String,
     /// 万元
     pub planned_investment: f64,
+    /// The period the status holds for (canonical spelling); empty when none was given.
+    pub period: String,
+    /// 万元
+    pub completed_investment: f64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
