@@ -281,8 +281,12 @@ async fn upsert_zones(args: &ImportArgs, content: &[u8]) -> Result<Upserted, Str
     })
 }
 
-/// One UpsertEnterprises request for the whole file, so a file is written whole or not at all
-/// (a national register of half a million firms is some 30 MB, under the ingestion limit).
+/// Enterprises per UpsertEnterprises request, under the servers' limit on a request's list.
+const ENTERPRISES_PER_REQUEST: usize = 100_000;
+
+/// An enterprises file in requests of [`ENTERPRISES_PER_REQUEST`]. A file of more than one
+/// request is first checked whole (every request as a dry run), so a bad row anywhere writes
+/// nothing; each request is its own transaction after that.
 async fn upsert_enterprises(args: &ImportArgs, content: &[u8]) -> Result<Upserted, String> {
     let enterprises = records(content)?
         .into_iter()
@@ -300,14 +304,36 @@ async fn upsert_enterprises(args: &ImportArgs, content: &[u8]) -> Result<Upserte
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let request = v1::UpsertEnterprisesRequest {
-        enterprises,
-        dry_run: args.dry_run,
-        ..Default::default()
+    let mut client = client(args).await?;
+    let chunks: Vec<&[v1::Enterprise]> = enterprises.chunks(ENTERPRISES_PER_REQUEST).collect();
+    let passes: &[bool] = if chunks.len() > 1 && !args.dry_run {
+        &[true, false]
+    } else {
+        &[args.dry_run]
     };
-    upserted(client(args).await?.upsert_enterprises(request).await, |r| {
-        (r.counts, r.dry_run)
-    })
+    let mut total = (v1::UpsertCounts::default(), args.dry_run);
+    for &dry_run in passes {
+        total.0 = v1::UpsertCounts::default();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let request = v1::UpsertEnterprisesRequest {
+                enterprises: chunk.to_vec(),
+                dry_run,
+                ..Default::default()
+            };
+            let (counts, _) = upserted(client.upsert_enterprises(request).await, |r| {
+                (r.counts, r.dry_run)
+            })
+            .map_err(|e| {
+                let first = i * ENTERPRISES_PER_REQUEST;
+                // enterprises[k] of this request is row first + k + 2 of the file.
+                format!("in rows {}–{}: {e}", first + 2, first + chunk.len() + 1)
+            })?;
+            total.0.created += counts.created;
+            total.0.updated += counts.updated;
+            total.0.unchanged += counts.unchanged;
+        }
+    }
+    Ok(total)
 }
 
 /// A yes/no cell: `true`/`false`, `1`/`0`, `是`/`否`, blank for false; anything else is
