@@ -161,7 +161,10 @@ impl Store {
 fn temp_table(backend: DbBackend, name: &str, body: &str) -> String {
     match backend {
         // Gone at commit or rollback.
-        DbBackend::Postgres => format!("CREATE TEMPORARY TABLE {name} {body} ON COMMIT DROP"),
+        DbBackend::Postgres => match body.strip_prefix("AS ") {
+            Some(query) => format!("CREATE TEMPORARY TABLE {name} ON COMMIT DROP AS {query}"),
+            None => format!("CREATE TEMPORARY TABLE {name} {body} ON COMMIT DROP"),
+        },
         // SQLite's DDL is transactional; a committed temp table lives with the pooled
         // connection, so `drop_stage` removes it before commit.
         _ => format!("CREATE TEMPORARY TABLE {name} {body}"),
