@@ -477,6 +477,17 @@ impl ServiceProcess {
         channel_to(&self.url).await
     }
 
+    /// The process's peak resident set so far, in KiB: `VmHWM` of `/proc/<pid>/status`.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process's status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in the status")
+    }
+
     /// Ends the process with SIGKILL, as the kernel's OOM killer or a node failure would:
     /// no shutdown hook runs.
     pub fn kill(&mut self) {

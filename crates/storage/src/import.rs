@@ -93,7 +93,10 @@ impl ConnectionTrait for PgTxn {
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let mut txn = self.0.lock().await;
-        let rows = query(&stmt).fetch_all(&mut **txn).await.map_err(query_err)?;
+        let rows = query(&stmt)
+            .fetch_all(&mut **txn)
+            .await
+            .map_err(query_err)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 }
@@ -220,7 +223,12 @@ fn copy_chunk(first_seq: i64, rows: &[ObservationInput], row_numbers: &[i64]) ->
     use std::fmt::Write as _;
     let mut out = String::with_capacity(rows.len() * 96);
     for (n, (o, row)) in rows.iter().zip(row_numbers).enumerate() {
-        let _ = write!(out, "{}\t{row}\t{}\t", first_seq + n as i64, o.kind.as_str());
+        let _ = write!(
+            out,
+            "{}\t{row}\t{}\t",
+            first_seq + n as i64,
+            o.kind.as_str()
+        );
         copy_text(&mut out, &o.entity_id);
         out.push('\t');
         copy_text(&mut out, &o.indicator);

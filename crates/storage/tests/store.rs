@@ -2459,7 +2459,10 @@ async fn import_in_chunks(
     rows: &[ObservationInput],
     chunk: usize,
 ) -> zonerank_storage::ObservationImport {
-    let mut import = store.begin_observation_import().await.expect("begin import");
+    let mut import = store
+        .begin_observation_import()
+        .await
+        .expect("begin import");
     for (n, part) in rows.chunks(chunk).enumerate() {
         let numbers: Vec<i64> = (0..part.len())
             .map(|i| (n * chunk + i) as i64 + 1)
@@ -2606,7 +2609,14 @@ async fn case_bulk_import_keeps_every_rule(store: &Store) {
     assert!(events.iter().all(|e| e.event.principal == "importer"));
     let counts: Vec<(i64, i64, i64, Option<i64>)> = events
         .iter()
-        .map(|e| (e.event.created, e.event.updated, e.event.unchanged, e.data_version))
+        .map(|e| {
+            (
+                e.event.created,
+                e.event.updated,
+                e.event.unchanged,
+                e.data_version,
+            )
+        })
         .collect();
     assert!(counts.contains(&(500, 0, 0, Some(version + 1))));
     assert!(counts.contains(&(1, 2, 498, Some(version + 2))));

@@ -298,12 +298,6 @@ impl<'a> Ingest<'a> {
         self.reject(errors.len() as i64, errors);
     }
 
-    /// Whether what is staged will be written: not once a row is refused without partial
-    /// acceptance (a dry run still counts what it would do).
-    fn writing(&self) -> bool {
-        self.rejected == 0 || self.flags.allow_partial || self.flags.dry_run
-    }
-
     /// Checks a chunk of rows and stages the good ones.
     pub async fn push(&mut self, rows: Vec<IncomingObservation>) -> Result<(), ServiceError> {
         self.total += rows.len() as i64;
@@ -348,33 +342,31 @@ impl<'a> Ingest<'a> {
             batch.good_rows = rows;
         }
         self.reject(batch.rejected, batch.errors);
-        if self.writing() {
-            self.import.stage(&batch.good, &batch.good_rows).await?;
-        }
+        // Staged even when a refusal is certain, so that keys repeated across chunks are
+        // reported with the other faults.
+        self.import.stage(&batch.good, &batch.good_rows).await?;
         Ok(())
     }
 
     /// Ends the request: refuses it whole when a row was refused without partial acceptance,
     /// and otherwise writes (or, dry, counts) what was staged.
     pub async fn finish(mut self) -> Result<v1::IngestReport, ServiceError> {
-        if self.writing() {
-            // Keys repeated across chunks (a chunk's own repeats are found by `check`).
-            let room = REPORTED_LIMIT.saturating_sub(self.errors.len()) as u64;
-            let (repeats, listed) = self.import.take_duplicates(room).await?;
-            self.reject(
-                repeats,
-                listed.into_iter().map(|d| {
-                    row_error(
-                        d.row,
-                        "period",
-                        format!(
-                            "duplicate of row {}: {} {} {} {} appears twice in this request",
-                            d.first_row, d.kind, d.entity_id, d.indicator, d.period
-                        ),
-                    )
-                }),
-            );
-        }
+        // Keys repeated across chunks (a chunk's own repeats are found by `check`).
+        let room = REPORTED_LIMIT.saturating_sub(self.errors.len()) as u64;
+        let (repeats, listed) = self.import.take_duplicates(room).await?;
+        self.reject(
+            repeats,
+            listed.into_iter().map(|d| {
+                row_error(
+                    d.row,
+                    "period",
+                    format!(
+                        "duplicate of row {}: {} {} {} {} appears twice in this request",
+                        d.first_row, d.kind, d.entity_id, d.indicator, d.period
+                    ),
+                )
+            }),
+        );
         let IngestFlags {
             allow_partial,
             dry_run,
