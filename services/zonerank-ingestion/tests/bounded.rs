@@ -2,13 +2,12 @@
 //! chunk at a time: the process's peak resident set (read from /proc) stays under the bound
 //! whatever the stream's length, and a bad row in the last chunk still leaves nothing written.
 
-use sea_orm::{EntityTrait, PaginatorTrait};
 use tonic_types::StatusExt;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
 use zonerank_integration_tests::{
-    ServiceProcess, henan_two_cities, numbered_zone_id, numbered_zones,
+    ServiceProcess, numbered_zone_id, store_numbered_zones, stored_observations_and_version,
 };
-use zonerank_storage::{Store, entity::observation, test_support::TestDatabase};
+use zonerank_storage::test_support::TestDatabase;
 
 const EXE: &str = env!("CARGO_BIN_EXE_zonerank-ingestion");
 const SERVICE: &str = "zonerank.v1.IngestionService";
@@ -41,20 +40,7 @@ async fn deployment() -> (TestDatabase, ServiceProcess, Client) {
     database.migrated_store().await.expect("migrate");
     let process = ServiceProcess::start_over(EXE, SERVICE, &database.url).await;
     let mut client = client(&process).await;
-    client
-        .upsert_regions(v1::UpsertRegionsRequest {
-            regions: henan_two_cities(),
-            ..Default::default()
-        })
-        .await
-        .expect("regions");
-    client
-        .upsert_zones(v1::UpsertZonesRequest {
-            zones: numbered_zones(ZONES, "410300"),
-            ..Default::default()
-        })
-        .await
-        .expect("zones");
+    store_numbered_zones(&mut client, ZONES).await;
     (database, process, client)
 }
 
@@ -97,19 +83,10 @@ fn stream(
     }))
 }
 
-async fn stored(url: &str) -> (u64, i64) {
-    let store = Store::connect(url).await.expect("store");
-    let rows = observation::Entity::find()
-        .count(store.connection())
-        .await
-        .expect("count");
-    (rows, store.data_version().await.expect("version"))
-}
-
 #[tokio::test]
 async fn a_bad_row_in_the_last_chunk_and_a_repeat_across_chunks_refuse_the_stream_whole() {
     let (database, process, mut client) = deployment().await;
-    let (_, before) = stored(&database.url).await;
+    let (_, before) = stored_observations_and_version(&database.url).await;
 
     // A bad row last, in the last chunk, and a repeat of row 1 just before it: refused whole,
     // naming both rows, with nothing written.
@@ -157,7 +134,11 @@ async fn a_bad_row_in_the_last_chunk_and_a_repeat_across_chunks_refuse_the_strea
         fields[1].starts_with(&format!("rows[{bad_rows}].indicator")),
         "{fields:?}"
     );
-    assert_eq!(stored(&database.url).await, (0, before), "nothing written");
+    assert_eq!(
+        stored_observations_and_version(&database.url).await,
+        (0, before),
+        "nothing written"
+    );
 
     // A dry run of the same rows without the bad one counts them all and writes nothing.
     let report = client
@@ -173,7 +154,11 @@ async fn a_bad_row_in_the_last_chunk_and_a_repeat_across_chunks_refuse_the_strea
         .into_inner();
     assert!(report.dry_run);
     assert_eq!(report.accepted, bad_rows as i64 - 1);
-    assert_eq!(stored(&database.url).await, (0, before), "nothing written");
+    assert_eq!(
+        stored_observations_and_version(&database.url).await,
+        (0, before),
+        "nothing written"
+    );
 
     drop(process);
     database.drop().await.expect("drop test database");
@@ -184,7 +169,7 @@ async fn a_bad_row_in_the_last_chunk_and_a_repeat_across_chunks_refuse_the_strea
 #[ignore]
 async fn a_three_million_row_stream_stays_under_the_memory_bound() {
     let (database, process, mut client) = deployment().await;
-    let (_, before) = stored(&database.url).await;
+    let (_, before) = stored_observations_and_version(&database.url).await;
     let report = client
         .ingest_observations(stream(ROWS, None))
         .await
@@ -193,7 +178,10 @@ async fn a_three_million_row_stream_stays_under_the_memory_bound() {
     assert_eq!(report.rejected, 0, "{:?}", report.errors);
     assert_eq!(report.accepted, ROWS as i64);
     assert_eq!(report.data_version, before + 1);
-    assert_eq!(stored(&database.url).await, (ROWS as u64, before + 1));
+    assert_eq!(
+        stored_observations_and_version(&database.url).await,
+        (ROWS as u64, before + 1)
+    );
     let peak = process.peak_rss_kib();
     println!(
         "{ROWS} rows streamed: ingestion peak RSS {} MiB",
