@@ -332,6 +332,38 @@ pub fn numbered_zones(count: usize, region_code: &str) -> Vec<zonerank_api::v1::
         .collect()
 }
 
+/// Stores the regions of [`henan_two_cities`] and `count` [`numbered_zones`] in Luoyang.
+pub async fn store_numbered_zones(
+    client: &mut zonerank_api::v1::ingestion_service_client::IngestionServiceClient<Channel>,
+    count: usize,
+) {
+    client
+        .upsert_regions(zonerank_api::v1::UpsertRegionsRequest {
+            regions: henan_two_cities(),
+            ..Default::default()
+        })
+        .await
+        .expect("regions");
+    client
+        .upsert_zones(zonerank_api::v1::UpsertZonesRequest {
+            zones: numbered_zones(count, "410300"),
+            ..Default::default()
+        })
+        .await
+        .expect("zones");
+}
+
+/// What the store at `url` holds: (observations, data version).
+pub async fn stored_observations_and_version(url: &str) -> (u64, i64) {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let store = zonerank_storage::Store::connect(url).await.expect("store");
+    let rows = zonerank_storage::entity::observation::Entity::find()
+        .count(store.connection())
+        .await
+        .expect("count");
+    (rows, store.data_version().await.expect("version"))
+}
+
 /// The id of the `i`th of [`numbered_zones`].
 pub fn numbered_zone_id(i: usize) -> String {
     format!("Z-{i:04}")
@@ -475,6 +507,17 @@ impl ServiceProcess {
     /// A channel to this process.
     pub async fn channel(&self) -> Channel {
         channel_to(&self.url).await
+    }
+
+    /// The process's peak resident set so far, in KiB: `VmHWM` of `/proc/<pid>/status`.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process's status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in the status")
     }
 
     /// Ends the process with SIGKILL, as the kernel's OOM killer or a node failure would:

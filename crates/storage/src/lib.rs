@@ -7,6 +7,7 @@ mod cohort;
 mod connect;
 pub mod entity;
 mod error;
+mod import;
 pub mod migration;
 mod observations;
 mod projects;
@@ -23,6 +24,7 @@ pub use audit::{AuditEvent, AuditFilter, LISTED_ENTITIES, StoredAuditEvent};
 pub use cohort::{CohortMember, CohortQuery, UnknownName};
 pub use connect::ConnectError;
 pub use error::StorageError;
+pub use import::{DuplicateRow, ObservationImport};
 pub use observations::{
     ObservationInput, ObservationPosition, ObservationQuery, StoredObservation, WriteOutcome,
     WriteSummary,

@@ -434,7 +434,7 @@ async fn current_values(
 const UNNEST_ROWS: usize = 50_000;
 
 /// One value being written: a row of `observations` and of `observation_revisions`.
-struct Written<'a> {
+pub(crate) struct Written<'a> {
     o: &'a ObservationInput,
     revision: i32,
     version: i64,
@@ -444,14 +444,14 @@ struct Written<'a> {
 /// A column of both observation tables: its name, its PostgreSQL array type for `unnest`, and
 /// its value. Both backends build their statements from this one list, so a new column is one
 /// line here.
-type WrittenColumn = (
+pub(crate) type WrittenColumn = (
     &'static str,
     ArrayType,
     &'static str,
     fn(&Written<'_>) -> Value,
 );
 
-const WRITTEN_COLUMNS: [WrittenColumn; 11] = [
+pub(crate) const WRITTEN_COLUMNS: [WrittenColumn; 11] = [
     ("entity_kind", ArrayType::String, "text", |w| {
         w.o.kind.as_str().into()
     }),
@@ -482,10 +482,10 @@ const WRITTEN_COLUMNS: [WrittenColumn; 11] = [
 ];
 
 /// The key of `observations`: the other columns are replaced on conflict.
-const KEY_COLUMNS: [&str; 4] = ["entity_kind", "entity_id", "indicator", "period"];
+pub(crate) const KEY_COLUMNS: [&str; 4] = ["entity_kind", "entity_id", "indicator", "period"];
 
 /// `INSERT INTO observations … ON CONFLICT (key) DO UPDATE SET` the other columns.
-fn replace_current() -> String {
+pub(crate) fn replace_current() -> String {
     let set: Vec<String> = WRITTEN_COLUMNS
         .iter()
         .map(|(name, ..)| *name)

@@ -162,7 +162,7 @@ pub struct DataVersion {
 /// Takes the writers' lock (the version row, held until the transaction ends) and returns the
 /// version this transaction will commit as. Its revisions carry that version; the moment it
 /// becomes visible to as-of reads is stamped by [`stamp_commit`] at the end.
-pub(crate) async fn begin_version(txn: &DatabaseTransaction) -> Result<i64, StorageError> {
+pub(crate) async fn begin_version<C: ConnectionTrait>(txn: &C) -> Result<i64, StorageError> {
     data_version::Entity::update_many()
         .col_expr(
             data_version::Column::Version,
@@ -186,8 +186,8 @@ pub(crate) async fn begin_version(txn: &DatabaseTransaction) -> Result<i64, Stor
 /// as long as the import stamps later than T, which holds when it takes its stamp after the
 /// read on a clock not behind the reader's. That is why the stamp is taken here, after every
 /// row is written, and why [`Store::pin`] clamps a moment after L to L.
-pub(crate) async fn stamp_commit(
-    txn: &DatabaseTransaction,
+pub(crate) async fn stamp_commit<C: ConnectionTrait>(
+    txn: &C,
     version: i64,
 ) -> Result<DataVersion, StorageError> {
     let previous = version_row(txn).await?.updated_at;

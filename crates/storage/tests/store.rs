@@ -111,6 +111,7 @@ backends!(case_pages_of_observations_targets_and_enterprises);
 backends!(case_as_of_stable_across_an_open_import);
 backends!(case_committed_version_is_one_commit);
 backends!(raw case_commit_stamps_backfill);
+backends!(case_bulk_import_keeps_every_rule);
 
 /// A stored zone kind or leading-industries list that does not read back is an error, never
 /// a default.
@@ -2457,4 +2458,174 @@ async fn case_commit_stamps_backfill(url: String) {
     Migrator::up(db, None).await.unwrap();
     assert_eq!(store.observations(&served(None)).await.unwrap(), after);
     assert_eq!(at(2000).await.unwrap(), latest);
+}
+
+/// Stages `rows` a chunk of `chunk` at a time, numbered from 1.
+async fn import_in_chunks(
+    store: &Store,
+    rows: &[ObservationInput],
+    chunk: usize,
+) -> zonerank_storage::ObservationImport {
+    let mut import = store
+        .begin_observation_import()
+        .await
+        .expect("begin import");
+    for (n, part) in rows.chunks(chunk).enumerate() {
+        let numbers: Vec<i64> = (0..part.len())
+            .map(|i| (n * chunk + i) as i64 + 1)
+            .collect();
+        import.stage(part, &numbers).await.expect("stage");
+    }
+    import
+}
+
+fn import_event() -> zonerank_storage::AuditEvent {
+    zonerank_storage::AuditEvent::new(
+        "importer",
+        "/zonerank.v1.IngestionService/IngestObservations",
+        "OK",
+        "req-1",
+    )
+}
+
+/// The staged bulk import counts, revises and rolls back exactly as the row-wise write does.
+async fn case_bulk_import_keeps_every_rule(store: &Store) {
+    let first: Vec<ObservationInput> = (0..250)
+        .map(|i| zone_obs(&format!("b{i}"), "revenue", "2024", i as f64 + 0.1))
+        .chain((0..250).map(|i| zone_obs(&format!("b{i}"), "tax", "2024-03", -(i as f64))))
+        .collect();
+    let version = store.data_version().await.unwrap();
+
+    // A dry run counts and writes nothing.
+    let import = import_in_chunks(store, &first, 70).await;
+    assert_eq!(import.staged(), 500);
+    let dry = import.finish(true, import_event()).await.unwrap();
+    assert_eq!((dry.accepted, dry.updated, dry.unchanged), (500, 0, 0));
+    assert_eq!(store.data_version().await.unwrap(), version);
+    assert_eq!(count_rows(store, "observations").await, 0);
+
+    // Abandoned after every chunk is staged: nothing written, the version untouched.
+    import_in_chunks(store, &first, 70)
+        .await
+        .rollback()
+        .await
+        .unwrap();
+    assert_eq!(count_rows(store, "observations").await, 0);
+    assert_eq!(count_rows(store, "observation_revisions").await, 0);
+    assert_eq!(store.data_version().await.unwrap(), version);
+
+    let written = import_in_chunks(store, &first, 70)
+        .await
+        .finish(false, import_event())
+        .await
+        .unwrap();
+    assert_eq!(
+        written,
+        WriteSummary {
+            accepted: 500,
+            updated: 0,
+            unchanged: 0,
+            data_version: version + 1
+        }
+    );
+    let b7 = store.observations(&zone_query("b7")).await.unwrap();
+    assert_eq!(
+        brief(&b7),
+        vec![
+            ("revenue".into(), "2024".into(), 7.1, 1),
+            ("tax".into(), "2024-03".into(), -7.0, 1)
+        ]
+    );
+    assert!(b7.iter().all(|o| o.recorded_by == "importer"));
+    assert_eq!(b7[0].source, "test:b7:revenue:2024");
+
+    // Again with two values changed and one new key: bit-equal values are unchanged.
+    let mut second = first.clone();
+    second[3].value = 99.5;
+    second[260].value = 0.25;
+    second.push(zone_obs("b-new", "revenue", "2024", 1.0));
+    let again = import_in_chunks(store, &second, 333)
+        .await
+        .finish(false, import_event())
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        WriteSummary {
+            accepted: 1,
+            updated: 2,
+            unchanged: 498,
+            data_version: version + 2
+        }
+    );
+    let b3 = store
+        .observations(&ObservationQuery {
+            include_revisions: true,
+            indicator: Some("revenue".into()),
+            ..zone_query("b3")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        brief(&b3),
+        vec![
+            ("revenue".into(), "2024".into(), 3.1, 1),
+            ("revenue".into(), "2024".into(), 99.5, 2)
+        ]
+    );
+    assert_eq!(count_rows(store, "observation_revisions").await, 503);
+
+    // A key repeated in a later chunk is found with both row numbers and left out.
+    let repeated = vec![
+        zone_obs("b1", "revenue", "2024", 5.0),
+        zone_obs("b2", "revenue", "2024", 5.0),
+        zone_obs("b1", "revenue", "2024", 6.0),
+    ];
+    let mut import = import_in_chunks(store, &repeated, 2).await;
+    let (count, listed) = import.take_duplicates(10).await.unwrap();
+    assert_eq!(count, 1);
+    assert_eq!(
+        listed,
+        vec![zonerank_storage::DuplicateRow {
+            row: 3,
+            first_row: 1,
+            kind: "ZONE".into(),
+            entity_id: "b1".into(),
+            indicator: "revenue".into(),
+            period: "2024".into(),
+        }]
+    );
+    assert_eq!(import.staged(), 2);
+    let dry = import.finish(true, import_event()).await.unwrap();
+    assert_eq!((dry.accepted, dry.updated, dry.unchanged), (0, 2, 0));
+
+    // Nothing changed: no new version, and the event still stands alone.
+    let same = import_in_chunks(store, &second, 1000)
+        .await
+        .finish(false, import_event())
+        .await
+        .unwrap();
+    assert_eq!((same.accepted, same.updated, same.unchanged), (0, 0, 501));
+    assert_eq!(same.data_version, version + 2);
+    let events = store
+        .audit_events(&Default::default(), None, 10)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e.event.principal == "importer"));
+    let counts: Vec<(i64, i64, i64, Option<i64>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.event.created,
+                e.event.updated,
+                e.event.unchanged,
+                e.data_version,
+            )
+        })
+        .collect();
+    assert!(counts.contains(&(500, 0, 0, Some(version + 1))));
+    assert!(counts.contains(&(1, 2, 498, Some(version + 2))));
+    assert!(counts.contains(&(0, 0, 501, None)));
 }

@@ -5,14 +5,13 @@
 
 use std::time::Duration;
 
-use sea_orm::{EntityTrait, PaginatorTrait};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use zonerank_api::v1::{self, ingestion_service_client::IngestionServiceClient};
 use zonerank_integration_tests::{
-    ServiceProcess, henan_two_cities, numbered_zone_id, numbered_zones,
+    ServiceProcess, numbered_zone_id, store_numbered_zones, stored_observations_and_version,
 };
-use zonerank_storage::{Store, entity::observation, test_support::TestDatabase};
+use zonerank_storage::test_support::TestDatabase;
 
 const EXE: &str = env!("CARGO_BIN_EXE_zonerank-ingestion");
 const SERVICE: &str = "zonerank.v1.IngestionService";
@@ -31,20 +30,7 @@ async fn client(process: &ServiceProcess) -> Client {
 }
 
 async fn zones(client: &mut Client) {
-    client
-        .upsert_regions(v1::UpsertRegionsRequest {
-            regions: henan_two_cities(),
-            ..Default::default()
-        })
-        .await
-        .expect("regions");
-    client
-        .upsert_zones(v1::UpsertZonesRequest {
-            zones: numbered_zones(ZONES, "410300"),
-            ..Default::default()
-        })
-        .await
-        .expect("zones");
+    store_numbered_zones(client, ZONES).await;
 }
 
 /// The import's batches: every zone's revenue for every year.
@@ -74,14 +60,8 @@ fn batches() -> Vec<v1::IngestObservationsRequest> {
         .collect()
 }
 
-/// What the store holds: (observations, data version).
 async fn stored(url: &str) -> (u64, i64) {
-    let store = Store::connect(url).await.expect("store");
-    let rows = observation::Entity::find()
-        .count(store.connection())
-        .await
-        .expect("count");
-    (rows, store.data_version().await.expect("version"))
+    stored_observations_and_version(url).await
 }
 
 /// Streams the first `send` batches (all of them and the end of the stream when `send` is

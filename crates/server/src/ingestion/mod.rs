@@ -283,45 +283,64 @@ impl IngestionService for Ingestion {
     ) -> Result<Response<v1::IngestReport>, Status> {
         let caller = Caller::of(&request);
         let mut stream = request.into_inner();
-        let mut rows = Vec::new();
-        let mut flags = None;
-        // All or nothing needs the whole stream before the one transaction that writes it.
+        let method = crate::audit::ingestion_method("IngestObservations");
+        // All or nothing without holding the stream: rows are checked and staged a chunk at a
+        // time in the one transaction that writes them when the stream ends.
+        let mut ingest: Option<rows::Ingest<'_>> = None;
+        let mut pending: Vec<IncomingObservation> = Vec::new();
+        let mut position = 0i64;
         let mut index = 0;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             crate::wire_check::check_batch(&batch, index)?;
             index += 1;
-            let (_, dry_run, _) =
-                *flags.get_or_insert((batch.allow_partial, batch.dry_run, batch.strict));
-            // The flags are read from the first batch; a dry run asked for later must not
-            // turn into a write.
-            if batch.dry_run && !dry_run {
-                return Err(ServiceError::invalid(
-                    "dry_run",
-                    "set on a later batch only; set it on the first batch of the stream",
-                )
-                .into());
-            }
+            let ingest = match &mut ingest {
+                Some(ingest) => {
+                    // The flags are read from the first batch; a dry run asked for later must
+                    // not turn into a write.
+                    if batch.dry_run && !ingest.flags().dry_run {
+                        return Err(ServiceError::invalid(
+                            "dry_run",
+                            "set on a later batch only; set it on the first batch of the stream",
+                        )
+                        .into());
+                    }
+                    ingest
+                }
+                None => ingest.insert(
+                    rows::Ingest::begin(
+                        &self.store,
+                        &caller,
+                        &method,
+                        rows::IngestFlags {
+                            allow_partial: batch.allow_partial,
+                            dry_run: batch.dry_run,
+                            strict: batch.strict,
+                        },
+                    )
+                    .await?,
+                ),
+            };
             for o in batch.observations {
-                let position = rows.len() as i64 + 1;
+                position += 1;
                 let row = if o.row > 0 { o.row } else { position };
-                rows.push(incoming_from_wire(row, o));
+                pending.push(incoming_from_wire(row, o));
+            }
+            if pending.len() >= rows::CHUNK_ROWS {
+                ingest.push(std::mem::take(&mut pending)).await?;
             }
         }
-        let (allow_partial, dry_run, strict) = flags.unwrap_or_default();
-        let report = rows::ingest(
-            &self.store,
-            &caller,
-            &crate::audit::ingestion_method("IngestObservations"),
-            rows,
-            Vec::new(),
-            rows::IngestFlags {
-                allow_partial,
-                dry_run,
-                strict,
-            },
-        )
-        .await?;
+        let mut ingest = match ingest {
+            Some(ingest) => ingest,
+            None => {
+                rows::Ingest::begin(&self.store, &caller, &method, rows::IngestFlags::default())
+                    .await?
+            }
+        };
+        if !pending.is_empty() {
+            ingest.push(pending).await?;
+        }
+        let report = ingest.finish().await?;
         tracing::info!(
             accepted = report.accepted,
             updated = report.updated,

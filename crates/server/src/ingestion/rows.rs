@@ -10,7 +10,7 @@ use zonerank_domain::{
     observation::normalize_value,
     quality::QualityConfig,
 };
-use zonerank_storage::{ObservationInput, Store};
+use zonerank_storage::{ObservationImport, ObservationInput, Store};
 
 use crate::{
     auth::{Caller, Scope, scope::EntityRow},
@@ -216,6 +216,12 @@ pub struct IngestFlags {
     pub strict: bool,
 }
 
+/// Rows checked and staged at a time: what the ingestion holds of a request, however long.
+pub const CHUNK_ROWS: usize = 10_000;
+
+/// Row errors (and warnings) a report carries at most; the counts stay exact.
+pub const REPORTED_LIMIT: usize = 10_000;
+
 /// Checks and writes a batch in one transaction and reports what happened. `unreadable` are
 /// rows rejected before they could be parsed (a malformed CSV line); they count like any other.
 pub async fn ingest(
@@ -226,90 +232,188 @@ pub async fn ingest(
     unreadable: Vec<v1::RowError>,
     flags: IngestFlags,
 ) -> Result<v1::IngestReport, ServiceError> {
-    let IngestFlags {
-        allow_partial,
-        dry_run,
-        strict,
-    } = flags;
-    let total = rows.len() + unreadable.len();
-    let mut batch = check(store, caller, rows).await?;
-    batch.rejected += unreadable.len() as i64;
-    batch.errors.extend(unreadable);
-    let findings = super::quality::assess(
-        store,
-        &store.catalog().await?,
-        &QualityConfig::default(),
-        &batch.good,
-        &batch.good_rows,
-    )
-    .await?;
-    let warnings: Vec<v1::DataIssue> = findings.iter().map(super::quality::issue_to_wire).collect();
-    if strict && !findings.is_empty() {
-        // Strict: a warned row is a rejected row, under the usual all-or-nothing rule.
-        let warned: HashSet<i64> = findings.iter().map(|f| f.row).collect();
-        batch.rejected += warned.len() as i64;
-        batch.errors.extend(findings.iter().map(|f| {
-            row_error(
-                f.row,
-                "value",
-                format!(
-                    "{} ({}): {}",
-                    f.finding.rule,
-                    f.severity.code(),
-                    f.finding.message
-                ),
-            )
-        }));
-        let (good, rows): (Vec<_>, Vec<_>) = std::mem::take(&mut batch.good)
-            .into_iter()
-            .zip(std::mem::take(&mut batch.good_rows))
-            .filter(|(_, row)| !warned.contains(row))
-            .unzip();
-        batch.good = good;
-        batch.good_rows = rows;
+    let mut ingest = Ingest::begin(store, caller, method, flags).await?;
+    ingest.unreadable(unreadable);
+    let mut rows = rows.into_iter();
+    loop {
+        let chunk: Vec<IncomingObservation> = rows.by_ref().take(CHUNK_ROWS).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        ingest.push(chunk).await?;
     }
-    batch.errors.sort_by_key(|e| e.row);
-    // A dry run answers OK with every row's fault in the report, however many: a rejection's
-    // details carry only the first few.
-    if !batch.errors.is_empty() && !allow_partial && !dry_run {
-        zonerank_telemetry::instruments()
-            .observations_rejected
-            .add(batch.rejected as u64, &[]);
-        let first = &batch.errors[0];
-        return Err(ServiceError::InvalidArgument {
-            message: format!(
-                "{} of {} rows rejected, nothing written; first: row {} field {}: {}",
-                batch.rejected, total, first.row, first.field, first.reason
-            ),
-            violations: batch
-                .errors
-                .iter()
-                .map(|e| Violation::new(format!("rows[{}].{}", e.row, e.field), &e.reason))
-                .collect(),
-        });
+    ingest.finish().await
+}
+
+/// An ingestion under way: rows are checked a chunk at a time and the good ones staged in the
+/// one transaction that writes them all when the request ends (or nothing, when a row is
+/// refused without partial acceptance). Memory holds one chunk, not the request.
+pub struct Ingest<'a> {
+    store: &'a Store,
+    caller: &'a Caller,
+    method: String,
+    flags: IngestFlags,
+    import: ObservationImport,
+    total: i64,
+    rejected: i64,
+    errors: Vec<v1::RowError>,
+    warnings: Vec<v1::DataIssue>,
+}
+
+impl<'a> Ingest<'a> {
+    /// Opens the transaction the rows are staged in.
+    pub async fn begin(
+        store: &'a Store,
+        caller: &'a Caller,
+        method: &str,
+        flags: IngestFlags,
+    ) -> Result<Ingest<'a>, ServiceError> {
+        Ok(Ingest {
+            store,
+            caller,
+            method: method.to_string(),
+            flags,
+            import: store.begin_observation_import().await?,
+            total: 0,
+            rejected: 0,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        })
     }
-    let mut event = crate::audit::event(caller, method, "OK");
-    event.rejected = batch.rejected;
-    let (summary, _) = store
-        .write_observations_audited(&batch.good, dry_run, event)
+
+    /// The request's flags.
+    pub fn flags(&self) -> IngestFlags {
+        self.flags
+    }
+
+    fn reject(&mut self, rows: i64, errors: impl IntoIterator<Item = v1::RowError>) {
+        self.rejected += rows;
+        let room = REPORTED_LIMIT.saturating_sub(self.errors.len());
+        self.errors.extend(errors.into_iter().take(room));
+    }
+
+    /// Rows refused before they could be parsed.
+    pub fn unreadable(&mut self, errors: Vec<v1::RowError>) {
+        self.total += errors.len() as i64;
+        self.reject(errors.len() as i64, errors);
+    }
+
+    /// Checks a chunk of rows and stages the good ones.
+    pub async fn push(&mut self, rows: Vec<IncomingObservation>) -> Result<(), ServiceError> {
+        self.total += rows.len() as i64;
+        let mut batch = check(self.store, self.caller, rows).await?;
+        let findings = super::quality::assess(
+            self.store,
+            &self.store.catalog().await?,
+            &QualityConfig::default(),
+            &batch.good,
+            &batch.good_rows,
+        )
         .await?;
-    let counters = zonerank_telemetry::instruments();
-    if !dry_run {
-        counters
-            .observations_accepted
-            .add((summary.accepted + summary.updated) as u64, &[]);
+        let room = REPORTED_LIMIT.saturating_sub(self.warnings.len());
+        self.warnings.extend(
+            findings
+                .iter()
+                .take(room)
+                .map(super::quality::issue_to_wire),
+        );
+        if self.flags.strict && !findings.is_empty() {
+            // Strict: a warned row is a rejected row, under the usual all-or-nothing rule.
+            let warned: HashSet<i64> = findings.iter().map(|f| f.row).collect();
+            batch.rejected += warned.len() as i64;
+            batch.errors.extend(findings.iter().map(|f| {
+                row_error(
+                    f.row,
+                    "value",
+                    format!(
+                        "{} ({}): {}",
+                        f.finding.rule,
+                        f.severity.code(),
+                        f.finding.message
+                    ),
+                )
+            }));
+            let (good, rows): (Vec<_>, Vec<_>) = std::mem::take(&mut batch.good)
+                .into_iter()
+                .zip(std::mem::take(&mut batch.good_rows))
+                .filter(|(_, row)| !warned.contains(row))
+                .unzip();
+            batch.good = good;
+            batch.good_rows = rows;
+        }
+        self.reject(batch.rejected, batch.errors);
+        // Staged even when a refusal is certain, so that keys repeated across chunks are
+        // reported with the other faults.
+        self.import.stage(&batch.good, &batch.good_rows).await?;
+        Ok(())
     }
-    counters
-        .observations_rejected
-        .add(batch.rejected as u64, &[]);
-    Ok(v1::IngestReport {
-        accepted: summary.accepted,
-        updated: summary.updated,
-        unchanged: summary.unchanged,
-        rejected: batch.rejected,
-        errors: batch.errors,
-        data_version: summary.data_version,
-        dry_run,
-        warnings,
-    })
+
+    /// Ends the request: refuses it whole when a row was refused without partial acceptance,
+    /// and otherwise writes (or, dry, counts) what was staged.
+    pub async fn finish(mut self) -> Result<v1::IngestReport, ServiceError> {
+        // Keys repeated across chunks (a chunk's own repeats are found by `check`).
+        let room = REPORTED_LIMIT.saturating_sub(self.errors.len()) as u64;
+        let (repeats, listed) = self.import.take_duplicates(room).await?;
+        self.reject(
+            repeats,
+            listed.into_iter().map(|d| {
+                row_error(
+                    d.row,
+                    "period",
+                    format!(
+                        "duplicate of row {}: {} {} {} {} appears twice in this request",
+                        d.first_row, d.kind, d.entity_id, d.indicator, d.period
+                    ),
+                )
+            }),
+        );
+        let IngestFlags {
+            allow_partial,
+            dry_run,
+            ..
+        } = self.flags;
+        self.errors.sort_by_key(|e| e.row);
+        // A dry run answers OK with the rows' faults in the report: a rejection's details
+        // carry only the first few.
+        if !self.errors.is_empty() && !allow_partial && !dry_run {
+            self.import.rollback().await?;
+            zonerank_telemetry::instruments()
+                .observations_rejected
+                .add(self.rejected as u64, &[]);
+            let first = &self.errors[0];
+            return Err(ServiceError::InvalidArgument {
+                message: format!(
+                    "{} of {} rows rejected, nothing written; first: row {} field {}: {}",
+                    self.rejected, self.total, first.row, first.field, first.reason
+                ),
+                violations: self
+                    .errors
+                    .iter()
+                    .map(|e| Violation::new(format!("rows[{}].{}", e.row, e.field), &e.reason))
+                    .collect(),
+            });
+        }
+        let mut event = crate::audit::event(self.caller, &self.method, "OK");
+        event.rejected = self.rejected;
+        let summary = self.import.finish(dry_run, event).await?;
+        let counters = zonerank_telemetry::instruments();
+        if !dry_run {
+            counters
+                .observations_accepted
+                .add((summary.accepted + summary.updated) as u64, &[]);
+        }
+        counters
+            .observations_rejected
+            .add(self.rejected as u64, &[]);
+        Ok(v1::IngestReport {
+            accepted: summary.accepted,
+            updated: summary.updated,
+            unchanged: summary.unchanged,
+            rejected: self.rejected,
+            errors: self.errors,
+            data_version: summary.data_version,
+            dry_run,
+            warnings: self.warnings,
+        })
+    }
 }
