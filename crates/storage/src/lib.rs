@@ -5,6 +5,7 @@ mod assessment;
 mod audit;
 mod cohort;
 mod connect;
+mod data_issues;
 pub mod entity;
 mod error;
 pub mod migration;
@@ -19,6 +20,9 @@ pub use assessment::{ObjectionFilter, ObjectionRow, PublicationRow, Refusal, Ste
 pub use audit::{AuditEvent, AuditFilter, LISTED_ENTITIES, StoredAuditEvent};
 pub use cohort::{CohortMember, CohortQuery, UnknownName};
 pub use connect::ConnectError;
+pub use data_issues::{
+    DataIssueFilter, IssueChanges, IssueKey, NewDataIssue, ServedFigure, StoredDataIssue,
+};
 pub use error::StorageError;
 pub use observations::{
     ObservationInput, ObservationPosition, ObservationQuery, StoredObservation, ValueQuery,
