@@ -653,8 +653,7 @@ pub fn assess(rows: &[BatchRow], config: &QualityConfig) -> Assessment {
     };
     let touches_batch = |involved: &[usize]| involved.iter().any(|&i| !rows[i].stored);
 
-    let mut children: BTreeMap<(String, String, Period, QualityRule), Vec<usize>> =
-        BTreeMap::new();
+    let mut children: BTreeMap<(String, String, Period, QualityRule), Vec<usize>> = BTreeMap::new();
     for &i in live.iter().filter(|&&i| rows[i].flow) {
         let r = &rows[i];
         if let Some(parent) = &r.parent {
@@ -767,8 +766,7 @@ pub fn assess(rows: &[BatchRow], config: &QualityConfig) -> Assessment {
     }
 
     if on(QualityRule::GrowthOutlier) {
-        let mut cohorts: BTreeMap<(String, String, Period), Vec<HbUnit<usize>>> =
-            BTreeMap::new();
+        let mut cohorts: BTreeMap<(String, String, Period), Vec<HbUnit<usize>>> = BTreeMap::new();
         for &i in live.iter().filter(|&&i| !rows[i].stored) {
             let r = &rows[i];
             let earlier = (

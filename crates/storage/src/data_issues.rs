@@ -325,7 +325,10 @@ impl Store {
                 .into_tuple()
                 .all(&self.db)
                 .await?;
-            found.extend(rows.into_iter().filter_map(|(code, zone)| Some((code, zone?))));
+            found.extend(
+                rows.into_iter()
+                    .filter_map(|(code, zone)| Some((code, zone?))),
+            );
         }
         Ok(found)
     }

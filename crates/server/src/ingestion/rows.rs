@@ -225,6 +225,7 @@ pub async fn ingest(
     rows: Vec<IncomingObservation>,
     unreadable: Vec<v1::RowError>,
     flags: IngestFlags,
+    quality: &QualityConfig,
 ) -> Result<v1::IngestReport, ServiceError> {
     let IngestFlags {
         allow_partial,
@@ -235,16 +236,22 @@ pub async fn ingest(
     let mut batch = check(store, caller, rows).await?;
     batch.rejected += unreadable.len() as i64;
     batch.errors.extend(unreadable);
-    let findings = super::quality::assess(
+    let super::quality::Assessed {
+        findings,
+        mut changes,
+    } = super::quality::assess_rows(
         store,
         &store.catalog().await?,
-        &QualityConfig::default(),
+        quality,
         &batch.good,
         &batch.good_rows,
     )
     .await?;
     let warnings: Vec<v1::DataIssue> = findings.iter().map(super::quality::issue_to_wire).collect();
     if strict && !findings.is_empty() {
+        // The rows written are not the rows assessed: a strict ingestion that drops warned
+        // rows leaves the stored issues as they are.
+        changes = Default::default();
         // Strict: a warned row is a rejected row, under the usual all-or-nothing rule.
         let warned: HashSet<i64> = findings.iter().map(|f| f.row).collect();
         batch.rejected += warned.len() as i64;
@@ -291,7 +298,7 @@ pub async fn ingest(
     let mut event = crate::audit::event(caller, method, "OK");
     event.rejected = batch.rejected;
     let (summary, _) = store
-        .write_observations_audited(&batch.good, dry_run, event)
+        .write_observations_with_issues(&batch.good, dry_run, event, &changes)
         .await?;
     let counters = zonerank_telemetry::instruments();
     if !dry_run {

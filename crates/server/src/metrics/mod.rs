@@ -3,6 +3,8 @@
 
 mod compute;
 
+pub(crate) use compute::unknown_in_cohort;
+
 use std::time::Duration;
 
 use prost::Message;
