@@ -1153,4 +1153,67 @@ mod tests {
         ];
         assert!(hidiroglou_berthelot(&units, HbParams::default()).is_empty());
     }
+
+    #[test]
+    fn stored_figures_are_compared_with_never_reported_on() {
+        let region = Some(("REGION 410300", QualityRule::RegionSum));
+        let stored = |mut r: BatchRow| {
+            r.stored = true;
+            r.row = 0;
+            r
+        };
+        let config = QualityConfig::default();
+        // a zone arriving alone: its stored sibling and it exceed the stored region
+        let rows = vec![
+            row(2, "ZONE z1", region, "2024", 70.0),
+            stored(row(0, "REGION 410300", None, "2024", 100.0)),
+            stored(row(0, "ZONE z2", region, "2024", 45.0)),
+            // replaced by the batch's row: ignored
+            stored(row(0, "ZONE z1", region, "2024", 50.0)),
+        ];
+        let found = assess(&rows, &config);
+        assert_eq!(found.findings.len(), 1);
+        let f = &found.findings[0];
+        assert_eq!(
+            (f.row, f.subject, f.finding.rule),
+            (2, 1, QualityRule::RegionSum)
+        );
+        assert_eq!(f.finding.figures[0].value, 115.0);
+        assert!(!found.passed.contains(&(QualityRule::RegionSum, 1)));
+
+        // stored figures alone that disagree are not this batch's doing
+        let rows = vec![
+            row(2, "ZONE z9", None, "2023", 1.0),
+            stored(row(0, "REGION 410300", None, "2024", 100.0)),
+            stored(row(0, "ZONE z2", region, "2024", 145.0)),
+        ];
+        let found = assess(&rows, &config);
+        assert!(found.findings.is_empty(), "{:?}", found.findings);
+        assert!(!found.passed.contains(&(QualityRule::RegionSum, 1)));
+
+        // a corrected region passes the sum: the pair is reported sound
+        let rows = vec![
+            row(2, "REGION 410300", None, "2024", 200.0),
+            stored(row(0, "ZONE z2", region, "2024", 145.0)),
+        ];
+        let found = assess(&rows, &config);
+        assert!(found.findings.is_empty());
+        assert!(found.passed.contains(&(QualityRule::RegionSum, 0)));
+
+        // a half-year arriving that, with the stored other half, contradicts the stored year
+        let rows = vec![
+            row(3, "ZONE z3", None, "2024-H2", 30.0),
+            stored(row(0, "ZONE z3", None, "2024-H1", 20.0)),
+            stored(row(0, "ZONE z3", None, "2024", 45.0)),
+        ];
+        let found = assess(&rows, &config);
+        assert_eq!(found.findings.len(), 1);
+        let f = &found.findings[0];
+        assert_eq!(
+            (f.row, f.subject, f.finding.rule),
+            (3, 2, QualityRule::PeriodParts)
+        );
+        assert!(!found.passed.contains(&(QualityRule::PeriodParts, 2)));
+        assert!(found.passed.contains(&(QualityRule::YtdFalls, 2)));
+    }
 }
