@@ -233,6 +233,35 @@ pub fn issue_to_wire(f: &RowFinding) -> v1::DataIssue {
     }
 }
 
+/// The rule with this code, or why there is none.
+fn rule_named(code: &str) -> Result<QualityRule, String> {
+    QualityRule::from_code(code).ok_or_else(|| {
+        let known: Vec<&str> = QualityRule::ALL.iter().map(|r| r.code()).collect();
+        format!("unknown rule {code:?}; the rules are {}", known.join(", "))
+    })
+}
+
+/// The severity with this code, or why there is none.
+fn severity_named(code: &str) -> Result<Severity, String> {
+    Severity::from_code(code).ok_or_else(|| format!("unknown severity {code:?}; warning or error"))
+}
+
+/// An optional filter of a listing: None when `text` is blank, else `parse`d, a fault naming
+/// `field`.
+fn optional<T>(
+    field: &str,
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, ServiceError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    parse(text)
+        .map(Some)
+        .map_err(|e| ServiceError::invalid(field, e))
+}
+
 /// ListDataIssues: the stored issues about a cohort's members, filtered and paged by id.
 pub async fn list_data_issues(
     store: &Store,
@@ -240,41 +269,15 @@ pub async fn list_data_issues(
 ) -> Result<v1::ListDataIssuesResponse, ServiceError> {
     let limit = page_size(request.page_size, 100, 1000)?;
     let after = decode_id_token(&request.page_token)?;
-    let rule = Some(request.rule.trim())
-        .filter(|r| !r.is_empty())
-        .map(|r| {
-            QualityRule::from_code(r)
-                .map(|r| r.code().to_string())
-                .ok_or_else(|| {
-                    let known: Vec<&str> = QualityRule::ALL.iter().map(|r| r.code()).collect();
-                    ServiceError::invalid(
-                        "rule",
-                        format!("unknown rule {r:?}; one of {}", known.join(", ")),
-                    )
-                })
-        })
-        .transpose()?;
-    let severity = Some(request.severity.trim())
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            Severity::from_code(s)
-                .map(|s| s.code().to_string())
-                .ok_or_else(|| {
-                    ServiceError::invalid(
-                        "severity",
-                        format!("unknown severity {s:?}; warning or error"),
-                    )
-                })
-        })
-        .transpose()?;
-    let period = Some(request.period.trim())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            Period::parse(p)
-                .map(|p| p.canonical())
-                .map_err(|e| ServiceError::invalid("period", e))
-        })
-        .transpose()?;
+    let rule = optional("rule", &request.rule, |r| rule_named(r).map(|r| r.code()))?;
+    let severity = optional("severity", &request.severity, |s| {
+        severity_named(s).map(|s| s.code())
+    })?;
+    let period = optional("period", &request.period, |p| {
+        Period::parse(p)
+            .map(|p| p.canonical())
+            .map_err(|e| e.to_string())
+    })?;
     let entities = match &request.cohort {
         None => None,
         Some(selector) => {
@@ -288,8 +291,8 @@ pub async fn list_data_issues(
         }
     };
     let filter = DataIssueFilter {
-        rule,
-        severity,
+        rule: rule.map(str::to_string),
+        severity: severity.map(str::to_string),
         period,
         entities,
         include_resolved: request.include_resolved,
@@ -363,10 +366,7 @@ pub fn parse_rules(text: &str) -> Result<QualityConfig, String> {
     let file: RulesFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let mut config = QualityConfig::default();
     for (name, settings) in file.rules {
-        let rule = QualityRule::from_code(&name).ok_or_else(|| {
-            let known: Vec<&str> = QualityRule::ALL.iter().map(|r| r.code()).collect();
-            format!("unknown rule {name:?}; the rules are {}", known.join(", "))
-        })?;
+        let rule = rule_named(&name)?;
         let current = config.rule(rule);
         let tolerance = settings.tolerance.unwrap_or(current.tolerance);
         let least = match rule {
@@ -389,9 +389,7 @@ pub fn parse_rules(text: &str) -> Result<QualityConfig, String> {
         }
         let severity = match settings.severity {
             None => current.severity,
-            Some(code) => Severity::from_code(&code).ok_or_else(|| {
-                format!("rule {name}: unknown severity {code:?}; warning or error")
-            })?,
+            Some(code) => severity_named(&code).map_err(|e| format!("rule {name}: {e}"))?,
         };
         config.set_rule(
             rule,
