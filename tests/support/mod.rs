@@ -190,6 +190,7 @@ pub fn server_args(database_url: &str, redis_prefix: Option<&str>) -> ServerArgs
         log_format: LogFormat::Text,
         shutdown_grace_secs: 5,
         max_call_secs: 60,
+        quality_rules: None,
         tls: Default::default(),
         auth: Default::default(),
         metrics_tls: Default::default(),

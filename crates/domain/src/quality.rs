@@ -6,7 +6,7 @@
 //! here is pure: the caller gathers the figures (from the request and the store) and passes them
 //! in.
 
-use std::fmt;
+use std::{collections::BTreeSet, fmt};
 
 use crate::period::Period;
 
@@ -557,10 +557,11 @@ pub struct Parent {
     pub rule: QualityRule,
 }
 
-/// One checked row of an ingestion batch, as the batch rules see it.
+/// One row the batch rules see: a row of the ingestion batch, or a figure already stored that
+/// the batch's rows are compared with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchRow {
-    /// The row number reported back to the caller.
+    /// The row number reported back to the caller (unused for a stored figure).
     pub row: i64,
     /// The entity as named in messages ("ZONE z1"); rows of one entity share it.
     pub entity: String,
@@ -578,41 +579,83 @@ pub struct BatchRow {
     pub value: f64,
     /// The value this row replaces, when one is stored.
     pub previous: Option<f64>,
+    /// A figure already stored, not part of the batch: it is compared with, never reported
+    /// on. A stored row whose (entity, indicator, period) the batch also carries is ignored.
+    pub stored: bool,
 }
 
 /// A finding attributed to the row it is reported on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowFinding {
-    /// The row.
+    /// The batch row it is reported on: the row of the figure it is about, or, when that
+    /// figure is a stored one, the first batch row it compared.
     pub row: i64,
+    /// The figure the finding is about, as an index into the rows assessed: the region of a
+    /// sum, the enterprise above its zone, the span of disagreeing sub-periods, the later
+    /// year-to-date figure, the outlying or jumping row.
+    pub subject: usize,
     /// The severity configured for the rule.
     pub severity: Severity,
     /// What was found.
     pub finding: Finding,
 }
 
-/// Runs every enabled rule over a batch: sums and sub-periods compare rows of the batch with
-/// each other, growth compares a row with the same entity's row a year earlier within its
-/// cohort, and a revision compares a row with the value it replaces. Findings come sorted by row.
-pub fn assess_batch(rows: &[BatchRow], config: &QualityConfig) -> Vec<RowFinding> {
-    use std::collections::BTreeMap;
-    let mut out = Vec::new();
-    let mut push = |row: i64, finding: Finding| {
-        out.push(RowFinding {
-            row,
-            severity: config.rule(finding.rule).severity,
-            finding,
-        })
-    };
-    let on = |rule: QualityRule| config.rule(rule).enabled;
-    let key = |r: &BatchRow| (r.entity.clone(), r.indicator.clone(), r.period);
-    let by_key: BTreeMap<(String, String, Period), &BatchRow> =
-        rows.iter().map(|r| (key(r), r)).collect();
+/// What the rules made of a batch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Assessment {
+    /// The findings that involve a batch row, sorted by row.
+    pub findings: Vec<RowFinding>,
+    /// The (rule, subject) pairs an enabled rule checked with at least one batch row involved
+    /// and found sound: an issue stored earlier for one of them no longer holds.
+    pub passed: BTreeSet<(QualityRule, usize)>,
+}
 
-    // children against their parent
-    let mut children: BTreeMap<(String, String, Period, QualityRule), Vec<&BatchRow>> =
-        BTreeMap::new();
-    for r in rows.iter().filter(|r| r.flow) {
+/// [`assess`], the findings only.
+pub fn assess_batch(rows: &[BatchRow], config: &QualityConfig) -> Vec<RowFinding> {
+    assess(rows, config).findings
+}
+
+/// Runs every enabled rule over a batch and the stored figures given with it: sums and
+/// sub-periods compare figures of one region, zone or year with each other, growth compares a
+/// batch row with the same entity's figure a year earlier within its cohort (the batch's rows
+/// of that cohort), and a revision compares a row with the value it replaces. A comparison that
+/// involves stored figures only is not made: it is not this batch's doing.
+pub fn assess(rows: &[BatchRow], config: &QualityConfig) -> Assessment {
+    use std::collections::BTreeMap;
+    type Key = (String, String, Period);
+    let key = |r: &BatchRow| (r.entity.clone(), r.indicator.clone(), r.period);
+    let in_batch: BTreeSet<Key> = rows.iter().filter(|r| !r.stored).map(key).collect();
+    // The rows that count: the batch's, and the stored ones it does not replace.
+    let live: Vec<usize> = (0..rows.len())
+        .filter(|&i| !rows[i].stored || !in_batch.contains(&key(&rows[i])))
+        .collect();
+    let index_of: BTreeMap<Key, usize> = live.iter().map(|&i| (key(&rows[i]), i)).collect();
+    let on = |rule: QualityRule| config.rule(rule).enabled;
+
+    let mut findings = Vec::new();
+    let mut checked: BTreeSet<(QualityRule, usize)> = BTreeSet::new();
+    let mut failed: BTreeSet<(QualityRule, usize)> = BTreeSet::new();
+    // Reports `finding` about `subject` on the first batch row of `involved` (the subject
+    // first); a comparison of stored figures alone is left out.
+    let mut report = |subject: usize, involved: &[usize], finding: Finding| {
+        failed.insert((finding.rule, subject));
+        let reported = std::iter::once(subject)
+            .chain(involved.iter().copied())
+            .find(|&i| !rows[i].stored);
+        if let Some(i) = reported {
+            findings.push(RowFinding {
+                row: rows[i].row,
+                subject,
+                severity: config.rule(finding.rule).severity,
+                finding,
+            });
+        }
+    };
+    let touches_batch = |involved: &[usize]| involved.iter().any(|&i| !rows[i].stored);
+
+    let mut children: BTreeMap<(String, String, Period, QualityRule), Vec<usize>> = BTreeMap::new();
+    for &i in live.iter().filter(|&&i| rows[i].flow) {
+        let r = &rows[i];
         if let Some(parent) = &r.parent {
             children
                 .entry((
@@ -622,111 +665,160 @@ pub fn assess_batch(rows: &[BatchRow], config: &QualityConfig) -> Vec<RowFinding
                     parent.rule,
                 ))
                 .or_default()
-                .push(r);
+                .push(i);
         }
     }
     for ((parent, indicator, period, rule), kids) in children {
-        let Some(whole) = by_key.get(&(parent.clone(), indicator, period)) else {
+        let Some(&whole) = index_of.get(&(parent.clone(), indicator, period)) else {
             continue;
         };
         if !on(rule) {
             continue;
         }
         let tolerance = config.rule(rule).tolerance;
-        let whole_figure = Figure::new(parent, whole.value);
+        let whole_figure = Figure::new(parent, rows[whole].value);
         if rule == QualityRule::EnterpriseOverZone {
             for kid in kids {
-                let part = Figure::new(kid.entity.clone(), kid.value);
+                if !touches_batch(&[kid, whole]) {
+                    continue;
+                }
+                checked.insert((rule, kid));
+                let part = Figure::new(rows[kid].entity.clone(), rows[kid].value);
                 if let Some(f) = check_not_above(rule, part, whole_figure.clone(), tolerance) {
-                    push(kid.row, f);
+                    report(kid, &[whole], f);
                 }
             }
         } else {
+            let mut involved = kids.clone();
+            involved.push(whole);
+            if !touches_batch(&involved) {
+                continue;
+            }
+            checked.insert((rule, whole));
             let parts: Vec<Figure> = kids
                 .iter()
-                .map(|kid| Figure::new(kid.entity.clone(), kid.value))
+                .map(|&kid| Figure::new(rows[kid].entity.clone(), rows[kid].value))
                 .collect();
             if let Some(f) = check_parts_sum(rule, whole_figure, &parts, tolerance) {
-                push(whole.row, f);
+                report(whole, &kids, f);
             }
         }
     }
 
-    // sub-periods and year-to-date series of one entity's flow
-    let mut series: BTreeMap<(String, String), Vec<&BatchRow>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.flow) {
+    // Both period rules compare spans within one year.
+    let mut series: BTreeMap<(String, String, i32), Vec<usize>> = BTreeMap::new();
+    for &i in live.iter().filter(|&&i| rows[i].flow) {
+        let r = &rows[i];
         series
-            .entry((r.entity.clone(), r.indicator.clone()))
+            .entry((r.entity.clone(), r.indicator.clone(), r.period.year()))
             .or_default()
-            .push(r);
+            .push(i);
     }
-    for ((entity, indicator), members) in &series {
-        let points: Vec<(Period, f64)> = members.iter().map(|r| (r.period, r.value)).collect();
-        let row_of = |label: &str| {
+    for ((entity, indicator, _), members) in &series {
+        if !touches_batch(members) {
+            continue;
+        }
+        let points: Vec<(Period, f64)> = members
+            .iter()
+            .map(|&i| (rows[i].period, rows[i].value))
+            .collect();
+        let member_of = |label: &str| {
             members
                 .iter()
-                .find(|r| r.period.canonical() == label)
-                .map(|r| r.row)
+                .copied()
+                .find(|&i| rows[i].period.canonical() == label)
         };
-        let mut report = |findings: Vec<Finding>, index: usize| {
-            for mut f in findings {
-                if let Some(row) = row_of(&f.figures[index].label) {
-                    f.message = format!("{entity} {indicator}: {}", f.message);
-                    push(row, f);
-                }
+        // The finding is about the period its figure `subject` names, and compared the
+        // periods its figures from `others` on name.
+        let mut judge = |rule: QualityRule, found: Vec<Finding>, subject: usize, others: usize| {
+            if !on(rule) {
+                return;
+            }
+            checked.extend(members.iter().map(|&i| (rule, i)));
+            for mut f in found {
+                let Some(about) = member_of(&f.figures[subject].label) else {
+                    continue;
+                };
+                let involved: Vec<usize> = f.figures[others..]
+                    .iter()
+                    .filter_map(|figure| member_of(&figure.label))
+                    .collect();
+                f.message = format!("{entity} {indicator}: {}", f.message);
+                report(about, &involved, f);
             }
         };
-        if on(QualityRule::PeriodParts) {
-            let tolerance = config.rule(QualityRule::PeriodParts).tolerance;
-            report(check_period_parts(&points, tolerance), 1);
-        }
-        if on(QualityRule::YtdFalls) {
-            let tolerance = config.rule(QualityRule::YtdFalls).tolerance;
-            report(check_ytd_series(&points, tolerance), 0);
-        }
+        let parts_tolerance = config.rule(QualityRule::PeriodParts).tolerance;
+        let ytd_tolerance = config.rule(QualityRule::YtdFalls).tolerance;
+        // The span is figure 1 of a sub-period finding, its parts follow; the later
+        // year-to-date figure is figure 0, the earlier figure 1.
+        judge(
+            QualityRule::PeriodParts,
+            check_period_parts(&points, parts_tolerance),
+            1,
+            2,
+        );
+        judge(
+            QualityRule::YtdFalls,
+            check_ytd_series(&points, ytd_tolerance),
+            0,
+            1,
+        );
     }
 
-    // growth within a cohort, against the same entity a year earlier
     if on(QualityRule::GrowthOutlier) {
-        let mut cohorts: BTreeMap<(String, String, Period), Vec<HbUnit<&BatchRow>>> =
-            BTreeMap::new();
-        for r in rows {
+        let mut cohorts: BTreeMap<(String, String, Period), Vec<HbUnit<usize>>> = BTreeMap::new();
+        for &i in live.iter().filter(|&&i| !rows[i].stored) {
+            let r = &rows[i];
             let earlier = (
                 r.entity.clone(),
                 r.indicator.clone(),
                 r.period.year_earlier(),
             );
-            if let Some(before) = by_key.get(&earlier) {
+            if let Some(&before) = index_of.get(&earlier) {
                 cohorts
                     .entry((r.cohort.clone(), r.indicator.clone(), r.period))
                     .or_default()
                     .push(HbUnit {
-                        key: r,
-                        previous: before.value,
+                        key: i,
+                        previous: rows[before].value,
                         current: r.value,
                     });
             }
         }
         for units in cohorts.values() {
-            for (r, mut f) in growth_outliers(units, config.hb_params()) {
+            let scored: Vec<usize> = hidiroglou_berthelot(units, config.hb_params())
+                .into_iter()
+                .map(|s| s.key)
+                .collect();
+            checked.extend(scored.iter().map(|&i| (QualityRule::GrowthOutlier, i)));
+            for (i, mut f) in growth_outliers(units, config.hb_params()) {
+                let r = &rows[i];
                 f.message = format!("{} {} {}: {}", r.entity, r.indicator, r.period, f.message);
                 f.figures
                     .insert(0, Figure::new(r.period.canonical(), r.value));
-                push(r.row, f);
+                report(i, &[], f);
             }
         }
     }
 
     if on(QualityRule::RevisionJump) {
         let factor = config.rule(QualityRule::RevisionJump).tolerance;
-        for r in rows {
-            if let Some(f) = r.previous.and_then(|p| check_revision(p, r.value, factor)) {
-                push(r.row, f);
+        for &i in live.iter().filter(|&&i| !rows[i].stored) {
+            let r = &rows[i];
+            let Some(previous) = r.previous else { continue };
+            if previous > 0.0 && r.value > 0.0 {
+                checked.insert((QualityRule::RevisionJump, i));
+            }
+            if let Some(f) = check_revision(previous, r.value, factor) {
+                report(i, &[], f);
             }
         }
     }
-    out.sort_by_key(|f| f.row);
-    out
+    findings.sort_by_key(|f| f.row);
+    Assessment {
+        findings,
+        passed: checked.difference(&failed).copied().collect(),
+    }
 }
 
 #[cfg(test)]
@@ -757,6 +849,7 @@ mod tests {
             period: p(period),
             value,
             previous: None,
+            stored: false,
         }
     }
 
@@ -1059,5 +1152,68 @@ mod tests {
             },
         ];
         assert!(hidiroglou_berthelot(&units, HbParams::default()).is_empty());
+    }
+
+    #[test]
+    fn stored_figures_are_compared_with_never_reported_on() {
+        let region = Some(("REGION 410300", QualityRule::RegionSum));
+        let stored = |mut r: BatchRow| {
+            r.stored = true;
+            r.row = 0;
+            r
+        };
+        let config = QualityConfig::default();
+        // a zone arriving alone: its stored sibling and it exceed the stored region
+        let rows = vec![
+            row(2, "ZONE z1", region, "2024", 70.0),
+            stored(row(0, "REGION 410300", None, "2024", 100.0)),
+            stored(row(0, "ZONE z2", region, "2024", 45.0)),
+            // replaced by the batch's row: ignored
+            stored(row(0, "ZONE z1", region, "2024", 50.0)),
+        ];
+        let found = assess(&rows, &config);
+        assert_eq!(found.findings.len(), 1);
+        let f = &found.findings[0];
+        assert_eq!(
+            (f.row, f.subject, f.finding.rule),
+            (2, 1, QualityRule::RegionSum)
+        );
+        assert_eq!(f.finding.figures[0].value, 115.0);
+        assert!(!found.passed.contains(&(QualityRule::RegionSum, 1)));
+
+        // stored figures alone that disagree are not this batch's doing
+        let rows = vec![
+            row(2, "ZONE z9", None, "2023", 1.0),
+            stored(row(0, "REGION 410300", None, "2024", 100.0)),
+            stored(row(0, "ZONE z2", region, "2024", 145.0)),
+        ];
+        let found = assess(&rows, &config);
+        assert!(found.findings.is_empty(), "{:?}", found.findings);
+        assert!(!found.passed.contains(&(QualityRule::RegionSum, 1)));
+
+        // a corrected region passes the sum: the pair is reported sound
+        let rows = vec![
+            row(2, "REGION 410300", None, "2024", 200.0),
+            stored(row(0, "ZONE z2", region, "2024", 145.0)),
+        ];
+        let found = assess(&rows, &config);
+        assert!(found.findings.is_empty());
+        assert!(found.passed.contains(&(QualityRule::RegionSum, 0)));
+
+        // a half-year arriving that, with the stored other half, contradicts the stored year
+        let rows = vec![
+            row(3, "ZONE z3", None, "2024-H2", 30.0),
+            stored(row(0, "ZONE z3", None, "2024-H1", 20.0)),
+            stored(row(0, "ZONE z3", None, "2024", 45.0)),
+        ];
+        let found = assess(&rows, &config);
+        assert_eq!(found.findings.len(), 1);
+        let f = &found.findings[0];
+        assert_eq!(
+            (f.row, f.subject, f.finding.rule),
+            (3, 2, QualityRule::PeriodParts)
+        );
+        assert!(!found.passed.contains(&(QualityRule::PeriodParts, 2)));
+        assert!(found.passed.contains(&(QualityRule::YtdFalls, 2)));
     }
 }

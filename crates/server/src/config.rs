@@ -55,6 +55,11 @@ pub struct ServerArgs {
     #[arg(long, env = "ZONERANK_MAX_CALL_SECS", default_value_t = 60)]
     pub max_call_secs: u64,
 
+    /// A JSON file setting the data-quality rules (on/off, tolerance, severity per rule);
+    /// unset means the defaults. An unknown rule or an unusable tolerance stops the start.
+    #[arg(long, env = "ZONERANK_QUALITY_RULES")]
+    pub quality_rules: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub tls: TlsArgs,
 

@@ -51,6 +51,18 @@ pub fn decode_page_token(token: &str) -> Result<Option<String>, ServiceError> {
     String::from_utf8(bytes).map(Some).map_err(|_| bad_token())
 }
 
+/// The page token of a list keyed by a numeric id (the previous page's last).
+pub fn encode_id_token(last_id: i64) -> String {
+    encode_page_token(&last_id.to_string())
+}
+
+/// The id an [`encode_id_token`] token stands for; an empty token is the first page.
+pub fn decode_id_token(token: &str) -> Result<Option<i64>, ServiceError> {
+    decode_page_token(token)?
+        .map(|id| id.parse().map_err(|_| bad_token()))
+        .transpose()
+}
+
 /// Separates the parts of a composite key in a token: PostgreSQL text cannot hold NUL, so no
 /// stored key contains it.
 const KEY_PART_SEPARATOR: char = '\0';

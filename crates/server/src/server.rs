@@ -112,6 +112,8 @@ pub enum RunError {
     Jwks(#[from] crate::auth::JwksError),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    QualityRules(String),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -132,6 +134,8 @@ pub async fn run(
     crate::budget::set_max_call(Duration::from_secs(args.max_call_secs));
     let tls = crate::tls::acceptor(&args.tls)?;
     let verifier = open_or_guarded(args, &listener)?;
+    let quality = crate::ingestion::quality::load_rules(args.quality_rules.as_deref())
+        .map_err(RunError::QualityRules)?;
     let store = Store::connect(&args.database.database_url).await?;
     if services.migrate_on_start {
         store.migrate().await?;
@@ -149,7 +153,7 @@ pub async fn run(
     let reflection_v1alpha = reflection(&names).build_v1alpha()?;
 
     let ingestion = services.ingestion.then(|| {
-        let service = IngestionServiceServer::new(Ingestion::new(store.clone()))
+        let service = IngestionServiceServer::new(Ingestion::with_quality(store.clone(), quality))
             .max_decoding_message_size(limits::INGESTION_REQUEST_BYTES)
             .max_encoding_message_size(limits::RESPONSE_BYTES);
         Guarded::new(service, verifier.clone()).audited(store.clone())

@@ -402,6 +402,7 @@ impl ObservationImport {
         self,
         dry_run: bool,
         mut event: AuditEvent,
+        issues: &crate::IssueChanges,
     ) -> Result<WriteSummary, StorageError> {
         let recorded_by = event.principal.clone();
         let (summary, entities) = on_txn!(&self.txn, c => merge(c, dry_run, &recorded_by).await)?;
@@ -421,6 +422,9 @@ impl ObservationImport {
         }
         on_txn!(&self.txn, c => {
             insert_event(c, &event, Some(summary.data_version)).await?;
+            // The data-quality issues of the rows written, in the same transaction.
+            crate::data_issues::apply_issue_changes(c, issues, summary.data_version, &event.request_id)
+                .await?;
             drop_stage(c).await?;
         });
         match self.txn {

@@ -5,6 +5,7 @@ mod assessment;
 mod audit;
 mod cohort;
 mod connect;
+mod data_issues;
 pub mod entity;
 mod error;
 mod import;
@@ -23,6 +24,9 @@ pub use assessment::{ObjectionFilter, ObjectionRow, PublicationRow, Refusal, Ste
 pub use audit::{AuditEvent, AuditFilter, LISTED_ENTITIES, StoredAuditEvent};
 pub use cohort::{CohortMember, CohortQuery, UnknownName};
 pub use connect::ConnectError;
+pub use data_issues::{
+    DataIssueFilter, IssueChanges, IssueKey, NewDataIssue, ServedFigure, StoredDataIssue,
+};
 pub use error::StorageError;
 pub use import::{DuplicateRow, ObservationImport};
 pub use observations::{

@@ -2499,7 +2499,10 @@ async fn case_bulk_import_keeps_every_rule(store: &Store) {
     // A dry run counts and writes nothing.
     let import = import_in_chunks(store, &first, 70).await;
     assert_eq!(import.staged(), 500);
-    let dry = import.finish(true, import_event()).await.unwrap();
+    let dry = import
+        .finish(true, import_event(), &Default::default())
+        .await
+        .unwrap();
     assert_eq!((dry.accepted, dry.updated, dry.unchanged), (500, 0, 0));
     assert_eq!(store.data_version().await.unwrap(), version);
     assert_eq!(count_rows(store, "observations").await, 0);
@@ -2516,7 +2519,7 @@ async fn case_bulk_import_keeps_every_rule(store: &Store) {
 
     let written = import_in_chunks(store, &first, 70)
         .await
-        .finish(false, import_event())
+        .finish(false, import_event(), &Default::default())
         .await
         .unwrap();
     assert_eq!(
@@ -2546,7 +2549,7 @@ async fn case_bulk_import_keeps_every_rule(store: &Store) {
     second.push(zone_obs("b-new", "revenue", "2024", 1.0));
     let again = import_in_chunks(store, &second, 333)
         .await
-        .finish(false, import_event())
+        .finish(false, import_event(), &Default::default())
         .await
         .unwrap();
     assert_eq!(
@@ -2596,13 +2599,16 @@ async fn case_bulk_import_keeps_every_rule(store: &Store) {
         }]
     );
     assert_eq!(import.staged(), 2);
-    let dry = import.finish(true, import_event()).await.unwrap();
+    let dry = import
+        .finish(true, import_event(), &Default::default())
+        .await
+        .unwrap();
     assert_eq!((dry.accepted, dry.updated, dry.unchanged), (0, 2, 0));
 
     // Nothing changed: no new version, and the event still stands alone.
     let same = import_in_chunks(store, &second, 1000)
         .await
-        .finish(false, import_event())
+        .finish(false, import_event(), &Default::default())
         .await
         .unwrap();
     assert_eq!((same.accepted, same.updated, same.unchanged), (0, 0, 501));

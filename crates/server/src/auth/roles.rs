@@ -93,6 +93,7 @@ const METHOD_ROLES: &[(&str, Role)] = &[
         "/zonerank.v1.IngestionService/DeleteTarget",
         Role::Submitter,
     ),
+    ("/zonerank.v1.IngestionService/ListDataIssues", Role::Viewer),
     ("/zonerank.v1.MetricsService/ListMetrics", Role::Viewer),
     ("/zonerank.v1.MetricsService/ComputeMetrics", Role::Viewer),
     ("/zonerank.v1.MetricsService/StreamMetrics", Role::Viewer),

@@ -15,6 +15,7 @@ use zonerank_api::v1::{self, ingestion_service_server::IngestionService};
 use zonerank_domain::{
     entity::{EntityKind, validate_id},
     period::Period,
+    quality::QualityConfig,
 };
 use zonerank_storage::{ObservationPosition, ObservationQuery, Store, UpsertCounts};
 
@@ -30,12 +31,21 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Ingestion {
     store: Store,
+    quality: std::sync::Arc<QualityConfig>,
 }
 
 impl Ingestion {
-    /// The service over `store`.
+    /// The service over `store`, with the default data-quality rules.
     pub fn new(store: Store) -> Ingestion {
-        Ingestion { store }
+        Ingestion::with_quality(store, QualityConfig::default())
+    }
+
+    /// The service over `store`, running the data-quality rules as `quality` sets them.
+    pub fn with_quality(store: Store, quality: QualityConfig) -> Ingestion {
+        Ingestion {
+            store,
+            quality: std::sync::Arc::new(quality),
+        }
     }
 }
 
@@ -317,6 +327,7 @@ impl IngestionService for Ingestion {
                             dry_run: batch.dry_run,
                             strict: batch.strict,
                         },
+                        &self.quality,
                     )
                     .await?,
                 ),
@@ -333,8 +344,14 @@ impl IngestionService for Ingestion {
         let mut ingest = match ingest {
             Some(ingest) => ingest,
             None => {
-                rows::Ingest::begin(&self.store, &caller, &method, rows::IngestFlags::default())
-                    .await?
+                rows::Ingest::begin(
+                    &self.store,
+                    &caller,
+                    &method,
+                    rows::IngestFlags::default(),
+                    &self.quality,
+                )
+                .await?
             }
         };
         if !pending.is_empty() {
@@ -388,6 +405,7 @@ impl IngestionService for Ingestion {
                 dry_run: request.dry_run,
                 strict: request.strict,
             },
+            &self.quality,
         )
         .await?;
         tracing::info!(
@@ -554,5 +572,15 @@ impl IngestionService for Ingestion {
             removal::delete_target(&self.store, &caller, crate::wire_check::checked(request)?)
                 .await?
         }))
+    }
+
+    async fn list_data_issues(
+        &self,
+        request: Request<v1::ListDataIssuesRequest>,
+    ) -> Result<Response<v1::ListDataIssuesResponse>, Status> {
+        let request = crate::wire_check::checked(request)?;
+        Ok(Response::new(
+            quality::list_data_issues(&self.store, request).await?,
+        ))
     }
 }

@@ -10,7 +10,7 @@ use zonerank_domain::{
     observation::normalize_value,
     quality::QualityConfig,
 };
-use zonerank_storage::{ObservationImport, ObservationInput, Store};
+use zonerank_storage::{IssueChanges, ObservationImport, ObservationInput, Store};
 
 use crate::{
     auth::{Caller, Scope, scope::EntityRow},
@@ -231,8 +231,9 @@ pub async fn ingest(
     rows: Vec<IncomingObservation>,
     unreadable: Vec<v1::RowError>,
     flags: IngestFlags,
+    quality: &QualityConfig,
 ) -> Result<v1::IngestReport, ServiceError> {
-    let mut ingest = Ingest::begin(store, caller, method, flags).await?;
+    let mut ingest = Ingest::begin(store, caller, method, flags, quality).await?;
     ingest.unreadable(unreadable);
     let mut rows = rows.into_iter();
     loop {
@@ -253,7 +254,13 @@ pub struct Ingest<'a> {
     caller: &'a Caller,
     method: String,
     flags: IngestFlags,
+    quality: &'a QualityConfig,
     import: ObservationImport,
+    /// The data-quality issues the rows raise and resolve, stored with them.
+    issues: IssueChanges,
+    /// Set when strict left warned rows out: the rows written are then not the rows assessed,
+    /// so the stored issues are left as they are.
+    issues_void: bool,
     total: i64,
     rejected: i64,
     errors: Vec<v1::RowError>,
@@ -267,13 +274,17 @@ impl<'a> Ingest<'a> {
         caller: &'a Caller,
         method: &str,
         flags: IngestFlags,
+        quality: &'a QualityConfig,
     ) -> Result<Ingest<'a>, ServiceError> {
         Ok(Ingest {
             store,
             caller,
             method: method.to_string(),
             flags,
+            quality,
             import: store.begin_observation_import().await?,
+            issues: IssueChanges::default(),
+            issues_void: false,
             total: 0,
             rejected: 0,
             errors: Vec::new(),
@@ -302,14 +313,16 @@ impl<'a> Ingest<'a> {
     pub async fn push(&mut self, rows: Vec<IncomingObservation>) -> Result<(), ServiceError> {
         self.total += rows.len() as i64;
         let mut batch = check(self.store, self.caller, rows).await?;
-        let findings = super::quality::assess(
+        let super::quality::Assessed { findings, changes } = super::quality::assess_rows(
             self.store,
             &self.store.catalog().await?,
-            &QualityConfig::default(),
+            self.quality,
             &batch.good,
             &batch.good_rows,
         )
         .await?;
+        self.issues.raised.extend(changes.raised);
+        self.issues.passed.extend(changes.passed);
         let room = REPORTED_LIMIT.saturating_sub(self.warnings.len());
         self.warnings.extend(
             findings
@@ -318,6 +331,7 @@ impl<'a> Ingest<'a> {
                 .map(super::quality::issue_to_wire),
         );
         if self.flags.strict && !findings.is_empty() {
+            self.issues_void = true;
             // Strict: a warned row is a rejected row, under the usual all-or-nothing rule.
             let warned: HashSet<i64> = findings.iter().map(|f| f.row).collect();
             batch.rejected += warned.len() as i64;
@@ -395,7 +409,12 @@ impl<'a> Ingest<'a> {
         }
         let mut event = crate::audit::event(self.caller, &self.method, "OK");
         event.rejected = self.rejected;
-        let summary = self.import.finish(dry_run, event).await?;
+        let issues = if self.issues_void {
+            IssueChanges::default()
+        } else {
+            std::mem::take(&mut self.issues)
+        };
+        let summary = self.import.finish(dry_run, event, &issues).await?;
         let counters = zonerank_telemetry::instruments();
         if !dry_run {
             counters

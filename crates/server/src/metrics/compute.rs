@@ -75,7 +75,7 @@ impl Catalog {
 
 /// NOT_FOUND for a cohort naming a region or an entity the store does not hold: every
 /// computation (tables, streams, rankings, simulations) selects its cohort here.
-fn unknown_in_cohort(name: UnknownName) -> ServiceError {
+pub(crate) fn unknown_in_cohort(name: UnknownName) -> ServiceError {
     match name {
         UnknownName::Region(code) => ServiceError::not_found(
             resource_type(EntityKind::Region),

@@ -5,6 +5,8 @@ mod cluster;
 mod compute;
 mod screening;
 
+pub(crate) use compute::unknown_in_cohort;
+
 use std::time::Duration;
 
 use prost::Message;

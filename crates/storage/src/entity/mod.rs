@@ -4,6 +4,7 @@ pub mod audit_event;
 pub mod audit_event_entity;
 pub mod cluster;
 pub mod data_commit;
+pub mod data_issue;
 pub mod data_version;
 pub mod enterprise;
 pub mod indicator;

@@ -8,6 +8,7 @@ mod m20261202_000003_scheme_archive;
 mod m20261202_000004_commit_stamps;
 mod m20261202_000005_audit;
 mod m20261202_000006_assessment;
+mod m20261202_000007_data_issues;
 mod m20261202_000008_projects_screening;
 
 /// Every migration zonerank knows, in order.
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_commit_stamps::Migration),
             Box::new(m20261202_000005_audit::Migration),
             Box::new(m20261202_000006_assessment::Migration),
+            Box::new(m20261202_000007_data_issues::Migration),
             Box::new(m20261202_000008_projects_screening::Migration),
         ]
     }
