@@ -8,6 +8,7 @@ mod m20261202_000003_scheme_archive;
 mod m20261202_000004_commit_stamps;
 mod m20261202_000005_audit;
 mod m20261202_000006_assessment;
+mod m20261202_000010_audit_suppressed;
 
 /// Every migration zonerank knows, in order.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_commit_stamps::Migration),
             Box::new(m20261202_000005_audit::Migration),
             Box::new(m20261202_000006_assessment::Migration),
+            Box::new(m20261202_000010_audit_suppressed::Migration),
         ]
     }
 }
