@@ -761,6 +761,17 @@ async fn the_ranking_service_calls_the_metrics_service_with_the_callers_token() 
     .expect("the metrics service accepted the forwarded ES256 token")
     .into_inner();
     assert_eq!(run.run.expect("run").scheme_id, "enterprise-per-mu");
+    // The ranking process holds no credential of its own: a call that reached metrics without
+    // the caller's token would be refused like this one.
+    let status = MetricsServiceClient::new(metrics.channel().await)
+        .compute_metrics(v1::ComputeMetricsRequest {
+            metrics: vec!["tax".into()],
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("metrics without a token");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
 
     ranking.stop().await;
     metrics.stop().await;

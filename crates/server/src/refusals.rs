@@ -19,6 +19,9 @@ use zonerank_storage::{AuditEvent, Store};
 /// The length of one window of the refusal budget.
 pub const WINDOW: Duration = Duration::from_secs(60);
 
+/// The method under which refusals of paths no zonerank service has are counted.
+pub const UNKNOWN_METHOD: &str = "(unknown method)";
+
 /// Refusals of one (method, outcome) recorded per window by default.
 pub const DEFAULT_PER_WINDOW: u32 = 60;
 
@@ -93,7 +96,14 @@ impl RefusalBudget {
         if self.per_window == 0 {
             return vec![event];
         }
-        let key = (event.method.clone(), event.outcome.clone());
+        // Keyed by known methods only: a caller choosing a new path for every call must not
+        // get a new budget for each.
+        let method = if crate::auth::is_known_method(&event.method) {
+            event.method.clone()
+        } else {
+            UNKNOWN_METHOD.to_string()
+        };
+        let key = (method, event.outcome.clone());
         let mut windows = self.windows();
         let window = windows
             .entry(key.clone())
@@ -236,6 +246,23 @@ mod tests {
         let ended = budget.ended(start + WINDOW, false);
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].suppressed, 1);
+    }
+
+    #[test]
+    fn made_up_methods_share_one_budget() {
+        let budget = RefusalBudget::new(2, WINDOW);
+        let start = Instant::now();
+        let recorded: usize = (0..50)
+            .map(|i| {
+                let mut event = refusal("anonymous");
+                event.method = format!("/zonerank.v1.IngestionService/Made{i}");
+                budget.admit(event, start).len()
+            })
+            .sum();
+        assert_eq!(recorded, 2);
+        let summary = budget.ended(start, true);
+        assert_eq!(summary[0].method, UNKNOWN_METHOD);
+        assert_eq!(summary[0].suppressed, 48);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use jsonwebtoken::{
 };
 use tonic::{body::Body, server::NamedService};
 
-pub use roles::{Role, authorize, method_path, needed_role};
+pub use roles::{Role, authorize, is_known_method, method_path, needed_role};
 pub use scope::{Caller, Scope};
 
 use crate::error::ServiceError;
