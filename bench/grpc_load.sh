@@ -10,6 +10,12 @@
 # RATE (req/s of the fixed-rate run, default 5000), REQUESTS (fixed-rate run, default 50000),
 # MAX_REQUESTS (unlimited run, default 200000), STREAMS (concurrent streams per connection in
 # those two runs, default 10), SEQUENTIAL (one-at-a-time run, default 2000).
+#
+# The demo loads and ranks its dataset, then stops; `zonerank serve` serves the same database
+# file for the load. TOKEN=1 (the cost of auth): that server verifies bearer tokens against a
+# key set made here (`zonerank auth keygen`), and every request carries a viewer's token
+# (`zonerank auth token`); unset, the same binary runs open on loopback. Run both, one after
+# the other, to compare.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,6 +26,7 @@ MAX_REQUESTS=${MAX_REQUESTS:-200000}
 STREAMS=${STREAMS:-10}
 SEQUENTIAL=${SEQUENTIAL:-2000}
 RATE=${RATE:-5000}
+TOKEN=${TOKEN:-}
 CONNECTIONS=10
 URL="http://127.0.0.1:${PORT}/zonerank.v1.RankingService/GetRanking"
 
@@ -47,6 +54,24 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 grep -q "^Serving on" "$work/demo.log" || { echo "the demo did not come up" >&2; exit 1; }
+kill "$server" && wait "$server" 2>/dev/null || true
+server=
+
+auth=()
+headers=(-H "content-type: application/grpc" -H "te: trailers")
+if [ -n "$TOKEN" ]; then
+  "$ZONERANK" auth keygen --out "$work/keys" >/dev/null
+  auth=(--auth-jwks "$work/keys/jwks.json" --auth-issuer zonerank --auth-audience zonerank)
+  token=$("$ZONERANK" auth token --key "$work/keys/signing-key.pem" --sub bench --role viewer --ttl 1h)
+  headers+=(-H "authorization: Bearer ${token}")
+  echo "auth on: every request carries a viewer's EdDSA token (${#token} bytes)"
+else
+  echo "auth off: open on loopback"
+fi
+env -u REDIS_URL -u DATABASE_URL -u OTEL_EXPORTER_OTLP_ENDPOINT -u ZONERANK_AUTH_JWKS RUST_LOG=warn \
+  "$ZONERANK" serve --listen "127.0.0.1:${PORT}" "${auth[@]}" \
+  --database-url "sqlite://${work}/demo.db?mode=rwc" >"$work/serve.log" 2>&1 &
+server=$!
 
 # GetRankingRequest{scheme_id: "henan-zone-assessment", period: "2023", page_size: 20} in a
 # gRPC frame: 1 byte "not compressed", 4 bytes big-endian length, the protobuf message.
@@ -59,10 +84,15 @@ message = string(1, "henan-zone-assessment") + string(2, "2023") + bytes([5 << 3
 open(sys.argv[1], "wb").write(b"\0" + struct.pack(">I", len(message)) + message)
 EOF
 
-headers=(-H "content-type: application/grpc" -H "te: trailers")
-
-# h2load counts HTTP 200s only; the gRPC status is in the trailers.
-status=$(nghttp -v "${headers[@]}" -d "$work/request.bin" "$URL" | grep -ao "grpc-status: [0-9]*" | head -1)
+# h2load counts HTTP 200s only; the gRPC status is in the trailers. Asked until the server
+# answers.
+status=
+for _ in $(seq 1 300); do
+  status=$(nghttp -v "${headers[@]}" -d "$work/request.bin" "$URL" 2>/dev/null | grep -ao "grpc-status: [0-9]*" | head -1 || true)
+  [ -n "$status" ] && break
+  kill -0 "$server" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+  sleep 0.1
+done
 [ "$status" = "grpc-status: 0" ] || { echo "GetRanking did not answer OK: ${status:-no grpc-status}" >&2; exit 1; }
 echo "GetRanking answers ${status} (OK)"
 

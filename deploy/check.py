@@ -33,6 +33,11 @@ SERVICES = {
     "ranking": "zonerank.v1.RankingService",
 }
 GRPC_PORT = 50051
+# production's plaintext health port (ZONERANK_HEALTH_LISTEN): the probes ask it, not the TLS port.
+HEALTH_PORT = 8081
+# The Secret with the pods' TLS key pair and CA (cert-manager's keys), mounted here.
+TLS_SECRET = "zonerank-tls"
+TLS_KEYS = {"tls.crt", "tls.key", "ca.crt"}
 RUNTIME_UID = 65532
 NAMESPACES = {"dev": "zonerank-dev", "production": "zonerank"}
 # minReplicas, maxReplicas of every HPA per overlay (base: any sane pair).
@@ -281,6 +286,45 @@ def check_container(where: str, container: dict, pod_security: dict, zonerank_im
         problem(where, f"image {image} uses :latest")
 
 
+def mounted_from_secret(spec: dict, container: dict, path: str, secret: str) -> bool:
+    """Whether `path` lies on a read-only mount of a volume of Secret `secret`."""
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
+        root = mount.get("mountPath", "").rstrip("/") + "/"
+        volume = volumes.get(mount.get("name"), {})
+        if path.startswith(root) and (volume.get("secret") or {}).get("secretName") == secret:
+            items = {i["path"]: i["key"] for i in (volume["secret"].get("items") or [])}
+            name = path[len(root):]
+            key = items.get(name, name if not items else None)
+            return mount.get("readOnly") is True and key in TLS_KEYS
+    return False
+
+
+def check_pod_tls(where: str, component: str, spec: dict, container: dict, env: dict) -> None:
+    """Production: TLS in the pod from the Secret, the plaintext health port, mTLS on the
+    ranking → metrics hop."""
+    needed = ["ZONERANK_TLS_CERT", "ZONERANK_TLS_KEY"]
+    if component == "metrics":
+        needed.append("ZONERANK_TLS_CLIENT_CA")
+    if component == "ranking":
+        needed += ["ZONERANK_CA_CERT", "ZONERANK_CLIENT_CERT", "ZONERANK_CLIENT_KEY"]
+    for key in needed:
+        path = env.get(key) or ""
+        if not path:
+            problem(where, f"no {key}: production serves TLS in the pod")
+        elif not mounted_from_secret(spec, container, path, TLS_SECRET):
+            problem(where, f"{key} {path} is not on a read-only mount of Secret {TLS_SECRET}")
+    if component != "metrics" and "ZONERANK_TLS_CLIENT_CA" in env:
+        problem(where, "only the metrics service requires client certificates")
+    if env.get("ZONERANK_HEALTH_LISTEN") != f"0.0.0.0:{HEALTH_PORT}":
+        problem(where, f"ZONERANK_HEALTH_LISTEN must be 0.0.0.0:{HEALTH_PORT} (the probes' port)")
+    if not any(
+        p.get("containerPort") == HEALTH_PORT and p.get("name") == "health"
+        for p in container.get("ports", [])
+    ):
+        problem(where, f"no container port {HEALTH_PORT} named health")
+
+
 def check_k8s(overlay: str, rendered: Path) -> int:
     docs = [d for d in yaml.safe_load_all(rendered.read_text()) if d]
     by_kind: dict[str, dict[str, dict]] = {}
@@ -414,10 +458,17 @@ def check_k8s(overlay: str, rendered: Path) -> int:
         for needed in ("DATABASE_URL", "REDIS_URL"):
             if needed not in env_names:
                 problem(where, f"no {needed}")
+        env = {v["name"]: v.get("value") for v in container.get("env", [])}
+        # Production serves TLS in the pod: the probes (no TLS, no token) ask the plaintext
+        # health port; elsewhere the main port.
+        probe_port = GRPC_PORT
+        if overlay == "production":
+            probe_port = HEALTH_PORT
+            check_pod_tls(where, component, spec, container, env)
         for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
             grpc = (container.get(probe_name) or {}).get("grpc")
-            if not grpc or grpc.get("port") != GRPC_PORT:
-                problem(where, f"{probe_name} is not a gRPC probe on {GRPC_PORT}")
+            if not grpc or grpc.get("port") != probe_port:
+                problem(where, f"{probe_name} is not a gRPC probe on {probe_port}")
         readiness = ((container.get("readinessProbe") or {}).get("grpc") or {}).get("service")
         if readiness != SERVICES[component]:
             problem(where, f"readinessProbe asks for {readiness!r}, not {SERVICES[component]}")
@@ -466,9 +517,9 @@ def check_k8s(overlay: str, rendered: Path) -> int:
 
         # ranking reaches metrics through a headless Service that selects the metrics pods.
         if component == "ranking":
-            env = {v["name"]: v.get("value") for v in container.get("env", [])}
             address = env.get("ZONERANK_METRICS_ADDR") or ""
-            match = re.fullmatch(r"http://([a-z0-9-]+):(\d+)", address)
+            scheme = "https" if overlay == "production" else "http"
+            match = re.fullmatch(scheme + r"://([a-z0-9-]+):(\d+)", address)
             headless = by_kind.get("Service", {}).get(match.group(1)) if match else None
             if not headless:
                 problem(where, f"ZONERANK_METRICS_ADDR {address!r} names no Service")

@@ -3,17 +3,21 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use futures::StreamExt;
+
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use zonerank_api::v1::{
-    self, audit_service_client::AuditServiceClient,
-    ingestion_service_client::IngestionServiceClient, metrics_service_client::MetricsServiceClient,
-    ranking_service_client::RankingServiceClient,
+    self, assessment_service_client::AssessmentServiceClient,
+    audit_service_client::AuditServiceClient, ingestion_service_client::IngestionServiceClient,
+    metrics_service_client::MetricsServiceClient, ranking_service_client::RankingServiceClient,
 };
-use zonerank_integration_tests::{RunningServer, henan_two_cities, seed_regions, server_args};
+use zonerank_integration_tests::{
+    RunningServer, henan_two_cities, numbered_zone_id, numbered_zones, seed_regions, server_args,
+};
 use zonerank_server::{
     ServerArgs, Services,
     auth::keys::{KeyKind, SigningKey, TokenClaims},
@@ -297,6 +301,11 @@ struct AuthServer {
 
 impl AuthServer {
     async fn start() -> AuthServer {
+        AuthServer::start_with(|_| {}).await
+    }
+
+    /// A server whose settings `adjust` changes first.
+    async fn start_with(adjust: impl FnOnce(&mut ServerArgs)) -> AuthServer {
         let files = Files::new();
         let key = SigningKey::generate(KeyKind::Ed25519).expect("key");
         let jwks = serde_json::to_string(&key.jwks()).expect("jwks");
@@ -305,6 +314,7 @@ impl AuthServer {
         args.auth.auth_jwks = Some(files.write("jwks.json", &jwks));
         args.auth.auth_issuer = Some(ISSUER.into());
         args.auth.auth_audience = Some(AUDIENCE.into());
+        adjust(&mut args);
         let server = RunningServer::start(args, Services::ALL_IN_ONE).await;
         AuthServer {
             server,
@@ -360,6 +370,13 @@ impl AuthServer {
 
     async fn ranking(&self, token: &str) -> RankingServiceClient<Authorized> {
         RankingServiceClient::with_interceptor(
+            self.server.channel().await,
+            Bearer::new(Some(token)).expect("bearer"),
+        )
+    }
+
+    async fn assessment(&self, token: &str) -> AssessmentServiceClient<Authorized> {
+        AssessmentServiceClient::with_interceptor(
             self.server.channel().await,
             Bearer::new(Some(token)).expect("bearer"),
         )
@@ -744,6 +761,17 @@ async fn the_ranking_service_calls_the_metrics_service_with_the_callers_token() 
     .expect("the metrics service accepted the forwarded ES256 token")
     .into_inner();
     assert_eq!(run.run.expect("run").scheme_id, "enterprise-per-mu");
+    // The ranking process holds no credential of its own: a call that reached metrics without
+    // the caller's token would be refused like this one.
+    let status = MetricsServiceClient::new(metrics.channel().await)
+        .compute_metrics(v1::ComputeMetricsRequest {
+            metrics: vec!["tax".into()],
+            period: "2023".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("metrics without a token");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
 
     ranking.stop().await;
     metrics.stop().await;
@@ -1347,5 +1375,510 @@ async fn a_replaced_client_ca_is_read_without_a_restart() {
     );
 
     server.stop().await;
+    database.drop().await.expect("drop");
+}
+
+// ---- The audit of ranking and assessment writes ----
+
+/// A scheme ranking the zones of county 411725 by revenue alone.
+fn revenue_scheme(id: &str) -> v1::Scheme {
+    v1::Scheme {
+        id: id.into(),
+        name: "revenue".into(),
+        entity_kind: v1::EntityKind::Zone as i32,
+        cohort: Some(v1::CohortSelector {
+            entity_kind: v1::EntityKind::Zone as i32,
+            region_code: "411725".into(),
+            ..Default::default()
+        }),
+        criteria: vec![v1::Criterion {
+            metric: "revenue".into(),
+            weight: 1.0,
+            ..Default::default()
+        }],
+        normalization: v1::Normalization::MinMax as i32,
+        weighting: v1::Weighting::Fixed as i32,
+        aggregation: v1::Aggregation::WeightedSum as i32,
+        missing_policy: v1::MissingPolicy::Worst as i32,
+        ..Default::default()
+    }
+}
+
+fn disputed_revenue(run_id: &str, value: f64) -> v1::FileObjectionRequest {
+    v1::FileObjectionRequest {
+        run_id: run_id.into(),
+        entity: Some(v1::EntityRef {
+            kind: v1::EntityKind::Zone as i32,
+            id: numbered_zone_id(2),
+        }),
+        reason: "the revenue omits the new plant".into(),
+        disputed: vec![v1::DisputedValue {
+            indicator: "revenue".into(),
+            period: "2023".into(),
+            claimed_value: value,
+        }],
+        evidence: String::new(),
+    }
+}
+
+/// (method name, principal, outcome) of an event.
+fn call_of(event: &v1::AuditEvent) -> (&str, &str, &str) {
+    (
+        event.method.rsplit('/').next().unwrap_or_default(),
+        event.principal.as_str(),
+        event.outcome.as_str(),
+    )
+}
+
+#[tokio::test]
+async fn every_ranking_and_assessment_write_is_audited_once_and_failures_with_their_code() {
+    let server = AuthServer::start().await;
+    let admin = server.token("root", &["admin"]);
+    let assessor = server.token("commerce-dept", &["assessor"]);
+    let viewer = server.token("reader", &["viewer"]);
+    let mut ingestion = server.ingestion(Some(&admin)).await;
+    ingestion
+        .upsert_regions(v1::UpsertRegionsRequest {
+            regions: seed_regions(),
+            ..Default::default()
+        })
+        .await
+        .expect("regions");
+    ingestion
+        .upsert_zones(v1::UpsertZonesRequest {
+            zones: numbered_zones(3, "411725"),
+            ..Default::default()
+        })
+        .await
+        .expect("zones");
+    let mut csv = String::from("entity_kind,entity_id,indicator,period,value,unit\n");
+    for (i, value) in [90.0, 50.0, 10.0].iter().enumerate() {
+        csv.push_str(&format!(
+            "ZONE,{},revenue,2023,{value},\n",
+            numbered_zone_id(i)
+        ));
+    }
+    ingestion
+        .import_csv(v1::ImportCsvRequest {
+            content: csv.into_bytes(),
+            ..Default::default()
+        })
+        .await
+        .expect("figures");
+
+    let mut ranking = server.ranking(&assessor).await;
+    let mut assessment = server.assessment(&assessor).await;
+    ranking
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(revenue_scheme("trust-rev")),
+        })
+        .await
+        .expect("scheme");
+    let compute = v1::ComputeRankingRequest {
+        scheme_id: "trust-rev".into(),
+        period: "2023".into(),
+        ..Default::default()
+    };
+    let run = ranking
+        .compute_ranking(compute.clone())
+        .await
+        .expect("run")
+        .into_inner()
+        .run
+        .expect("run");
+    let spare = ranking
+        .compute_ranking(compute.clone())
+        .await
+        .expect("spare run")
+        .into_inner()
+        .run
+        .expect("run");
+    ranking
+        .delete_run(v1::DeleteRunRequest {
+            run_id: spare.run_id.clone(),
+        })
+        .await
+        .expect("delete");
+    // Failing: no such run. Refused: a viewer deletes nothing.
+    let missing = ranking
+        .delete_run(v1::DeleteRunRequest {
+            run_id: spare.run_id.clone(),
+        })
+        .await
+        .expect_err("deleted twice");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let refused = server
+        .ranking(&viewer)
+        .await
+        .delete_run(v1::DeleteRunRequest {
+            run_id: run.run_id.clone(),
+        })
+        .await
+        .expect_err("viewer");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+
+    assessment
+        .publish_ranking(v1::PublishRankingRequest {
+            run_id: run.run_id.clone(),
+            notice_until: Some(prost_types_now(86_400)),
+        })
+        .await
+        .expect("publish");
+    // Any reader may object; the assessor resolves.
+    let mut as_viewer = server.assessment(&viewer).await;
+    let rejected = as_viewer
+        .file_objection(disputed_revenue(&run.run_id, 20.0))
+        .await
+        .expect("objection")
+        .into_inner()
+        .objection
+        .expect("objection");
+    assessment
+        .resolve_objection(v1::ResolveObjectionRequest {
+            id: rejected.id.clone(),
+            resolution: v1::Resolution::Reject as i32,
+            note: "no evidence".into(),
+        })
+        .await
+        .expect("reject");
+    let accepted = as_viewer
+        .file_objection(disputed_revenue(&run.run_id, 30.0))
+        .await
+        .expect("second objection")
+        .into_inner()
+        .objection
+        .expect("objection");
+    let resolved = assessment
+        .resolve_objection(v1::ResolveObjectionRequest {
+            id: accepted.id.clone(),
+            resolution: v1::Resolution::Accept as i32,
+            note: "bureau confirmed".into(),
+        })
+        .await
+        .expect("accept")
+        .into_inner();
+    assert_eq!(resolved.publication.expect("republished").version, 2);
+    assessment
+        .finalize_ranking(v1::FinalizeRankingRequest {
+            scheme_id: "trust-rev".into(),
+            period: "2023".into(),
+        })
+        .await
+        .expect("finalize");
+    ranking
+        .archive_scheme(v1::ArchiveSchemeRequest {
+            scheme_id: "trust-rev".into(),
+        })
+        .await
+        .expect("archive");
+
+    let events = audit_events(
+        &server,
+        &admin,
+        v1::ListAuditEventsRequest {
+            page_size: 1000,
+            ..Default::default()
+        },
+    )
+    .await
+    .events;
+    let calls: Vec<(&str, &str, &str)> = events
+        .iter()
+        .filter(|e| !e.method.starts_with("/zonerank.v1.IngestionService/"))
+        .map(call_of)
+        .rev()
+        .collect();
+    // One event per call, oldest first; the recomputation and the new version after the
+    // accepted objection are part of its call, not calls of their own.
+    assert_eq!(
+        calls,
+        [
+            ("CreateScheme", "commerce-dept", "OK"),
+            ("ComputeRanking", "commerce-dept", "OK"),
+            ("ComputeRanking", "commerce-dept", "OK"),
+            ("DeleteRun", "commerce-dept", "OK"),
+            ("DeleteRun", "commerce-dept", "NOT_FOUND"),
+            ("DeleteRun", "reader", "PERMISSION_DENIED"),
+            ("PublishRanking", "commerce-dept", "OK"),
+            ("FileObjection", "reader", "OK"),
+            ("ResolveObjection", "commerce-dept", "OK"),
+            ("FileObjection", "reader", "OK"),
+            ("ResolveObjection", "commerce-dept", "OK"),
+            ("FinalizeRanking", "commerce-dept", "OK"),
+            ("ArchiveScheme", "commerce-dept", "OK"),
+        ],
+        "{events:?}"
+    );
+    let event = |method: &str, outcome: &str, nth: usize| {
+        events
+            .iter()
+            .rev()
+            .filter(|e| e.method.ends_with(&format!("/{method}")) && e.outcome == outcome)
+            .nth(nth)
+            .unwrap_or_else(|| panic!("{method} {outcome} #{nth}"))
+    };
+    let runs = |e: &v1::AuditEvent| e.resources.clone();
+    let stored_run = event("ComputeRanking", "OK", 0);
+    assert_eq!(
+        runs(stored_run),
+        [
+            format!("runs/{}", run.run_id),
+            "schemes/trust-rev".to_string()
+        ]
+    );
+    assert_eq!(stored_run.counts.expect("counts").created, 3);
+    assert_eq!(
+        stored_run.method,
+        "/zonerank.v1.RankingService/ComputeRanking"
+    );
+    assert_eq!(
+        runs(event("DeleteRun", "OK", 0)),
+        [format!("runs/{}", spare.run_id)]
+    );
+    assert!(event("DeleteRun", "NOT_FOUND", 0).resources.is_empty());
+    assert_eq!(
+        runs(event("CreateScheme", "OK", 0)),
+        ["schemes/trust-rev".to_string()]
+    );
+    assert_eq!(
+        runs(event("ArchiveScheme", "OK", 0)),
+        ["schemes/trust-rev".to_string()]
+    );
+    assert_eq!(
+        runs(event("FinalizeRanking", "OK", 0)),
+        ["publications/trust-rev@2023".to_string()]
+    );
+    let filed = event("FileObjection", "OK", 0);
+    assert_eq!(
+        runs(filed),
+        [
+            format!("objections/{}", rejected.id),
+            format!("runs/{}", run.run_id)
+        ]
+    );
+    assert_eq!(filed.entities[0].id, numbered_zone_id(2));
+    assert_eq!(filed.entity_count, 3);
+    // The accepted objection wrote the corrected figure: a revision with a data version.
+    let accept = event("ResolveObjection", "OK", 1);
+    assert_eq!(accept.counts.expect("counts").updated, 1);
+    assert!(accept.data_version > 0);
+    assert_eq!(accept.entities[0].id, numbered_zone_id(2));
+    assert_eq!(
+        runs(accept),
+        [
+            format!("objections/{}", accepted.id),
+            "publications/trust-rev@2023".to_string()
+        ]
+    );
+    assert_eq!(event("ResolveObjection", "OK", 0).data_version, 0);
+
+    // By resource: what was done with the published run.
+    let of_run = audit_events(
+        &server,
+        &admin,
+        v1::ListAuditEventsRequest {
+            resource: format!("runs/{}", run.run_id),
+            ..Default::default()
+        },
+    )
+    .await
+    .events;
+    let methods: Vec<&str> = of_run.iter().rev().map(|e| call_of(e).0).collect();
+    assert_eq!(
+        methods,
+        [
+            "ComputeRanking",
+            "PublishRanking",
+            "FileObjection",
+            "FileObjection"
+        ]
+    );
+
+    server.stop().await;
+}
+
+fn prost_types_now(seconds_ahead: i64) -> zonerank_api::prost_types::Timestamp {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    zonerank_api::prost_types::Timestamp {
+        seconds: now + seconds_ahead,
+        nanos: 0,
+    }
+}
+
+// ---- A flood of refusals ----
+
+#[tokio::test]
+async fn a_flood_of_bad_tokens_leaves_a_bounded_number_of_events_and_a_summary_that_adds_up() {
+    let server = AuthServer::start_with(|args| args.audit_refusal_rate = 10).await;
+    let mut calls = futures::stream::iter(0..1000)
+        .map(|i| {
+            list_regions_with(
+                &server,
+                Some(if i % 2 == 0 {
+                    "Bearer garbage"
+                } else {
+                    "Basic x"
+                }),
+            )
+        })
+        .buffer_unordered(16);
+    let mut refused = 0;
+    while let Some(answer) = calls.next().await {
+        assert_eq!(
+            answer.expect_err("bad token").code(),
+            tonic::Code::Unauthenticated
+        );
+        refused += 1;
+    }
+    drop(calls);
+    assert_eq!(refused, 1000);
+    // Another method and outcome has its own budget: a viewer refused ImportCsv is recorded.
+    let viewer = server.token("reader", &["viewer"]);
+    server
+        .ingestion(Some(&viewer))
+        .await
+        .import_csv(v1::ImportCsvRequest::default())
+        .await
+        .expect_err("viewer");
+    let admin = server.token("root", &["admin"]);
+    let while_open = audit_events(
+        &server,
+        &admin,
+        v1::ListAuditEventsRequest {
+            method: "ListRegions".into(),
+            page_size: 1000,
+            ..Default::default()
+        },
+    )
+    .await
+    .events;
+    assert_eq!(while_open.len(), 10, "the budget of the window");
+    assert!(
+        while_open
+            .iter()
+            .all(|e| e.outcome == "UNAUTHENTICATED" && e.suppressed == 0)
+    );
+
+    // At shutdown the open window is summarised: ten events and one for the other 990.
+    let AuthServer {
+        server: running,
+        database,
+        ..
+    } = server;
+    running.stop().await;
+    let store = database.migrated_store().await.expect("store");
+    let events = store
+        .audit_events(
+            &zonerank_storage::AuditFilter {
+                method: Some("/zonerank.v1.IngestionService/ListRegions".into()),
+                ..Default::default()
+            },
+            None,
+            2000,
+        )
+        .await
+        .expect("events")
+        .items;
+    assert_eq!(events.len(), 11);
+    let summary = &events[0].event;
+    assert_eq!(
+        (
+            summary.outcome.as_str(),
+            summary.principal.as_str(),
+            summary.suppressed
+        ),
+        ("UNAUTHENTICATED", "anonymous", 990)
+    );
+    assert!(summary.message.starts_with("990 refusals suppressed"));
+    let recorded: i64 = events.iter().map(|e| e.event.suppressed.max(1)).sum();
+    assert_eq!(recorded, 1000);
+    let import = store
+        .audit_events(
+            &zonerank_storage::AuditFilter {
+                method: Some("/zonerank.v1.IngestionService/ImportCsv".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .expect("events")
+        .items;
+    assert_eq!(import.len(), 1);
+    assert_eq!(import[0].event.outcome, "PERMISSION_DENIED");
+    database.drop().await.expect("drop");
+}
+
+// ---- The plaintext health port ----
+
+/// A loopback address no one listens on now.
+fn free_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+}
+
+#[tokio::test]
+async fn the_health_port_answers_plaintext_probes_while_the_main_port_requires_mtls() {
+    let files = Files::new();
+    let ca = TestCa::new("zonerank test CA");
+    let (mut args, database) = tls_server_args(&files, &ca).await;
+    args.tls.tls_client_ca = Some(files.write("client-ca.pem", &ca.pem));
+    let health = free_address();
+    args.health_listen = Some(health);
+    let (cert, key) = ca.client_cert();
+    let with_cert = trusting(&ca).identity(Identity::from_pem(cert, key));
+    let server =
+        RunningServer::start_with_tls(args, Services::ALL_IN_ONE, Some(with_cert.clone())).await;
+
+    let health_url = format!("http://{health}");
+    for service in [
+        "",
+        "zonerank.v1.IngestionService",
+        "zonerank.v1.RankingService",
+    ] {
+        let plain = zonerank_integration_tests::serving_status(&health_url, service).await;
+        assert_eq!(
+            plain,
+            Some(tonic_health::pb::health_check_response::ServingStatus::Serving),
+            "{service:?} on the health port"
+        );
+        let channel = zonerank_server::client::connect(server.url.clone(), Some(&with_cert))
+            .await
+            .expect("mTLS");
+        let main = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health over mTLS")
+            .into_inner()
+            .status;
+        assert_eq!(
+            main,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+    }
+    // The health port serves health only, and the main port still refuses plaintext.
+    let status =
+        IngestionServiceClient::new(zonerank_integration_tests::channel_to(&health_url).await)
+            .list_regions(v1::ListRegionsRequest::default())
+            .await
+            .expect_err("no zonerank service on the health port");
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+    assert!(!plaintext_answers(&server.url).await);
+    assert!(!health_answers(&server.url, Some(&trusting(&ca))).await);
+
+    server.stop().await;
+    assert!(
+        zonerank_integration_tests::serving_status(&health_url, "")
+            .await
+            .is_none(),
+        "the health port stops with the server"
+    );
     database.drop().await.expect("drop");
 }

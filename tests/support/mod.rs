@@ -194,6 +194,8 @@ pub fn server_args(database_url: &str, redis_prefix: Option<&str>) -> ServerArgs
         tls: Default::default(),
         auth: Default::default(),
         metrics_tls: Default::default(),
+        health_listen: None,
+        audit_refusal_rate: zonerank_server::refusals::DEFAULT_PER_WINDOW,
     }
 }
 

@@ -14,9 +14,14 @@ use crate::{
     paging::{decode_page_token, encode_page_token, page_size},
 };
 
+/// The full path of method `name` of zonerank service `service` (`RankingService`).
+pub fn method_path(service: &str, name: &str) -> String {
+    format!("/zonerank.v1.{service}/{name}")
+}
+
 /// The full path of an IngestionService method.
 pub fn ingestion_method(name: &str) -> String {
-    format!("/zonerank.v1.IngestionService/{name}")
+    method_path("IngestionService", name)
 }
 
 /// An event of `caller` calling `method` (a full path) with `outcome`, now.
@@ -29,15 +34,16 @@ pub fn event(caller: &Caller, method: &str, outcome: &str) -> AuditEvent {
     )
 }
 
-/// Appends the event of a successful upsert or removal to `writes`, in its transaction.
-pub fn record_write(
-    writes: &mut Writes,
+/// The event of a successful write by `caller` of `method` (a full path): its counts, the
+/// entities it touched and the other resources it stored (see [`resource`]).
+pub fn write_event(
     caller: &Caller,
     method: &str,
     counts: UpsertCounts,
     entities: impl IntoIterator<Item = (EntityKind, String)>,
-) {
-    let mut event = event(caller, &ingestion_method(method), "OK");
+    resources: impl IntoIterator<Item = String>,
+) -> AuditEvent {
+    let mut event = event(caller, method, "OK");
     event.created = counts.created;
     event.updated = counts.updated;
     event.unchanged = counts.unchanged;
@@ -45,14 +51,44 @@ pub fn record_write(
         .into_iter()
         .filter(|(_, id)| !id.is_empty())
         .collect();
-    writes.audit(event);
+    event.resources = resources.into_iter().collect();
+    event
+}
+
+/// The name an audit event gives a stored resource that is not an entity: `schemes/ID`,
+/// `runs/ID`, `publications/SCHEME@PERIOD`, `objections/ID`.
+pub fn resource(collection: &str, id: &str) -> String {
+    format!("{collection}/{id}")
+}
+
+/// Appends the event of a successful upsert or removal of IngestionService `method` to
+/// `writes`, in its transaction.
+pub fn record_write(
+    writes: &mut Writes,
+    caller: &Caller,
+    method: &str,
+    counts: UpsertCounts,
+    entities: impl IntoIterator<Item = (EntityKind, String)>,
+) {
+    writes.audit(write_event(
+        caller,
+        &ingestion_method(method),
+        counts,
+        entities,
+        [],
+    ));
 }
 
 /// Whether `path` stores something: its successful calls are audited by their handlers, its
 /// failed ones by the guard. (Listing the audit log is an admin's read.)
 pub fn is_write(path: &str) -> bool {
-    needed_role(path) != Role::Viewer && !path.starts_with("/zonerank.v1.AuditService/")
+    (needed_role(path) != Role::Viewer || VIEWER_WRITES.contains(&path))
+        && !path.starts_with("/zonerank.v1.AuditService/")
 }
+
+/// Methods a viewer may call that store something: any reader of a published ranking may
+/// object to it.
+const VIEWER_WRITES: [&str; 1] = ["/zonerank.v1.AssessmentService/FileObjection"];
 
 /// Whether a call of `path` that ended with `code` is audited by the guard: every refusal of a
 /// caller, and every failed write.
@@ -128,6 +164,7 @@ impl AuditService for Audit {
             principal: optional(&request.principal),
             method,
             entity,
+            resource: optional(&request.resource),
             from: request.start_time.as_ref().map(timestamp_micros),
             to: request.end_time.as_ref().map(timestamp_micros),
         };
@@ -162,8 +199,10 @@ impl AuditService for Audit {
                     })
                     .collect(),
                 entity_count: e.entity_count,
+                resources: e.event.resources.into_iter().collect(),
                 data_version: e.data_version.unwrap_or_default(),
                 request_id: e.event.request_id,
+                suppressed: e.event.suppressed,
             })
             .collect();
         Ok(Response::new(v1::ListAuditEventsResponse {
@@ -197,6 +236,9 @@ mod tests {
         assert!(is_write("/zonerank.v1.RankingService/CreateScheme"));
         assert!(!is_write("/zonerank.v1.RankingService/GetRanking"));
         assert!(!is_write("/zonerank.v1.AuditService/ListAuditEvents"));
+        assert!(is_write("/zonerank.v1.AssessmentService/FileObjection"));
+        assert!(is_write("/zonerank.v1.AssessmentService/PublishRanking"));
+        assert!(!is_write("/zonerank.v1.AssessmentService/GetStandings"));
         assert!(audits_failure(
             "/zonerank.v1.RankingService/GetRanking",
             tonic::Code::Unauthenticated

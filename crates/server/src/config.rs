@@ -69,4 +69,19 @@ pub struct ServerArgs {
     /// TLS of the calls to the metrics service (`--metrics-addr`).
     #[command(flatten)]
     pub metrics_tls: ClientTlsArgs,
+
+    /// A second address serving only grpc.health.v1.Health, without TLS or tokens, for
+    /// probes that cannot present either (kubelet's gRPC probes); unset means none.
+    #[arg(long, env = "ZONERANK_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
+
+    /// Refused calls (UNAUTHENTICATED, PERMISSION_DENIED) recorded in the audit log per
+    /// minute for each method and outcome; the rest are counted and summarised in one event.
+    /// 0 records every one.
+    #[arg(
+        long,
+        env = "ZONERANK_AUDIT_REFUSAL_RATE",
+        default_value_t = crate::refusals::DEFAULT_PER_WINDOW
+    )]
+    pub audit_refusal_rate: u32,
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod paging;
 pub mod process;
 mod ranking;
+pub mod refusals;
 pub mod report;
 mod server;
 pub mod tls;

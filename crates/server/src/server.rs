@@ -1,6 +1,6 @@
 //! Runs a set of services on one listener: health, reflection, readiness and graceful shutdown.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
@@ -21,6 +21,7 @@ use crate::{
     limits,
     metrics::Metrics,
     ranking::{MetricsSource, Ranking, ensure_builtin_schemes},
+    refusals::{RefusalBudget, RefusalLog},
 };
 
 /// Which services a process serves.
@@ -116,6 +117,8 @@ pub enum RunError {
     QualityRules(String),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot listen on {0} (--health-listen): {1}")]
+    HealthListen(std::net::SocketAddr, std::io::Error),
 }
 
 /// How often readiness re-checks the database (and, for a ranking service calling a remote
@@ -136,6 +139,14 @@ pub async fn run(
     let verifier = open_or_guarded(args, &listener)?;
     let quality = crate::ingestion::quality::load_rules(args.quality_rules.as_deref())
         .map_err(RunError::QualityRules)?;
+    let health_listener = match args.health_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|e| RunError::HealthListen(address, e))?,
+        ),
+        None => None,
+    };
     let store = Store::connect(&args.database.database_url).await?;
     if services.migrate_on_start {
         store.migrate().await?;
@@ -149,6 +160,16 @@ pub async fn run(
     let names = services.names();
     set_status(&health, &names, ServingStatus::NotServing).await;
 
+    // One budget for the process: a flood of refusals is bounded across its services.
+    let refusals = RefusalLog::new(
+        store.clone(),
+        Arc::new(RefusalBudget::new(
+            args.audit_refusal_rate,
+            crate::refusals::WINDOW,
+        )),
+    );
+    let sweeper = tokio::spawn(sweep_refusals(refusals.clone()));
+
     let reflection_v1 = reflection(&names).build_v1()?;
     let reflection_v1alpha = reflection(&names).build_v1alpha()?;
 
@@ -156,20 +177,20 @@ pub async fn run(
         let service = IngestionServiceServer::new(Ingestion::with_quality(store.clone(), quality))
             .max_decoding_message_size(limits::INGESTION_REQUEST_BYTES)
             .max_encoding_message_size(limits::RESPONSE_BYTES);
-        Guarded::new(service, verifier.clone()).audited(store.clone())
+        Guarded::new(service, verifier.clone()).audited(refusals.clone())
     });
     // The audit log is served where writes arrive: the ingestion process and the all-in-one.
     let audit = services.ingestion.then(|| {
         let service = AuditServiceServer::new(crate::audit::Audit::new(store.clone()))
             .max_decoding_message_size(limits::REQUEST_BYTES)
             .max_encoding_message_size(limits::RESPONSE_BYTES);
-        Guarded::new(service, verifier.clone()).audited(store.clone())
+        Guarded::new(service, verifier.clone()).audited(refusals.clone())
     });
     let metrics = services.metrics.then(|| {
         let service = MetricsServiceServer::new(Metrics::new(store.clone(), cache.clone()))
             .max_decoding_message_size(limits::REQUEST_BYTES)
             .max_encoding_message_size(limits::RESPONSE_BYTES);
-        Guarded::new(service, verifier.clone()).audited(store.clone())
+        Guarded::new(service, verifier.clone()).audited(refusals.clone())
     });
     let mut peer = None;
     let ranking = if services.ranking {
@@ -189,8 +210,8 @@ pub async fn run(
             .max_decoding_message_size(limits::REQUEST_BYTES)
             .max_encoding_message_size(limits::RESPONSE_BYTES);
         Some((
-            Guarded::new(service, verifier.clone()).audited(store.clone()),
-            Guarded::new(assessment, verifier.clone()).audited(store.clone()),
+            Guarded::new(service, verifier.clone()).audited(refusals.clone()),
+            Guarded::new(assessment, verifier.clone()).audited(refusals.clone()),
         ))
     } else {
         None
@@ -218,6 +239,8 @@ pub async fn run(
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let drain_health = health.clone();
     let drain_names = names.clone();
+    // The plaintext health port stops with the main one.
+    let (health_stop_tx, health_stop_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: no new requests, finishing in-flight ones");
@@ -226,6 +249,22 @@ pub async fn run(
         set_status(&drain_health, &drain_names, ServingStatus::NotServing).await;
         let _ = draining_tx.send(());
     };
+    let health_port = health_listener.map(|listener| {
+        tracing::info!(address = ?listener.local_addr().ok(), "health (plaintext, no auth) serving");
+        let mut stop = health_stop_rx;
+        // The same reporter as the main port: both answer the same statuses.
+        let service = tonic_health::pb::health_server::HealthServer::new(
+            tonic_health::server::HealthService::from_health_reporter(health.clone()),
+        );
+        tokio::spawn(
+            Server::builder()
+                .timeout(limits::REQUEST_TIMEOUT)
+                .add_service(service)
+                .serve_with_incoming_shutdown(accepted_connections(listener), async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                }),
+        )
+    });
     observe_cache(&cache);
     let router = Server::builder()
         .max_concurrent_streams(limits::MAX_CONCURRENT_STREAMS)
@@ -253,8 +292,8 @@ pub async fn run(
     };
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     tokio::pin!(serve);
-    tokio::select! {
-        result = &mut serve => result?,
+    let served = tokio::select! {
+        result = &mut serve => result,
         _ = async {
             if draining_rx.await.is_ok() {
                 tokio::time::sleep(grace).await;
@@ -263,10 +302,32 @@ pub async fn run(
             }
         } => {
             tracing::warn!(grace_secs = grace.as_secs(), "grace period over; dropping unfinished requests");
+            Ok(())
+        }
+    };
+    let _ = health_stop_tx.send(true);
+    if let Some(port) = health_port {
+        match port.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "health port"),
+            Err(e) => tracing::warn!(error = %e, "health port task"),
+            Ok(Ok(())) => {}
         }
     }
+    sweeper.abort();
+    // Refusals still counted in an open window are summarised before the process ends.
+    refusals.sweep(true).await;
+    served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Writes the summaries of the refusal windows that ended, every few seconds.
+async fn sweep_refusals(refusals: RefusalLog) {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        interval.tick().await;
+        refusals.sweep(false).await;
+    }
 }
 
 /// The token verifier, or `None` to run open: allowed on loopback (with a warning), and

@@ -10,7 +10,8 @@ use sea_orm::{
 use zonerank_domain::assessment::{ObjectionState, PublicationState};
 
 use crate::{
-    ObservationInput, StorageError, Store, WriteSummary,
+    AuditEvent, ObservationInput, StorageError, Store, WriteSummary,
+    audit::{commit_with_event, insert_event},
     entity::{objection, publication},
     observations::write_observations_in,
     store::lock_writers,
@@ -238,6 +239,7 @@ impl Store {
         run_id: &str,
         notice_until: i64,
         by: &str,
+        audit: Option<&AuditEvent>,
     ) -> Step<PublicationRow> {
         let txn = self.db.begin().await?;
         lock_writers(&txn).await?;
@@ -271,7 +273,7 @@ impl Store {
         publication::Entity::insert(publication_model(&row))
             .exec_without_returning(&txn)
             .await?;
-        txn.commit().await?;
+        commit_with_event(txn, audit).await?;
         Ok(Ok(row))
     }
 
@@ -282,6 +284,7 @@ impl Store {
         scheme_id: &str,
         period: &str,
         by: &str,
+        audit: Option<&AuditEvent>,
     ) -> Step<PublicationRow> {
         let txn = self.db.begin().await?;
         lock_writers(&txn).await?;
@@ -314,7 +317,7 @@ impl Store {
             ..current
         };
         publication_model(&row).reset_all().update(&txn).await?;
-        txn.commit().await?;
+        commit_with_event(txn, audit).await?;
         Ok(Ok(row))
     }
 
@@ -374,7 +377,12 @@ impl Store {
 
     /// Files an objection against its run, which must be the current version of its (scheme,
     /// period) with the notice still open at `now`.
-    pub async fn file_objection(&self, row: ObjectionRow, now: i64) -> Step<ObjectionRow> {
+    pub async fn file_objection(
+        &self,
+        row: ObjectionRow,
+        now: i64,
+        audit: Option<&AuditEvent>,
+    ) -> Step<ObjectionRow> {
         let txn = self.db.begin().await?;
         lock_writers(&txn).await?;
         let current = current_in(&txn, &row.scheme_id, &row.period).await?;
@@ -415,7 +423,7 @@ impl Store {
         )
         .exec_without_returning(&txn)
         .await?;
-        txn.commit().await?;
+        commit_with_event(txn, audit).await?;
         Ok(Ok(row))
     }
 
@@ -461,7 +469,13 @@ impl Store {
     }
 
     /// Rejects an open objection.
-    pub async fn reject_objection(&self, id: &str, by: &str, note: &str) -> Step<ObjectionRow> {
+    pub async fn reject_objection(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        audit: Option<&AuditEvent>,
+    ) -> Step<ObjectionRow> {
         let txn = self.db.begin().await?;
         lock_writers(&txn).await?;
         let row = match open_objection(&txn, id).await? {
@@ -472,7 +486,7 @@ impl Store {
             }
         };
         let row = resolve_in(&txn, row, ObjectionState::Rejected, by, note).await?;
-        txn.commit().await?;
+        commit_with_event(txn, audit).await?;
         Ok(Ok(row))
     }
 
@@ -485,6 +499,7 @@ impl Store {
         by: &str,
         note: &str,
         corrections: &[ObservationInput],
+        audit: Option<AuditEvent>,
     ) -> Step<(ObjectionRow, WriteSummary)> {
         let txn = self.db.begin().await?;
         // The observation write path takes the writers' lock first.
@@ -498,6 +513,14 @@ impl Store {
             }
         };
         let row = resolve_in(&txn, row, ObjectionState::Accepted, by, note).await?;
+        if let Some(mut event) = audit {
+            // The corrections are the write's rows; they commit as the summary's data version.
+            event.created = summary.accepted;
+            event.updated = summary.updated;
+            event.unchanged = summary.unchanged;
+            let changed = summary.accepted + summary.updated > 0;
+            insert_event(&txn, &event, changed.then_some(summary.data_version)).await?;
+        }
         txn.commit().await?;
         Ok(Ok((row, summary)))
     }
@@ -511,6 +534,7 @@ impl Store {
         run_id: &str,
         caused_by: Vec<String>,
         by: &str,
+        audit: Option<&AuditEvent>,
     ) -> Step<PublicationRow> {
         let txn = self.db.begin().await?;
         lock_writers(&txn).await?;
@@ -546,7 +570,7 @@ impl Store {
         publication::Entity::insert(publication_model(&row))
             .exec_without_returning(&txn)
             .await?;
-        txn.commit().await?;
+        commit_with_event(txn, audit).await?;
         Ok(Ok(row))
     }
 }

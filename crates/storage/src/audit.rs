@@ -20,6 +20,10 @@ use crate::{
 /// Entities of one event listed when it is read back; `entity_count` says how many it touched.
 pub const LISTED_ENTITIES: usize = 100;
 
+/// The kind under which an event's resources (schemes, runs, publications, objections: what is
+/// not an entity) are stored beside its entities.
+const RESOURCE_KIND: &str = "RESOURCE";
+
 /// One event of the audit log, as a caller builds it (the store adds the data version).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditEvent {
@@ -39,8 +43,14 @@ pub struct AuditEvent {
     pub rejected: i64,
     /// The entities the call touched (or, refused, named).
     pub entities: BTreeSet<(EntityKind, String)>,
+    /// The other resources it stored, by resource name (`schemes/henan-zone-assessment`,
+    /// `runs/run-…`, `publications/SCHEME@PERIOD`, `objections/obj-…`).
+    pub resources: BTreeSet<String>,
     /// The request id of the call (the trace id when tracing is on).
     pub request_id: String,
+    /// A summary of refusals beyond the audit log's rate: how many calls it stands for (their
+    /// method and outcome are the event's). 0 for an event of one call.
+    pub suppressed: i64,
 }
 
 impl AuditEvent {
@@ -62,7 +72,8 @@ impl AuditEvent {
 pub struct StoredAuditEvent {
     pub id: i64,
     pub event: AuditEvent,
-    /// Distinct entities touched; `event.entities` holds the first [`LISTED_ENTITIES`].
+    /// Distinct entities and resources touched; `event.entities` and `event.resources` hold
+    /// the first [`LISTED_ENTITIES`].
     pub entity_count: i64,
     pub data_version: Option<i64>,
 }
@@ -73,6 +84,8 @@ pub struct AuditFilter {
     pub principal: Option<String>,
     pub method: Option<String>,
     pub entity: Option<(EntityKind, String)>,
+    /// Only events that stored this resource (`runs/run-…`).
+    pub resource: Option<String>,
     /// Microseconds since the epoch, inclusive.
     pub from: Option<i64>,
     /// Microseconds since the epoch, exclusive.
@@ -95,9 +108,10 @@ pub(crate) async fn insert_event<C: ConnectionTrait>(
         updated: Set(event.updated),
         unchanged: Set(event.unchanged),
         rejected: Set(event.rejected),
-        entity_count: Set(event.entities.len() as i64),
+        entity_count: Set((event.entities.len() + event.resources.len()) as i64),
         data_version: Set(data_version),
         request_id: Set(event.request_id.clone()),
+        suppressed: Set(event.suppressed),
         ..Default::default()
     }
     .insert(db)
@@ -110,6 +124,16 @@ pub(crate) async fn insert_event<C: ConnectionTrait>(
             entity_kind: Set(kind.as_str().to_string()),
             entity_id: Set(id.clone()),
         })
+        .chain(
+            event
+                .resources
+                .iter()
+                .map(|name| audit_event_entity::ActiveModel {
+                    event_id: Set(stored.id),
+                    entity_kind: Set(RESOURCE_KIND.to_string()),
+                    entity_id: Set(name.clone()),
+                }),
+        )
         .collect();
     for chunk in rows.chunks(rows_per_statement(3)) {
         audit_event_entity::Entity::insert_many(chunk.to_vec())
@@ -117,6 +141,19 @@ pub(crate) async fn insert_event<C: ConnectionTrait>(
             .await?;
     }
     Ok(stored.id)
+}
+
+/// Inserts `event`, if any, in `txn` (without a data version: the write changed no figure)
+/// and commits: a write of a scheme, run or lifecycle step and its audit event commit together.
+pub(crate) async fn commit_with_event(
+    txn: sea_orm::DatabaseTransaction,
+    event: Option<&AuditEvent>,
+) -> Result<(), StorageError> {
+    if let Some(event) = event {
+        insert_event(&txn, event, None).await?;
+    }
+    txn.commit().await?;
+    Ok(())
 }
 
 impl Writes {
@@ -159,12 +196,22 @@ impl Store {
         if let Some(before) = before {
             select = select.filter(C::Id.lt(before));
         }
-        if let Some((kind, id)) = &filter.entity {
+        let touched = filter
+            .entity
+            .iter()
+            .map(|(kind, id)| (kind.as_str(), id.as_str()))
+            .chain(
+                filter
+                    .resource
+                    .iter()
+                    .map(|name| (RESOURCE_KIND, name.as_str())),
+            );
+        for (kind, id) in touched {
             let events = sea_orm::sea_query::Query::select()
                 .column(audit_event_entity::Column::EventId)
                 .from(audit_event_entity::Entity)
-                .and_where(audit_event_entity::Column::EntityKind.eq(kind.as_str()))
-                .and_where(audit_event_entity::Column::EntityId.eq(id.as_str()))
+                .and_where(audit_event_entity::Column::EntityKind.eq(kind))
+                .and_where(audit_event_entity::Column::EntityId.eq(id))
                 .to_owned();
             select = select.filter(C::Id.in_subquery(events));
         }
@@ -175,6 +222,7 @@ impl Store {
             .await?;
         let ids: Vec<i64> = rows.iter().take(limit as usize).map(|r| r.id).collect();
         let mut entities: HashMap<i64, BTreeSet<(EntityKind, String)>> = HashMap::new();
+        let mut resources: HashMap<i64, BTreeSet<String>> = HashMap::new();
         for id in ids {
             let listed: Vec<(String, String)> = audit_event_entity::Entity::find()
                 .select_only()
@@ -189,6 +237,10 @@ impl Store {
                 .await?;
             let set = entities.entry(id).or_default();
             for (kind, entity) in listed {
+                if kind == RESOURCE_KIND {
+                    resources.entry(id).or_default().insert(entity);
+                    continue;
+                }
                 let kind = EntityKind::parse(&kind).map_err(|_| {
                     StorageError::Corrupt(format!("audit event {id} names entity kind {kind:?}"))
                 })?;
@@ -212,7 +264,9 @@ impl Store {
                     unchanged: r.unchanged,
                     rejected: r.rejected,
                     entities: entities.remove(&r.id).unwrap_or_default(),
+                    resources: resources.remove(&r.id).unwrap_or_default(),
                     request_id: r.request_id,
+                    suppressed: r.suppressed,
                 },
             })
             .collect();

@@ -7,7 +7,8 @@ use sea_orm::{
 };
 
 use crate::{
-    StorageError, Store,
+    AuditEvent, StorageError, Store,
+    audit::commit_with_event,
     entity::{ranking_entry, ranking_run, scheme},
     reference::rows_per_statement,
 };
@@ -76,7 +77,8 @@ impl Store {
     /// Stores a new version of scheme `id` (1 for a new id) and returns it; `definition` is
     /// built by the caller once the version is known. With `first_only`, an existing scheme is
     /// returned as it is. A new version of an archived scheme brings it back: every version is
-    /// un-archived in the same transaction.
+    /// un-archived in the same transaction. `audit`, when given, is inserted in that transaction
+    /// when a version is stored.
     pub async fn insert_scheme(
         &self,
         id: &str,
@@ -84,6 +86,7 @@ impl Store {
         entity_kind: &str,
         first_only: bool,
         definition: impl FnOnce(i32, i64) -> Vec<u8>,
+        audit: Option<&AuditEvent>,
     ) -> Result<SchemeRow, StorageError> {
         let txn = self.db.begin().await?;
         // Two CreateScheme calls (or ranking pods seeding the built-ins together) queue here
@@ -128,7 +131,7 @@ impl Store {
         scheme::Entity::insert(scheme::ActiveModel::from(row.clone()))
             .exec_without_returning(&txn)
             .await?;
-        txn.commit().await?;
+        commit_with_event(txn, audit).await?;
         Ok(row.into())
     }
 
@@ -146,14 +149,25 @@ impl Store {
         Ok(query.one(&self.db).await?.map(SchemeRow::from))
     }
 
-    /// Archives every version of scheme `id`; false when there is no such scheme.
-    pub async fn archive_scheme(&self, id: &str) -> Result<bool, StorageError> {
+    /// Archives every version of scheme `id`, with `audit` in the same transaction; false (and
+    /// nothing recorded) when there is no such scheme.
+    pub async fn archive_scheme(
+        &self,
+        id: &str,
+        audit: Option<&AuditEvent>,
+    ) -> Result<bool, StorageError> {
+        let txn = self.db.begin().await?;
         let result = scheme::Entity::update_many()
             .col_expr(scheme::Column::Archived, Expr::value(true))
             .filter(scheme::Column::Id.eq(id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(result.rows_affected > 0)
+        if result.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        commit_with_event(txn, audit).await?;
+        Ok(true)
     }
 
     /// The latest version of each scheme, ordered by id, after the id `after`; archived
@@ -187,11 +201,12 @@ impl Store {
         Ok((rows, more))
     }
 
-    /// Stores a run and its entries (in rank order) in one transaction.
+    /// Stores a run and its entries (in rank order), and `audit` when given, in one transaction.
     pub async fn insert_run(
         &self,
         run: RunRow,
         entries: Vec<(String, Vec<u8>)>,
+        audit: Option<&AuditEvent>,
     ) -> Result<(), StorageError> {
         let txn = self.db.begin().await?;
         ranking_run::Entity::insert(ranking_run::ActiveModel {
@@ -221,7 +236,7 @@ impl Store {
                 .exec_without_returning(&txn)
                 .await?;
         }
-        txn.commit().await?;
+        commit_with_event(txn, audit).await?;
         Ok(())
     }
 
@@ -292,8 +307,13 @@ impl Store {
         Ok((rows, more))
     }
 
-    /// Deletes a run and its entries in one transaction; false when there is no such run.
-    pub async fn delete_run(&self, run_id: &str) -> Result<bool, StorageError> {
+    /// Deletes a run and its entries, with `audit`, in one transaction; false (and nothing
+    /// recorded) when there is no such run.
+    pub async fn delete_run(
+        &self,
+        run_id: &str,
+        audit: Option<&AuditEvent>,
+    ) -> Result<bool, StorageError> {
         let txn = self.db.begin().await?;
         ranking_entry::Entity::delete_many()
             .filter(ranking_entry::Column::RunId.eq(run_id))
@@ -306,7 +326,7 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
-        txn.commit().await?;
+        commit_with_event(txn, audit).await?;
         Ok(true)
     }
 

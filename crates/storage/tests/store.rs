@@ -1952,12 +1952,12 @@ async fn case_runs_and_archived_schemes(store: &Store) {
     use zonerank_storage::RunFilter;
     for _ in 0..2 {
         store
-            .insert_scheme("s", "scheme", "ZONE", false, |v, _| vec![v as u8])
+            .insert_scheme("s", "scheme", "ZONE", false, |v, _| vec![v as u8], None)
             .await
             .unwrap();
     }
     store
-        .insert_scheme("t", "other", "ZONE", false, |v, _| vec![v as u8])
+        .insert_scheme("t", "other", "ZONE", false, |v, _| vec![v as u8], None)
         .await
         .unwrap();
     let ids = |rows: Vec<zonerank_storage::SchemeRow>| -> Vec<(String, i32, bool)> {
@@ -1965,8 +1965,8 @@ async fn case_runs_and_archived_schemes(store: &Store) {
             .map(|r| (r.id, r.version, r.archived))
             .collect()
     };
-    assert!(store.archive_scheme("s").await.unwrap());
-    assert!(!store.archive_scheme("nope").await.unwrap());
+    assert!(store.archive_scheme("s", None).await.unwrap());
+    assert!(!store.archive_scheme("nope", None).await.unwrap());
     let (shown, _) = store.latest_schemes(None, 10, false).await.unwrap();
     assert_eq!(ids(shown), [("t".to_string(), 1, false)]);
     let (all, _) = store.latest_schemes(None, 10, true).await.unwrap();
@@ -1977,7 +1977,7 @@ async fn case_runs_and_archived_schemes(store: &Store) {
     assert!(store.scheme("s", Some(1)).await.unwrap().unwrap().archived);
     // A new version brings every version back.
     store
-        .insert_scheme("s", "scheme", "ZONE", false, |v, _| vec![v as u8])
+        .insert_scheme("s", "scheme", "ZONE", false, |v, _| vec![v as u8], None)
         .await
         .unwrap();
     assert!(!store.scheme("s", Some(1)).await.unwrap().unwrap().archived);
@@ -1990,15 +1990,15 @@ async fn case_runs_and_archived_schemes(store: &Store) {
         (0..n).map(|i| (format!("z{i}"), vec![i as u8])).collect()
     };
     store
-        .insert_run(run_row("run-a", "2023", 100), entries(3))
+        .insert_run(run_row("run-a", "2023", 100), entries(3), None)
         .await
         .unwrap();
     store
-        .insert_run(run_row("run-b", "2022", 200), entries(2))
+        .insert_run(run_row("run-b", "2022", 200), entries(2), None)
         .await
         .unwrap();
     store
-        .insert_run(run_row("run-c", "2023", 200), entries(2))
+        .insert_run(run_row("run-c", "2023", 200), entries(2), None)
         .await
         .unwrap();
     let every = RunFilter::default();
@@ -2021,8 +2021,8 @@ async fn case_runs_and_archived_schemes(store: &Store) {
     let (rows, _) = store.runs(&of_2023, None, 10).await.unwrap();
     assert_eq!(names(&rows), ["run-c", "run-a"]);
 
-    assert!(store.delete_run("run-c").await.unwrap());
-    assert!(!store.delete_run("run-c").await.unwrap());
+    assert!(store.delete_run("run-c", None).await.unwrap());
+    assert!(!store.delete_run("run-c", None).await.unwrap());
     assert_eq!(store.run("run-c").await.unwrap(), None);
     assert!(store.run_entries("run-c", 0, 10).await.unwrap().is_empty());
     assert_eq!(store.run_entries("run-a", 0, 10).await.unwrap().len(), 3);

@@ -17,10 +17,13 @@ use zonerank_domain::{
     },
     period::Period,
 };
-use zonerank_storage::{ObjectionFilter, ObjectionRow, ObservationInput, PublicationRow};
+use zonerank_storage::{
+    AuditEvent, ObjectionFilter, ObjectionRow, ObservationInput, PublicationRow, UpsertCounts,
+};
 
 use crate::{
-    auth::Principal,
+    audit::{method_path, resource, write_event},
+    auth::Caller,
     convert::{self, timestamp_micros},
     error::ServiceError,
     metrics::Catalog,
@@ -42,13 +45,40 @@ impl Assessment {
     }
 }
 
-/// Who is calling: the verified principal's subject, or `anonymous` when auth is off.
-fn actor<M>(request: &Request<M>) -> String {
-    request
-        .extensions()
-        .get::<Principal>()
-        .map_or_else(|| "anonymous".to_string(), |p| p.subject.clone())
+/// The event of a successful AssessmentService `method` by `caller`: `counts` of the rows it
+/// stored, the `entities` it concerns and the `resources` it stored or changed.
+fn assessment_event(
+    caller: &Caller,
+    method: &str,
+    counts: UpsertCounts,
+    entities: impl IntoIterator<Item = (zonerank_domain::entity::EntityKind, String)>,
+    resources: impl IntoIterator<Item = String>,
+) -> AuditEvent {
+    write_event(
+        caller,
+        &method_path("AssessmentService", method),
+        counts,
+        entities,
+        resources,
+    )
 }
+
+/// The resource name of the published ranking of (scheme, period).
+fn publication_resource(scheme_id: &str, period: &str) -> String {
+    resource("publications", &format!("{scheme_id}@{period}"))
+}
+
+const CREATED_ONE: UpsertCounts = UpsertCounts {
+    created: 1,
+    updated: 0,
+    unchanged: 0,
+};
+
+const UPDATED_ONE: UpsertCounts = UpsertCounts {
+    created: 0,
+    updated: 1,
+    unchanged: 0,
+};
 
 fn not_published(scheme_id: &str, period: &str) -> ServiceError {
     ServiceError::not_found(
@@ -169,7 +199,8 @@ impl AssessmentService for Assessment {
         &self,
         request: Request<v1::PublishRankingRequest>,
     ) -> Result<Response<v1::PublishRankingResponse>, Status> {
-        let by = actor(&request);
+        let caller = Caller::of(&request);
+        let by = caller.name().to_string();
         let request = crate::wire_check::checked(request)?;
         let run_id = required("run_id", &request.run_id)?;
         let notice_until = request
@@ -183,9 +214,26 @@ impl AssessmentService for Assessment {
             .await
             .map_err(ServiceError::from)?
             .ok_or_else(|| run_not_found(&run_id))?;
+        let event = assessment_event(
+            &caller,
+            "PublishRanking",
+            CREATED_ONE,
+            [],
+            [
+                publication_resource(&run.scheme_id, &run.period),
+                resource("runs", &run.run_id),
+            ],
+        );
         let publication = self
             .store()
-            .publish_run(&run.scheme_id, &run.period, &run.run_id, notice_until, &by)
+            .publish_run(
+                &run.scheme_id,
+                &run.period,
+                &run.run_id,
+                notice_until,
+                &by,
+                Some(&event),
+            )
             .await
             .map_err(ServiceError::from)?
             .map_err(|r| refused(r, &run.scheme_id, &run.period))?;
@@ -199,13 +247,21 @@ impl AssessmentService for Assessment {
         &self,
         request: Request<v1::FinalizeRankingRequest>,
     ) -> Result<Response<v1::FinalizeRankingResponse>, Status> {
-        let by = actor(&request);
+        let caller = Caller::of(&request);
+        let by = caller.name().to_string();
         let request = crate::wire_check::checked(request)?;
         let scheme_id = required("scheme_id", &request.scheme_id)?;
         let period = period("period", &request.period)?.canonical();
+        let event = assessment_event(
+            &caller,
+            "FinalizeRanking",
+            UPDATED_ONE,
+            [],
+            [publication_resource(&scheme_id, &period)],
+        );
         let publication = self
             .store()
-            .finalize_publication(&scheme_id, &period, &by)
+            .finalize_publication(&scheme_id, &period, &by, Some(&event))
             .await
             .map_err(ServiceError::from)?
             .map_err(|r| refused(r, &scheme_id, &period))?;
@@ -235,7 +291,8 @@ impl AssessmentService for Assessment {
         &self,
         request: Request<v1::FileObjectionRequest>,
     ) -> Result<Response<v1::FileObjectionResponse>, Status> {
-        let by = actor(&request);
+        let caller = Caller::of(&request);
+        let by = caller.name().to_string();
         let request = crate::wire_check::checked(request)?;
         let run_id = required("run_id", &request.run_id)?;
         let entity = request
@@ -323,9 +380,16 @@ impl AssessmentService for Assessment {
             resolved_at: None,
             note: String::new(),
         };
+        let event = assessment_event(
+            &caller,
+            "FileObjection",
+            CREATED_ONE,
+            [(kind, entity.id.clone())],
+            [resource("objections", &row.id), resource("runs", &run_id)],
+        );
         let row = self
             .store()
-            .file_objection(row, now)
+            .file_objection(row, now, Some(&event))
             .await
             .map_err(ServiceError::from)?
             .map_err(|r| refused(r, &run.scheme_id, &run.period))?;
@@ -374,7 +438,8 @@ impl AssessmentService for Assessment {
         &self,
         request: Request<v1::ResolveObjectionRequest>,
     ) -> Result<Response<v1::ResolveObjectionResponse>, Status> {
-        let by = actor(&request);
+        let caller = Caller::of(&request);
+        let by = caller.name().to_string();
         let request = crate::wire_check::checked(request)?;
         let id = required("id", &request.id)?;
         let accept = match v1::Resolution::try_from(request.resolution) {
@@ -397,10 +462,20 @@ impl AssessmentService for Assessment {
                 )
             })?;
         let (scheme_id, period_text) = (objection.scheme_id.clone(), objection.period.clone());
+        let concerned = zonerank_domain::entity::EntityKind::parse(&objection.entity_kind)
+            .ok()
+            .map(|kind| (kind, objection.entity_id.clone()));
         if !accept {
+            let event = assessment_event(
+                &caller,
+                "ResolveObjection",
+                UPDATED_ONE,
+                concerned,
+                [resource("objections", &id)],
+            );
             let row = self
                 .store()
-                .reject_objection(&id, &by, &request.note)
+                .reject_objection(&id, &by, &request.note, Some(&event))
                 .await
                 .map_err(ServiceError::from)?
                 .map_err(|r| refused(r, &scheme_id, &period_text))?;
@@ -440,9 +515,21 @@ impl AssessmentService for Assessment {
             .await
             .map_err(ServiceError::from)?
             .ok_or_else(|| not_published(&scheme_id, &period_text))?;
+        // One event for the call, in the transaction of its first write (the corrections and
+        // the objection's state): the recomputed run and the new version follow from it.
+        let event = assessment_event(
+            &caller,
+            "ResolveObjection",
+            UpsertCounts::default(),
+            concerned,
+            [
+                resource("objections", &id),
+                publication_resource(&scheme_id, &period_text),
+            ],
+        );
         let (row, _) = self
             .store()
-            .accept_objection(&id, &by, &request.note, &corrections)
+            .accept_objection(&id, &by, &request.note, &corrections, Some(event))
             .await
             .map_err(ServiceError::from)?
             .map_err(|r| refused(r, &scheme_id, &period_text))?;
@@ -466,11 +553,12 @@ impl AssessmentService for Assessment {
                 &period("period", &old.period)?,
                 old_run.cohort.unwrap_or_default(),
                 None,
+                None,
             )
             .await?;
         let publication = self
             .store()
-            .republish(&current, &run.run_id, vec![id.clone()], &by)
+            .republish(&current, &run.run_id, vec![id.clone()], &by, None)
             .await
             .map_err(ServiceError::from)?
             .map_err(|r| refused(r, &scheme_id, &period_text))?;

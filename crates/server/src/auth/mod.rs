@@ -22,7 +22,7 @@ use jsonwebtoken::{
 };
 use tonic::{body::Body, server::NamedService};
 
-pub use roles::{Role, authorize, method_path, needed_role};
+pub use roles::{Role, authorize, is_known_method, method_path, needed_role};
 pub use scope::{Caller, Scope};
 
 use crate::error::ServiceError;
@@ -277,7 +277,7 @@ fn admit(
 pub struct Guarded<S> {
     inner: S,
     verifier: Option<Arc<Verifier>>,
-    audit: Option<zonerank_storage::Store>,
+    audit: Option<crate::refusals::RefusalLog>,
 }
 
 impl<S> Guarded<S> {
@@ -289,9 +289,9 @@ impl<S> Guarded<S> {
         }
     }
 
-    /// Records refusals and failed writes in `store`'s audit log.
-    pub fn audited(mut self, store: zonerank_storage::Store) -> Guarded<S> {
-        self.audit = Some(store);
+    /// Records refusals (within the log's budget) and failed writes in `log`.
+    pub fn audited(mut self, log: crate::refusals::RefusalLog) -> Guarded<S> {
+        self.audit = Some(log);
         self
     }
 }
@@ -299,13 +299,13 @@ impl<S> Guarded<S> {
 /// Appends the event of a call of `path` by `principal` that ended with `status`, if the
 /// audit log keeps such calls; a failure to record is logged, never the caller's problem.
 async fn record_failure(
-    store: Option<zonerank_storage::Store>,
+    log: Option<crate::refusals::RefusalLog>,
     principal: String,
     path: String,
     code: tonic::Code,
     message: String,
 ) {
-    let Some(store) = store else { return };
+    let Some(log) = log else { return };
     if !crate::audit::audits_failure(&path, code) {
         return;
     }
@@ -316,9 +316,7 @@ async fn record_failure(
         &zonerank_telemetry::request_id(),
     );
     event.message = message;
-    if let Err(e) = store.record_refusal(&event).await {
-        tracing::warn!(error = %e, method = %path, "the audit event of a refused call was not recorded");
-    }
+    log.record(event, code).await;
 }
 
 impl<S: NamedService> NamedService for Guarded<S> {

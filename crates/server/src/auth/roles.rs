@@ -174,6 +174,11 @@ pub fn method_path(name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Whether `path` is a method of the zonerank services (a caller can send any path).
+pub fn is_known_method(path: &str) -> bool {
+    METHOD_ROLES.iter().any(|(method, _)| *method == path)
+}
+
 /// The role `path` (`/zonerank.v1.RankingService/CreateScheme`) needs; a method missing from
 /// the table needs admin, so a new method is closed until it is classified.
 pub fn needed_role(path: &str) -> Role {

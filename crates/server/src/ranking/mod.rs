@@ -19,11 +19,13 @@ use zonerank_domain::{
         robustness::rank_robustness_cancellable, weighting::shown,
     },
 };
-use zonerank_storage::{RunFilter, RunRow, Store};
+use zonerank_storage::{AuditEvent, RunFilter, RunRow, Store, UpsertCounts};
 
 pub use source::MetricsSource;
 
 use crate::{
+    audit::{method_path, resource, write_event},
+    auth::Caller,
     budget::{self, Call},
     convert::{self, micros_timestamp, timestamp_micros},
     error::ServiceError,
@@ -82,18 +84,46 @@ pub async fn ensure_builtin_schemes(store: &Store) -> Result<(), ServiceError> {
     for wire in scheme::builtin_schemes() {
         if store.scheme(&wire.id, None).await?.is_none() {
             scheme::check("scheme", &wire, &catalog)?;
-            store_scheme(store, wire, true).await?;
+            store_scheme(store, wire, true, None).await?;
         }
     }
     Ok(())
 }
 
+/// The full path of a RankingService method.
+fn ranking_method(name: &str) -> String {
+    method_path("RankingService", name)
+}
+
+/// The event of a successful RankingService `method` by `caller` that stored `resources`.
+fn ranking_event(
+    caller: &Caller,
+    method: &str,
+    created: i64,
+    resources: impl IntoIterator<Item = String>,
+) -> AuditEvent {
+    write_event(
+        caller,
+        &ranking_method(method),
+        UpsertCounts {
+            created,
+            ..UpsertCounts::default()
+        },
+        [],
+        resources,
+    )
+}
+
+/// Stores a version of `wire`; with `caller`, the CreateScheme event is recorded with it.
 async fn store_scheme(
     store: &Store,
     wire: v1::Scheme,
     first_only: bool,
+    caller: Option<&Caller>,
 ) -> Result<v1::Scheme, ServiceError> {
     let kind = convert::entity_kind(wire.entity_kind).unwrap_or(EntityKind::Zone);
+    let event = caller
+        .map(|caller| ranking_event(caller, "CreateScheme", 1, [resource("schemes", &wire.id)]));
     let row = store
         .insert_scheme(
             &wire.id,
@@ -106,6 +136,7 @@ async fn store_scheme(
                 stored.created_at = Some(micros_timestamp(created_at));
                 stored.encode_to_vec()
             },
+            event.as_ref(),
         )
         .await?;
     decode_scheme(&row.definition)
@@ -213,7 +244,8 @@ impl Ranking {
 
     /// Computes a run of `wire` for `period` over `cohort` at `as_of` (the last commit when
     /// unset or later) and stores it: ComputeRanking and the recomputation after an accepted
-    /// objection.
+    /// objection. With `caller`, the ComputeRanking event (the scheme and the run; its entries
+    /// created) is stored with the run.
     pub(crate) async fn compute_and_store(
         &self,
         wire: &v1::Scheme,
@@ -221,6 +253,7 @@ impl Ranking {
         period: &Period,
         cohort: v1::CohortSelector,
         as_of: Option<&prost_types::Timestamp>,
+        caller: Option<&Caller>,
     ) -> Result<(v1::RankingRun, Vec<v1::RankingEntry>), Status> {
         // A run is pinned to the moment asked for, or the stamp of the last commit it can see
         // when none was or the moment is later: the revision history then reproduces it
@@ -264,6 +297,14 @@ impl Ranking {
             meeting_rank_target: entries.iter().filter(|e| e.meets_rank_target).count() as i64,
             star_counts,
         };
+        let event = caller.map(|caller| {
+            ranking_event(
+                caller,
+                "ComputeRanking",
+                entries.len() as i64,
+                [resource("schemes", &wire.id), resource("runs", &run_id)],
+            )
+        });
         self.store
             .insert_run(
                 RunRow {
@@ -283,6 +324,7 @@ impl Ranking {
                         )
                     })
                     .collect(),
+                event.as_ref(),
             )
             .await
             .map_err(ServiceError::from)?;
@@ -502,6 +544,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::CreateSchemeRequest>,
     ) -> Result<Response<v1::CreateSchemeResponse>, Status> {
+        let caller = Caller::of(&request);
         let wire = crate::wire_check::checked(request)?
             .scheme
             .ok_or_else(|| ServiceError::invalid("scheme", "must be set"))?;
@@ -527,7 +570,7 @@ impl RankingService for Ranking {
                 wire.id
             ));
         }
-        let stored = store_scheme(&self.store, wire, false).await?;
+        let stored = store_scheme(&self.store, wire, false, Some(&caller)).await?;
         tracing::info!(scheme = %stored.id, version = stored.version, "scheme stored");
         Ok(Response::new(v1::CreateSchemeResponse {
             scheme: Some(stored),
@@ -598,6 +641,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::ComputeRankingRequest>,
     ) -> Result<Response<v1::ComputeRankingResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = crate::wire_check::checked(request)?;
         let (wire, checked) = self
             .scheme(&request.scheme_id, request.scheme_version)
@@ -619,7 +663,14 @@ impl RankingService for Ranking {
         let mut cohort = request.cohort.or(wire.cohort.clone()).unwrap_or_default();
         cohort.entity_kind = wire.entity_kind;
         let (run, entries) = self
-            .compute_and_store(&wire, &checked, &period, cohort, request.as_of.as_ref())
+            .compute_and_store(
+                &wire,
+                &checked,
+                &period,
+                cohort,
+                request.as_of.as_ref(),
+                Some(&caller),
+            )
             .await?;
         Ok(Response::new(v1::ComputeRankingResponse {
             run: Some(run),
@@ -934,6 +985,7 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::DeleteRunRequest>,
     ) -> Result<Response<v1::DeleteRunResponse>, Status> {
+        let caller = Caller::of(&request);
         let run_id = required("run_id", &crate::wire_check::checked(request)?.run_id)?;
         // Published runs are immutable: every version stays readable.
         if let Some(published) = self
@@ -953,9 +1005,10 @@ impl RankingService for Ranking {
             )
             .into());
         }
+        let event = ranking_event(&caller, "DeleteRun", 0, [resource("runs", &run_id)]);
         if !self
             .store
-            .delete_run(&run_id)
+            .delete_run(&run_id, Some(&event))
             .await
             .map_err(ServiceError::from)?
         {
@@ -969,10 +1022,12 @@ impl RankingService for Ranking {
         &self,
         request: Request<v1::ArchiveSchemeRequest>,
     ) -> Result<Response<v1::ArchiveSchemeResponse>, Status> {
+        let caller = Caller::of(&request);
         let id = required("scheme_id", &crate::wire_check::checked(request)?.scheme_id)?;
+        let event = ranking_event(&caller, "ArchiveScheme", 0, [resource("schemes", &id)]);
         if !self
             .store
-            .archive_scheme(&id)
+            .archive_scheme(&id, Some(&event))
             .await
             .map_err(ServiceError::from)?
         {

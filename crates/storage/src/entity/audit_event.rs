@@ -25,6 +25,8 @@ pub struct Model {
     /// changed nothing.
     pub data_version: Option<i64>,
     pub request_id: String,
+    /// For a summary of refusals not recorded one by one: how many it stands for.
+    pub suppressed: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,7 @@ mod m20261202_000005_audit;
 mod m20261202_000006_assessment;
 mod m20261202_000007_data_issues;
 mod m20261202_000008_projects_screening;
+mod m20261202_000010_audit_suppressed;
 
 /// Every migration zonerank knows, in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_assessment::Migration),
             Box::new(m20261202_000007_data_issues::Migration),
             Box::new(m20261202_000008_projects_screening::Migration),
+            Box::new(m20261202_000010_audit_suppressed::Migration),
         ]
     }
 }
