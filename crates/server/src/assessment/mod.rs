@@ -208,13 +208,8 @@ impl AssessmentService for Assessment {
             .as_ref()
             .map(timestamp_micros)
             .ok_or_else(|| ServiceError::invalid("notice_until", "must be set"))?;
-        if notice_until <= zonerank_storage::now_micros() {
-            return Err(ServiceError::invalid(
-                "notice_until",
-                "must be in the future: the public notice is the window for objections",
-            )
-            .into());
-        }
+        // A moment already past is allowed on purpose: it records a result whose public notice
+        // happened before it was entered here (last year's, back-filled), final at once.
         let run = self
             .store()
             .run(&run_id)
