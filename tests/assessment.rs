@@ -297,6 +297,36 @@ async fn publish_object_accept_republish_finalize() {
         .expect_err("stranger");
     assert_eq!(stranger.code(), Code::NotFound);
 
+    // A claimed figure passes the checks a submitted one does: no negative land area.
+    let negative = assessment
+        .file_objection(v1::FileObjectionRequest {
+            run_id: first.run_id.clone(),
+            entity: Some(zone(4)),
+            reason: "typo".into(),
+            disputed: vec![v1::DisputedValue {
+                indicator: "land_area".into(),
+                period: "2023".into(),
+                claimed_value: -5.0,
+            }],
+            evidence: String::new(),
+        })
+        .await
+        .expect_err("a negative land area");
+    assert_eq!(negative.code(), Code::InvalidArgument);
+    assert!(
+        negative.message().contains("disputed[0].claimed_value"),
+        "{negative:?}"
+    );
+    // Objections of a run that does not exist are not an empty list.
+    let unknown = assessment
+        .list_objections(v1::ListObjectionsRequest {
+            run_id: "run-nope".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown run");
+    assert_eq!(unknown.code(), Code::NotFound);
+
     // Zone 4 says its revenue was 200, not 10: the statistics bureau's figure was wrong.
     let objection = assessment
         .file_objection(v1::FileObjectionRequest {

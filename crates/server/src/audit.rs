@@ -155,6 +155,9 @@ impl AuditService for Audit {
         let method = optional(&request.method).map(|m| {
             if m.starts_with('/') {
                 m
+            } else if m.contains('/') {
+                // `zonerank.v1.IngestionService/UpsertZones`, as some clients print it.
+                format!("/{m}")
             } else {
                 // A bare name: the service that has it.
                 crate::auth::method_path(&m).unwrap_or(m)

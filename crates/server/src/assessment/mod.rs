@@ -15,6 +15,7 @@ use zonerank_domain::{
         AlertLevel, EntityFacts, ObjectionState, PeriodFacts, StandingEvent, StandingRow, alerts,
         standings, top_with_ties,
     },
+    observation::normalize_value,
     period::Period,
 };
 use zonerank_storage::{
@@ -26,9 +27,8 @@ use crate::{
     auth::Caller,
     convert::{self, timestamp_micros},
     error::ServiceError,
-    metrics::Catalog,
     paging::{decode_page_token, encode_page_token, page_size},
-    ranking::{Ranking, decode, period, rand_suffix, required, run_not_found},
+    ranking::{Ranking, decode, period, rand_suffix, required, run_not_found, scheme_not_found},
 };
 use wire::{objection_to_wire, publication_to_wire, refused};
 
@@ -208,6 +208,8 @@ impl AssessmentService for Assessment {
             .as_ref()
             .map(timestamp_micros)
             .ok_or_else(|| ServiceError::invalid("notice_until", "must be set"))?;
+        // A moment already past is allowed on purpose: it records a result whose public notice
+        // happened before it was entered here (last year's, back-filled), final at once.
         let run = self
             .store()
             .run(&run_id)
@@ -277,6 +279,15 @@ impl AssessmentService for Assessment {
         let request = crate::wire_check::checked(request)?;
         let scheme_id = required("scheme_id", &request.scheme_id)?;
         let period = period("period", &request.period)?.canonical();
+        if self
+            .store()
+            .scheme(&scheme_id, None)
+            .await
+            .map_err(ServiceError::from)?
+            .is_none()
+        {
+            return Err(scheme_not_found(&scheme_id).into());
+        }
         let rows = self
             .store()
             .publications(&scheme_id, &period)
@@ -317,29 +328,34 @@ impl AssessmentService for Assessment {
             )
             .into());
         }
-        let catalog = Catalog::load(self.store()).await?;
+        // The claimed figures pass the checks a submitted figure passes (the indicator, the
+        // period, a value the indicator can take, in its canonical unit): an accepted
+        // objection writes them as revisions.
+        let catalog = self.store().catalog().await.map_err(ServiceError::from)?;
         let mut disputed = Vec::with_capacity(request.disputed.len());
         for (i, d) in request.disputed.iter().enumerate() {
             let field = |f: &str| convert::item_field("disputed", i, f);
-            if !catalog.has_indicator(d.indicator.trim()) {
+            let Some(indicator) = catalog.get(d.indicator.trim()) else {
                 return Err(ServiceError::invalid(
                     field("indicator"),
                     format!("{:?} is not a catalog indicator", d.indicator),
                 )
                 .into());
-            }
-            let p = period(&field("period"), &d.period)?;
-            if !d.claimed_value.is_finite() {
-                return Err(ServiceError::invalid(
-                    field("claimed_value"),
-                    "must be a finite number",
-                )
-                .into());
-            }
+            };
+            let (p, value) =
+                normalize_value(indicator, &d.period, d.claimed_value, "").map_err(|faults| {
+                    let fault = &faults[0];
+                    let name = if fault.field == "value" {
+                        "claimed_value"
+                    } else {
+                        fault.field
+                    };
+                    ServiceError::invalid(field(name), fault.reason.clone())
+                })?;
             disputed.push(v1::DisputedValue {
                 indicator: d.indicator.trim().to_string(),
                 period: p.canonical(),
-                claimed_value: d.claimed_value,
+                claimed_value: value,
             });
         }
         let run = self
@@ -411,8 +427,20 @@ impl AssessmentService for Assessment {
                 "state", s,
             )?),
         };
+        let run_id = Some(request.run_id.trim().to_string()).filter(|s| !s.is_empty());
+        // A run named is a run that exists: an empty list must mean "no objections".
+        if let Some(run_id) = &run_id
+            && self
+                .store()
+                .run(run_id)
+                .await
+                .map_err(ServiceError::from)?
+                .is_none()
+        {
+            return Err(run_not_found(run_id).into());
+        }
         let filter = ObjectionFilter {
-            run_id: Some(request.run_id.trim().to_string()).filter(|s| !s.is_empty()),
+            run_id,
             entity_id: Some(request.entity_id.trim().to_string()).filter(|s| !s.is_empty()),
             state,
         };
@@ -584,6 +612,19 @@ impl AssessmentService for Assessment {
         };
         let from = bound("from_period", &request.from_period)?;
         let to = bound("to_period", &request.to_period)?;
+        if let (Some(from), Some(to)) = (&from, &to)
+            && from > to
+        {
+            return Err(ServiceError::invalid(
+                "to_period",
+                format!(
+                    "{} is before from_period {}",
+                    to.canonical(),
+                    from.canonical()
+                ),
+            )
+            .into());
+        }
         let (published, rows) = self.standings(&scheme_id).await?;
         let entity = request.entity_id.trim();
         let standings = rows

@@ -181,7 +181,7 @@ pub(crate) fn required(field: &str, value: &str) -> Result<String, ServiceError>
     }
 }
 
-fn scheme_not_found(id: &str) -> ServiceError {
+pub(crate) fn scheme_not_found(id: &str) -> ServiceError {
     ServiceError::not_found("zonerank.v1.Scheme", id, format!("scheme {id:?}"))
 }
 
@@ -220,6 +220,12 @@ impl Ranking {
     ) -> Result<(v1::Scheme, CheckedScheme), ServiceError> {
         if id.trim().is_empty() {
             return Err(ServiceError::invalid("scheme_id", "must be set"));
+        }
+        if version < 0 {
+            return Err(ServiceError::invalid(
+                "scheme_version",
+                format!("{version}: versions count from 1; 0 means the latest"),
+            ));
         }
         let row = self
             .store
