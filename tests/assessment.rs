@@ -64,23 +64,6 @@ async fn setup(ingestion: &mut Ingestion, zones: usize) {
 /// 0.3, 0.6 and 0.9; classes A and D carry policies.
 fn scheme(id: &str) -> v1::Scheme {
     v1::Scheme {
-        id: id.into(),
-        name: "revenue assessment".into(),
-        entity_kind: v1::EntityKind::Zone as i32,
-        cohort: Some(v1::CohortSelector {
-            entity_kind: v1::EntityKind::Zone as i32,
-            region_code: REGION.into(),
-            ..Default::default()
-        }),
-        criteria: vec![v1::Criterion {
-            metric: "revenue".into(),
-            weight: 1.0,
-            ..Default::default()
-        }],
-        normalization: v1::Normalization::MinMax as i32,
-        weighting: v1::Weighting::Fixed as i32,
-        aggregation: v1::Aggregation::WeightedSum as i32,
-        missing_policy: v1::MissingPolicy::Worst as i32,
         star_rules: vec![
             v1::StarRule {
                 level: 1,
@@ -140,7 +123,12 @@ fn scheme(id: &str) -> v1::Scheme {
                 }],
             },
         ],
-        ..Default::default()
+        ..zonerank_integration_tests::zone_scheme(
+            id,
+            "revenue assessment",
+            REGION,
+            &[("revenue", 1.0)],
+        )
     }
 }
 

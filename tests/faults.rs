@@ -306,33 +306,12 @@ async fn a_process_started_while_redis_is_unreachable_starts_serves_and_then_use
 }
 
 fn scheme() -> v1::Scheme {
-    v1::Scheme {
-        id: "faults".into(),
-        name: "faults".into(),
-        entity_kind: v1::EntityKind::Zone as i32,
-        cohort: Some(v1::CohortSelector {
-            entity_kind: v1::EntityKind::Zone as i32,
-            region_code: "410000".into(),
-            ..Default::default()
-        }),
-        criteria: vec![
-            v1::Criterion {
-                metric: "yoy(revenue)".into(),
-                weight: 0.5,
-                ..Default::default()
-            },
-            v1::Criterion {
-                metric: "per_mu(tax)".into(),
-                weight: 0.5,
-                ..Default::default()
-            },
-        ],
-        normalization: v1::Normalization::MinMax as i32,
-        weighting: v1::Weighting::Fixed as i32,
-        aggregation: v1::Aggregation::WeightedSum as i32,
-        missing_policy: v1::MissingPolicy::Worst as i32,
-        ..Default::default()
-    }
+    zonerank_integration_tests::zone_scheme(
+        "faults",
+        "faults",
+        "410000",
+        &[("yoy(revenue)", 0.5), ("per_mu(tax)", 0.5)],
+    )
 }
 
 /// Ingestion, metrics and ranking as separate servers on one PostgreSQL database, the ranking

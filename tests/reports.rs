@@ -168,36 +168,17 @@ async fn ranked_run(deployment: &Deployment) -> (String, Vec<v1::RankingEntry>, 
     import(&mut ingestion, csv).await;
     let mut ranking = deployment.ranking_client().await;
     let scheme = v1::Scheme {
-        id: "report-test".into(),
-        name: "园区综合评价".into(),
-        entity_kind: v1::EntityKind::Zone as i32,
-        cohort: Some(v1::CohortSelector {
-            entity_kind: v1::EntityKind::Zone as i32,
-            region_code: "410000".into(),
-            ..Default::default()
-        }),
-        criteria: vec![
-            v1::Criterion {
-                metric: "yoy(revenue)".into(),
-                weight: 0.5,
-                ..Default::default()
-            },
-            v1::Criterion {
-                metric: "tax".into(),
-                weight: 0.5,
-                ..Default::default()
-            },
-        ],
-        normalization: v1::Normalization::MinMax as i32,
-        weighting: v1::Weighting::Fixed as i32,
-        aggregation: v1::Aggregation::WeightedSum as i32,
-        missing_policy: v1::MissingPolicy::Worst as i32,
         star_rules: vec![v1::StarRule {
             level: 1,
             min_score: 0.4,
             gates: vec![],
         }],
-        ..Default::default()
+        ..zonerank_integration_tests::zone_scheme(
+            "report-test",
+            "园区综合评价",
+            "410000",
+            &[("yoy(revenue)", 0.5), ("tax", 0.5)],
+        )
     };
     let scheme = ranking
         .create_scheme(v1::CreateSchemeRequest {

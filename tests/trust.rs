@@ -1382,26 +1382,7 @@ async fn a_replaced_client_ca_is_read_without_a_restart() {
 
 /// A scheme ranking the zones of county 411725 by revenue alone.
 fn revenue_scheme(id: &str) -> v1::Scheme {
-    v1::Scheme {
-        id: id.into(),
-        name: "revenue".into(),
-        entity_kind: v1::EntityKind::Zone as i32,
-        cohort: Some(v1::CohortSelector {
-            entity_kind: v1::EntityKind::Zone as i32,
-            region_code: "411725".into(),
-            ..Default::default()
-        }),
-        criteria: vec![v1::Criterion {
-            metric: "revenue".into(),
-            weight: 1.0,
-            ..Default::default()
-        }],
-        normalization: v1::Normalization::MinMax as i32,
-        weighting: v1::Weighting::Fixed as i32,
-        aggregation: v1::Aggregation::WeightedSum as i32,
-        missing_policy: v1::MissingPolicy::Worst as i32,
-        ..Default::default()
-    }
+    zonerank_integration_tests::zone_scheme(id, "revenue", "411725", &[("revenue", 1.0)])
 }
 
 fn disputed_revenue(run_id: &str, value: f64) -> v1::FileObjectionRequest {

@@ -595,3 +595,38 @@ pub async fn import_csv_rows(
         .expect("import")
         .into_inner()
 }
+
+/// A scheme ranking the zones of `region_code`'s subtree by `criteria` (metric, weight): min-max,
+/// fixed weights, weighted sum, a missing figure scored worst. Tests add stars and the rest
+/// with `..zone_scheme(…)`.
+pub fn zone_scheme(
+    id: &str,
+    name: &str,
+    region_code: &str,
+    criteria: &[(&str, f64)],
+) -> zonerank_api::v1::Scheme {
+    use zonerank_api::v1;
+    v1::Scheme {
+        id: id.into(),
+        name: name.into(),
+        entity_kind: v1::EntityKind::Zone as i32,
+        cohort: Some(v1::CohortSelector {
+            entity_kind: v1::EntityKind::Zone as i32,
+            region_code: region_code.into(),
+            ..Default::default()
+        }),
+        criteria: criteria
+            .iter()
+            .map(|&(metric, weight)| v1::Criterion {
+                metric: metric.into(),
+                weight,
+                ..Default::default()
+            })
+            .collect(),
+        normalization: v1::Normalization::MinMax as i32,
+        weighting: v1::Weighting::Fixed as i32,
+        aggregation: v1::Aggregation::WeightedSum as i32,
+        missing_policy: v1::MissingPolicy::Worst as i32,
+        ..Default::default()
+    }
+}

@@ -11,7 +11,7 @@ use crate::{
     convert::{self, micros_timestamp, timestamp_micros},
     error::ServiceError,
     ingestion::entity_ref,
-    paging::{decode_page_token, encode_page_token, page_size},
+    paging::{decode_id_token, encode_id_token, page_size},
 };
 
 /// The full path of method `name` of zonerank service `service` (`RankingService`).
@@ -141,13 +141,7 @@ impl AuditService for Audit {
     ) -> Result<Response<v1::ListAuditEventsResponse>, Status> {
         let request = crate::wire_check::checked(request)?;
         let limit = page_size(request.page_size, 100, 1000)?;
-        let before = decode_page_token(&request.page_token)?
-            .map(|t| {
-                t.parse::<i64>().map_err(|_| {
-                    ServiceError::invalid("page_token", "not a token this service handed out")
-                })
-            })
-            .transpose()?;
+        let before = decode_id_token(&request.page_token)?;
         let entity = match &request.entity {
             Some(_) => Some(entity_ref("entity", request.entity.as_ref())?),
             None => None,
@@ -210,10 +204,7 @@ impl AuditService for Audit {
             .collect();
         Ok(Response::new(v1::ListAuditEventsResponse {
             events,
-            next_page_token: page
-                .next_after
-                .map(|id| encode_page_token(&id.to_string()))
-                .unwrap_or_default(),
+            next_page_token: page.next_after.map(encode_id_token).unwrap_or_default(),
         }))
     }
 }

@@ -1,5 +1,5 @@
 //! Data issues: the data-quality warnings of committed ingestions, written in the ingestion's
-//! own transaction ([`crate::ObservationImport::finish`], or [`Store::write_observations_with_issues`]), and the figures the rules
+//! own transaction ([`crate::ObservationImport::finish`]), and the figures the rules
 //! compare a batch with, read in set queries.
 //!
 //! An issue is about one figure (rule, entity, indicator, period). An ingestion that commits

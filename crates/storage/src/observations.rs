@@ -112,7 +112,7 @@ impl Store {
         rows: &[ObservationInput],
         dry_run: bool,
     ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
-        self.write_observations_holding(rows, dry_run, std::future::ready(()), None, None)
+        self.write_observations_holding(rows, dry_run, std::future::ready(()), None)
             .await
     }
 
@@ -126,28 +126,8 @@ impl Store {
         dry_run: bool,
         event: AuditEvent,
     ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
-        self.write_observations_holding(rows, dry_run, std::future::ready(()), Some(event), None)
+        self.write_observations_holding(rows, dry_run, std::future::ready(()), Some(event))
             .await
-    }
-
-    /// [`Store::write_observations_audited`], applying the ingestion's data-quality `issues`
-    /// in the same transaction when it commits (none for a dry run or a write that changed
-    /// nothing).
-    pub async fn write_observations_with_issues(
-        &self,
-        rows: &[ObservationInput],
-        dry_run: bool,
-        event: AuditEvent,
-        issues: &crate::IssueChanges,
-    ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
-        self.write_observations_holding(
-            rows,
-            dry_run,
-            std::future::ready(()),
-            Some(event),
-            Some(issues),
-        )
-        .await
     }
 
     /// The value each row would replace: the one served now for its key, if any. The data
@@ -174,7 +154,7 @@ impl Store {
         rows: &[ObservationInput],
         hold: impl std::future::Future<Output = ()>,
     ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
-        self.write_observations_holding(rows, false, hold, None, None)
+        self.write_observations_holding(rows, false, hold, None)
             .await
     }
 
@@ -184,7 +164,6 @@ impl Store {
         dry_run: bool,
         hold: impl std::future::Future<Output = ()>,
         audit: Option<AuditEvent>,
-        issues: Option<&crate::IssueChanges>,
     ) -> Result<(WriteSummary, Vec<WriteOutcome>), StorageError> {
         let recorded_by = audit
             .as_ref()
@@ -214,11 +193,6 @@ impl Store {
         }
         if let Some(event) = &audit {
             insert_event(&txn, event, Some(summary.data_version)).await?;
-        }
-        if let Some(issues) = issues {
-            let request_id = audit.as_ref().map_or("", |e| e.request_id.as_str());
-            crate::data_issues::apply_issue_changes(&txn, issues, summary.data_version, request_id)
-                .await?;
         }
         txn.commit().await?;
         Ok((summary, outcomes))

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use zonerank_api::v1;
 use zonerank_domain::{
+    catalog::Catalog,
     entity::{EntityKind, validate_id},
     observation::normalize_value,
     quality::QualityConfig,
@@ -52,10 +53,10 @@ fn row_error(row: i64, field: &str, reason: impl ToString) -> v1::RowError {
 /// Checks every row against the domain rules, the catalog and the stored entities.
 pub async fn check(
     store: &Store,
+    catalog: &Catalog,
     caller: &Caller,
     rows: Vec<IncomingObservation>,
 ) -> Result<CheckedBatch, ServiceError> {
-    let catalog = store.catalog().await?;
     let mut batch = CheckedBatch::default();
     let mut candidates: Vec<(i64, ObservationInput)> = Vec::with_capacity(rows.len());
     let mut first_row_of_key: HashMap<(EntityKind, String, String, String), i64> = HashMap::new();
@@ -255,6 +256,8 @@ pub struct Ingest<'a> {
     method: String,
     flags: IngestFlags,
     quality: &'a QualityConfig,
+    /// Read once per request: every chunk is checked against the same catalog.
+    catalog: Catalog,
     import: ObservationImport,
     /// The data-quality issues the rows raise and resolve, stored with them.
     issues: IssueChanges,
@@ -282,6 +285,7 @@ impl<'a> Ingest<'a> {
             method: method.to_string(),
             flags,
             quality,
+            catalog: store.catalog().await?,
             import: store.begin_observation_import().await?,
             issues: IssueChanges::default(),
             issues_void: false,
@@ -312,10 +316,10 @@ impl<'a> Ingest<'a> {
     /// Checks a chunk of rows and stages the good ones.
     pub async fn push(&mut self, rows: Vec<IncomingObservation>) -> Result<(), ServiceError> {
         self.total += rows.len() as i64;
-        let mut batch = check(self.store, self.caller, rows).await?;
+        let mut batch = check(self.store, &self.catalog, self.caller, rows).await?;
         let super::quality::Assessed { findings, changes } = super::quality::assess_rows(
             self.store,
-            &self.store.catalog().await?,
+            &self.catalog,
             self.quality,
             &batch.good,
             &batch.good_rows,
