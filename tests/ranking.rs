@@ -1438,3 +1438,86 @@ async fn robustness_simulations_and_most_improved_page_every_item_once_bound_to_
     assert_eq!(violations(&status)[0].0, "page_token");
     deployment.stop().await;
 }
+
+/// Rewrites the stored entry of `entity` in `run_id` with `rank` as its rank: a stored run the
+/// data could not have produced, to see whether a computation reads it.
+async fn overwrite_stored_rank(database_url: &str, run_id: &str, entity: &str, rank: i32) {
+    use prost::Message;
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+    use zonerank_storage::entity::ranking_entry;
+    let store = zonerank_storage::Store::connect(database_url)
+        .await
+        .expect("store");
+    let stored = ranking_entry::Entity::find()
+        .filter(ranking_entry::Column::RunId.eq(run_id))
+        .filter(ranking_entry::Column::EntityId.eq(entity))
+        .one(store.connection())
+        .await
+        .expect("read entry")
+        .expect("entry stored");
+    let mut entry = v1::RankingEntry::decode(stored.entry.as_slice()).expect("decode");
+    entry.rank = rank;
+    let mut row: ranking_entry::ActiveModel = stored.into();
+    row.entry = Set(entry.encode_to_vec());
+    row.update(store.connection()).await.expect("overwrite");
+}
+
+fn previous_rank_of(entries: &[v1::RankingEntry], entity: &str) -> i32 {
+    entries
+        .iter()
+        .find(|e| e.entity.as_ref().unwrap().id == entity)
+        .expect("entity ranked")
+        .previous_rank
+}
+
+#[tokio::test]
+async fn the_previous_period_comes_from_its_stored_run_while_the_data_is_unchanged() {
+    let (deployment, mut ingestion, mut ranking) = deployed().await;
+    // No 2022 run yet: 2022 is ranked again for the rank changes.
+    let without = compute(&mut ranking, "2023").await;
+    let expected = run_entries(&mut ranking, &without.run_id).await;
+    assert!(expected.iter().all(|e| e.previous_rank > 0), "{expected:?}");
+
+    let run_2022 = compute(&mut ranking, "2022").await;
+    let with = compute(&mut ranking, "2023").await;
+    assert_eq!(with.data_version, run_2022.data_version);
+    assert_eq!(
+        run_entries(&mut ranking, &with.run_id).await,
+        expected,
+        "the stored run gives the same ranks and scores as ranking 2022 again"
+    );
+
+    // The stored run is what is read: a rank it holds shows up as the previous rank.
+    overwrite_stored_rank(&deployment.database.url, &run_2022.run_id, "ZZ-4", 99).await;
+    let read = compute(&mut ranking, "2023").await;
+    let read = run_entries(&mut ranking, &read.run_id).await;
+    assert_eq!(previous_rank_of(&read, "ZZ-4"), 99);
+
+    // Once the data moves on, the stored run is stale and 2022 is ranked again.
+    let request = v1::IngestObservationsRequest {
+        observations: vec![v1::Observation {
+            entity: Some(v1::EntityRef {
+                kind: v1::EntityKind::Zone as i32,
+                id: "ZZ-4".into(),
+            }),
+            indicator: "tax".into(),
+            period: "2023".into(),
+            value: 6_100.0,
+            unit: "万元".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    ingestion
+        .ingest_observations(tokio_stream::iter([request]))
+        .await
+        .expect("ingest");
+    let after = compute(&mut ranking, "2023").await;
+    assert!(after.data_version > run_2022.data_version);
+    let after = run_entries(&mut ranking, &after.run_id).await;
+    assert_eq!(
+        previous_rank_of(&after, "ZZ-4"),
+        previous_rank_of(&expected, "ZZ-4")
+    );
+    deployment.stop().await;
+}

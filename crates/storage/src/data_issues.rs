@@ -99,27 +99,14 @@ fn key_of(m: &data_issue::Model) -> Result<IssueKey, StorageError> {
     })
 }
 
-/// Applies `changes` of the ingestion committing as `data_version` within `db` (its
-/// transaction): a set query for the open issues of the figures named, then set updates,
-/// deletes and inserts.
-pub(crate) async fn apply_issue_changes<C: ConnectionTrait>(
+/// The open issues (id and key) among the keys `named`: one query per kind and chunk of ids.
+async fn open_issues_named<C: ConnectionTrait>(
     db: &C,
-    changes: &IssueChanges,
-    data_version: i64,
-    request_id: &str,
-) -> Result<(), StorageError> {
+    named: &BTreeSet<&IssueKey>,
+) -> Result<Vec<(i64, IssueKey)>, StorageError> {
     use data_issue::Column as C;
-    let named: BTreeSet<&IssueKey> = changes
-        .raised
-        .iter()
-        .map(|i| &i.key)
-        .chain(&changes.passed)
-        .collect();
-    if named.is_empty() {
-        return Ok(());
-    }
     let mut ids_by_kind: HashMap<EntityKind, BTreeSet<&str>> = HashMap::new();
-    for key in &named {
+    for key in named {
         ids_by_kind
             .entry(key.kind)
             .or_default()
@@ -143,6 +130,29 @@ pub(crate) async fn apply_issue_changes<C: ConnectionTrait>(
             }
         }
     }
+    Ok(open)
+}
+
+/// Applies `changes` of the ingestion committing as `data_version` within `db` (its
+/// transaction): a set query for the open issues of the figures named, then set updates,
+/// deletes and inserts.
+pub(crate) async fn apply_issue_changes<C: ConnectionTrait>(
+    db: &C,
+    changes: &IssueChanges,
+    data_version: i64,
+    request_id: &str,
+) -> Result<(), StorageError> {
+    use data_issue::Column as C;
+    let named: BTreeSet<&IssueKey> = changes
+        .raised
+        .iter()
+        .map(|i| &i.key)
+        .chain(&changes.passed)
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let open = open_issues_named(db, &named).await?;
     let passed: BTreeSet<&IssueKey> = changes.passed.iter().collect();
     let raised: BTreeSet<&IssueKey> = changes.raised.iter().map(|i| &i.key).collect();
     let resolve: Vec<i64> = open
@@ -231,6 +241,35 @@ fn figures_from_json(id: i64, text: &str) -> Result<Vec<(String, f64)>, StorageE
 pub type ServedFigure = (String, String, String, f64);
 
 impl Store {
+    /// Whether any issue is open: when none is, no figure's soundness needs remembering.
+    pub async fn any_open_data_issue(&self) -> Result<bool, StorageError> {
+        use data_issue::Column as C;
+        Ok(data_issue::Entity::find()
+            .select_only()
+            .column(C::Id)
+            .filter(C::Status.eq(OPEN))
+            .limit(1)
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
+    /// The keys among `keys` that have an open issue. An ingestion keeps only these of the
+    /// (rule, figure) pairs it found sound, so what it holds until it commits is bounded by the
+    /// open issues, not by its rows.
+    pub async fn open_data_issues_among(
+        &self,
+        keys: Vec<IssueKey>,
+    ) -> Result<Vec<IssueKey>, StorageError> {
+        let named: BTreeSet<&IssueKey> = keys.iter().collect();
+        if named.is_empty() {
+            return Ok(Vec::new());
+        }
+        let open = open_issues_named(&self.db, &named).await?;
+        Ok(open.into_iter().map(|(_, key)| key).collect())
+    }
+
     /// Issues in id order (oldest first), after the id `after` (the previous page's last), at
     /// most `limit`.
     pub async fn data_issues(

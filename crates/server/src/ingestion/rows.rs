@@ -261,6 +261,9 @@ pub struct Ingest<'a> {
     import: ObservationImport,
     /// The data-quality issues the rows raise and resolve, stored with them.
     issues: IssueChanges,
+    /// Whether any issue was open when the request began: the sound (rule, figure) pairs are
+    /// kept only for open issues, so none are kept when there were none.
+    open_issues: bool,
     /// Set when strict left warned rows out: the rows written are then not the rows assessed,
     /// so the stored issues are left as they are.
     issues_void: bool,
@@ -288,6 +291,7 @@ impl<'a> Ingest<'a> {
             catalog: store.catalog().await?,
             import: store.begin_observation_import().await?,
             issues: IssueChanges::default(),
+            open_issues: store.any_open_data_issue().await?,
             issues_void: false,
             total: 0,
             rejected: 0,
@@ -326,7 +330,10 @@ impl<'a> Ingest<'a> {
         )
         .await?;
         self.issues.raised.extend(changes.raised);
-        self.issues.passed.extend(changes.passed);
+        if self.open_issues {
+            let open = self.store.open_data_issues_among(changes.passed).await?;
+            self.issues.passed.extend(open);
+        }
         let room = REPORTED_LIMIT.saturating_sub(self.warnings.len());
         self.warnings.extend(
             findings

@@ -271,6 +271,9 @@ impl Ranking {
             .map_err(ServiceError::from)?;
         let as_of = micros_timestamp(pinned.as_of);
         let parents = self.region_parents().await?;
+        let known_previous = self
+            .reusable_previous(wire, period, &cohort, pinned.version)
+            .await?;
         let (input, outcome) = run::compute(
             &self.metrics,
             checked,
@@ -278,6 +281,7 @@ impl Ranking {
             &cohort,
             Some(as_of),
             &parents,
+            known_previous,
         )
         .await?;
         let entries = run::entries(&input, checked, &outcome, wire.rank_target);
@@ -339,6 +343,40 @@ impl Ranking {
             .add(1, &[]);
         tracing::info!(run = %run_id, scheme = %wire.id, period = %period, entities = included, "ranking computed");
         Ok((run, entries))
+    }
+
+    /// The previous period's ranks from its latest stored run, when that run is of the same
+    /// scheme version and cohort and saw the same data version as this one: every write
+    /// (figures, reference data, corrections) moves the data version, so an equal version
+    /// means the same input, and ranking it again would give the same ranks and scores.
+    /// None when there is no such run: the previous period is then ranked again.
+    async fn reusable_previous(
+        &self,
+        wire: &v1::Scheme,
+        period: &Period,
+        cohort: &v1::CohortSelector,
+        data_version: i64,
+    ) -> Result<Option<run::PreviousRanks>, ServiceError> {
+        let previous_period = period.year_earlier().canonical();
+        let Some(row) = self
+            .store
+            .runs_of(&wire.id, &previous_period, 1)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let stored: v1::RankingRun = decode("run", &row.run)?;
+        let same = row.scheme_version == wire.version
+            && stored.data_version == data_version
+            && stored.cohort.as_ref() == Some(cohort);
+        if !same {
+            return Ok(None);
+        }
+        let entries = self.all_entries(&row.run_id).await?;
+        tracing::debug!(run = %row.run_id, period = %previous_period, "previous period's ranks from its stored run");
+        Ok(Some(run::previous_ranks(entries)))
     }
 
     async fn region_parents(&self) -> Result<run::RegionParents, ServiceError> {
@@ -792,13 +830,7 @@ impl RankingService for Ranking {
             let other = self
                 .resolve_run("", &request.scheme_id, &request.previous_period)
                 .await?;
-            let before: std::collections::HashMap<String, (u32, f64)> = self
-                .all_entries(&other.run_id)
-                .await?
-                .into_iter()
-                .filter(|e| e.rank > 0)
-                .map(|e| (e.entity.unwrap_or_default().id, (e.rank as u32, e.score)))
-                .collect();
+            let before = run::previous_ranks(self.all_entries(&other.run_id).await?);
             input.previous = input
                 .entities
                 .iter()
@@ -849,6 +881,7 @@ impl RankingService for Ranking {
             &cohort,
             request.as_of,
             &parents,
+            None,
         )
         .await?;
         let entries = run::entries(&input, &checked, &outcome, wire.rank_target);

@@ -159,7 +159,21 @@ pub async fn gather(
     Ok(input)
 }
 
-/// This period's input with the previous period's ranks filled in, and the outcome.
+/// Each ranked entity's (rank, score) in the period before, by entity id.
+pub type PreviousRanks = HashMap<String, (u32, f64)>;
+
+/// The (rank, score) of the ranked entries of a stored run.
+pub fn previous_ranks(entries: impl IntoIterator<Item = v1::RankingEntry>) -> PreviousRanks {
+    entries
+        .into_iter()
+        .filter(|e| e.rank > 0)
+        .map(|e| (e.entity.unwrap_or_default().id, (e.rank as u32, e.score)))
+        .collect()
+}
+
+/// This period's input with the previous period's ranks filled in, and the outcome. The
+/// previous period is ranked here unless its ranks are given (from a stored run of the same
+/// scheme version over the same data).
 pub async fn compute(
     source: &MetricsSource,
     scheme: &CheckedScheme,
@@ -167,29 +181,38 @@ pub async fn compute(
     cohort: &v1::CohortSelector,
     as_of: Option<prost_types::Timestamp>,
     parents: &RegionParents,
+    known_previous: Option<PreviousRanks>,
 ) -> Result<(RunInput, RankingOutcome), tonic::Status> {
     let previous_period = period.year_earlier();
-    let (current, previous) = tokio::try_join!(
-        gather(source, scheme, period, cohort, as_of, parents),
-        gather(source, scheme, &previous_period, cohort, as_of, parents),
-    )?;
-    crate::budget::ranking_cohort(current.entities.len())?;
-    let mut current = current;
-    // Last year's data must not stop this year's ranking: without a previous ranking there
-    // are simply no rank changes.
-    let previous_ranks: HashMap<&str, (u32, f64)> = match rank(&previous.as_input(scheme)) {
-        Ok(before) => previous
-            .entities
-            .iter()
-            .zip(before.entries())
-            .filter(|(_, e)| e.included)
-            .map(|(entity, e)| (entity.id.as_str(), (e.rank, e.score)))
-            .collect(),
-        Err(e) => {
-            tracing::warn!(period = %previous_period, error = %e, "previous period not ranked; no rank changes");
-            HashMap::new()
+    let (mut current, previous_ranks) = match known_previous {
+        Some(ranks) => (
+            gather(source, scheme, period, cohort, as_of, parents).await?,
+            ranks,
+        ),
+        None => {
+            let (current, previous) = tokio::try_join!(
+                gather(source, scheme, period, cohort, as_of, parents),
+                gather(source, scheme, &previous_period, cohort, as_of, parents),
+            )?;
+            // Last year's data must not stop this year's ranking: without a previous ranking
+            // there are simply no rank changes.
+            let ranks: PreviousRanks = match rank(&previous.as_input(scheme)) {
+                Ok(before) => previous
+                    .entities
+                    .iter()
+                    .zip(before.entries())
+                    .filter(|(_, e)| e.included)
+                    .map(|(entity, e)| (entity.id.clone(), (e.rank, e.score)))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(period = %previous_period, error = %e, "previous period not ranked; no rank changes");
+                    HashMap::new()
+                }
+            };
+            (current, ranks)
         }
     };
+    crate::budget::ranking_cohort(current.entities.len())?;
     current.previous = current
         .entities
         .iter()
