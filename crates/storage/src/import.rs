@@ -46,7 +46,36 @@ const CHANGED: &str = "import_changed";
 /// sea-orm does not hand out the connection of its own transactions, and `COPY` needs it. It
 /// implements `ConnectionTrait`, so the statements every write shares (the writers' lock, the
 /// commit stamp, the audit event) run on it unchanged.
-struct PgTxn(tokio::sync::Mutex<sqlx::Transaction<'static, sqlx::Postgres>>);
+pub(crate) struct PgTxn(tokio::sync::Mutex<sqlx::Transaction<'static, sqlx::Postgres>>);
+
+impl PgTxn {
+    /// Opens a transaction on a connection of `db`'s pool (a PostgreSQL store).
+    pub(crate) async fn begin(db: &DatabaseConnection) -> Result<PgTxn, StorageError> {
+        let txn = db
+            .get_postgres_connection_pool()
+            .begin()
+            .await
+            .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))?;
+        Ok(PgTxn(tokio::sync::Mutex::new(txn)))
+    }
+
+    /// Sends `data` to `copy` (a `COPY … FROM STDIN` statement) in this transaction.
+    pub(crate) async fn copy_in(&self, copy: &str, data: &[u8]) -> Result<(), StorageError> {
+        let mut txn = self.0.lock().await;
+        let mut sink = txn.copy_in_raw(copy).await.map_err(exec_err)?;
+        if let Err(e) = sink.send(data).await {
+            let _ = sink.abort("send failed").await;
+            return Err(exec_err(e).into());
+        }
+        sink.finish().await.map_err(exec_err)?;
+        Ok(())
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StorageError> {
+        self.0.into_inner().commit().await.map_err(exec_err)?;
+        Ok(())
+    }
+}
 
 fn query(stmt: &Statement) -> sqlx::query::Query<'_, sqlx::Postgres, SqlxValues> {
     let values = stmt.values.clone().unwrap_or(Values(Vec::new()));
@@ -140,15 +169,7 @@ impl Store {
     /// finishes.
     pub async fn begin_observation_import(&self) -> Result<ObservationImport, StorageError> {
         let txn = match self.db.get_database_backend() {
-            DbBackend::Postgres => {
-                let txn = self
-                    .db
-                    .get_postgres_connection_pool()
-                    .begin()
-                    .await
-                    .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))?;
-                Txn::Postgres(PgTxn(tokio::sync::Mutex::new(txn)))
-            }
+            DbBackend::Postgres => Txn::Postgres(PgTxn::begin(&self.db).await?),
             _ => Txn::Sqlite(self.db.begin().await?),
         };
         let import = ObservationImport {
@@ -283,19 +304,14 @@ impl ObservationImport {
         match &self.txn {
             Txn::Postgres(pg) => {
                 let text = copy_chunk(first_seq, rows, row_numbers);
-                let mut txn = pg.0.lock().await;
-                let mut copy = txn
-                    .copy_in_raw(&format!(
+                pg.copy_in(
+                    &format!(
                         "COPY {STAGE} ({}) FROM STDIN (FORMAT text)",
                         STAGE_COLUMNS.join(", ")
-                    ))
-                    .await
-                    .map_err(exec_err)?;
-                if let Err(e) = copy.send(text.as_bytes()).await {
-                    let _ = copy.abort("send failed").await;
-                    return Err(exec_err(e).into());
-                }
-                copy.finish().await.map_err(exec_err)?;
+                    ),
+                    text.as_bytes(),
+                )
+                .await?;
             }
             Txn::Sqlite(txn) => {
                 let per_statement = rows_per_statement(STAGE_COLUMNS.len());
@@ -428,7 +444,7 @@ impl ObservationImport {
             drop_stage(c).await?;
         });
         match self.txn {
-            Txn::Postgres(pg) => pg.0.into_inner().commit().await.map_err(exec_err)?,
+            Txn::Postgres(pg) => pg.commit().await?,
             Txn::Sqlite(txn) => txn.commit().await?,
         }
         Ok(summary)

@@ -208,17 +208,35 @@ impl Store {
         entries: Vec<(String, Vec<u8>)>,
         audit: Option<&AuditEvent>,
     ) -> Result<(), StorageError> {
-        let txn = self.db.begin().await?;
-        ranking_run::Entity::insert(ranking_run::ActiveModel {
+        let row = ranking_run::ActiveModel {
             run_id: sea_orm::Set(run.run_id.clone()),
             scheme_id: sea_orm::Set(run.scheme_id),
             scheme_version: sea_orm::Set(run.scheme_version),
             period: sea_orm::Set(run.period),
             run: sea_orm::Set(run.run),
             computed_at: sea_orm::Set(run.computed_at),
-        })
-        .exec_without_returning(&txn)
-        .await?;
+        };
+        if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            // A national run has hundreds of thousands of entries: one binary COPY.
+            let txn = crate::import::PgTxn::begin(&self.db).await?;
+            ranking_run::Entity::insert(row)
+                .exec_without_returning(&txn)
+                .await?;
+            txn.copy_in(
+                "COPY ranking_entries (run_id, position, entity_id, entry) FROM STDIN \
+                 (FORMAT binary)",
+                &entries_copy(&run.run_id, &entries),
+            )
+            .await?;
+            if let Some(event) = audit {
+                crate::audit::insert_event(&txn, event, None).await?;
+            }
+            return txn.commit().await;
+        }
+        let txn = self.db.begin().await?;
+        ranking_run::Entity::insert(row)
+            .exec_without_returning(&txn)
+            .await?;
         let models: Vec<ranking_entry::ActiveModel> = entries
             .into_iter()
             .enumerate()
@@ -366,4 +384,33 @@ impl Store {
             .one(&self.db)
             .await?)
     }
+}
+
+/// The entries of run `run_id` (entity id, encoded entry, in position order) in PostgreSQL's
+/// binary `COPY` format: a header, then per row the field count and each field as a
+/// length-prefixed value (`int4` big-endian, text as UTF-8, `bytea` as its bytes), then -1.
+/// Written here because the format is this small and the sqlx driver has no encoder for it;
+/// binary avoids hex-encoding every entry as text `COPY` would.
+fn entries_copy(run_id: &str, entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let size: usize = entries
+        .iter()
+        .map(|(id, entry)| 2 + 4 * 4 + run_id.len() + 4 + id.len() + entry.len())
+        .sum();
+    let mut out = Vec::with_capacity(19 + size + 2);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
+    out.extend_from_slice(&0i32.to_be_bytes()); // no header extension
+    let field = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        out.extend_from_slice(bytes);
+    };
+    for (position, (entity_id, entry)) in entries.iter().enumerate() {
+        out.extend_from_slice(&4i16.to_be_bytes());
+        field(&mut out, run_id.as_bytes());
+        field(&mut out, &(position as i32).to_be_bytes());
+        field(&mut out, entity_id.as_bytes());
+        field(&mut out, entry);
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
 }
