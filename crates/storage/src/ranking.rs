@@ -368,6 +368,21 @@ impl Store {
             .await?)
     }
 
+    /// Every entry of a run as (entity id, encoded entry), in no particular order.
+    pub async fn run_entries_by_entity(
+        &self,
+        run_id: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        Ok(ranking_entry::Entity::find()
+            .select_only()
+            .column(ranking_entry::Column::EntityId)
+            .column(ranking_entry::Column::Entry)
+            .filter(ranking_entry::Column::RunId.eq(run_id))
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
     /// One entity's entry in a run.
     pub async fn run_entry(
         &self,

@@ -374,9 +374,15 @@ impl Ranking {
         if !same {
             return Ok(None);
         }
-        let entries = self.all_entries(&row.run_id).await?;
+        let mut ranks = run::PreviousRanks::new();
+        for (entity_id, bytes) in self.store.run_entries_by_entity(&row.run_id).await? {
+            let entry: run::StoredRank = decode("entry", &bytes)?;
+            if entry.rank > 0 {
+                ranks.insert(entity_id, (entry.rank as u32, entry.score));
+            }
+        }
         tracing::debug!(run = %row.run_id, period = %previous_period, "previous period's ranks from its stored run");
-        Ok(Some(run::previous_ranks(entries)))
+        Ok(Some(ranks))
     }
 
     async fn region_parents(&self) -> Result<run::RegionParents, ServiceError> {

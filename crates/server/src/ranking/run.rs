@@ -162,6 +162,16 @@ pub async fn gather(
 /// Each ranked entity's (rank, score) in the period before, by entity id.
 pub type PreviousRanks = HashMap<String, (u32, f64)>;
 
+/// The two fields of a stored `RankingEntry` that rank changes need (its tags 3 and 4): decoding
+/// only these skips the criteria, groups and strings of every entry.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredRank {
+    #[prost(int32, tag = "3")]
+    pub rank: i32,
+    #[prost(double, tag = "4")]
+    pub score: f64,
+}
+
 /// The (rank, score) of the ranked entries of a stored run.
 pub fn previous_ranks(entries: impl IntoIterator<Item = v1::RankingEntry>) -> PreviousRanks {
     entries
@@ -324,4 +334,29 @@ pub fn input_from_entries(scheme: &CheckedScheme, entries: &[v1::RankingEntry]) 
         input.extras.insert(metric.clone(), column);
     }
     input
+}
+
+#[cfg(test)]
+mod stored_rank_tests {
+    use prost::Message;
+
+    use super::*;
+
+    #[test]
+    fn a_stored_rank_reads_the_rank_and_score_of_an_encoded_entry() {
+        let entry = v1::RankingEntry {
+            entity: Some(v1::EntityRef {
+                kind: v1::EntityKind::Enterprise as i32,
+                id: "91410100MA000000X0".into(),
+            }),
+            name: "某企业".into(),
+            rank: 17,
+            score: 0.625,
+            percentile: 0.4,
+            class_label: "B".into(),
+            ..Default::default()
+        };
+        let stored = StoredRank::decode(entry.encode_to_vec().as_slice()).unwrap();
+        assert_eq!((stored.rank, stored.score), (17, 0.625));
+    }
 }
