@@ -13,7 +13,7 @@ use crate::{
     AuditEvent, ObservationInput, StorageError, Store, WriteSummary,
     audit::{commit_with_event, insert_event},
     entity::{objection, publication},
-    observations::write_observations_in,
+    observations::{write_observations_in, years_of},
     store::lock_writers,
 };
 
@@ -501,6 +501,7 @@ impl Store {
         corrections: &[ObservationInput],
         audit: Option<AuditEvent>,
     ) -> Step<(ObjectionRow, WriteSummary)> {
+        crate::partitions::ensure_years(&self.db, &years_of(corrections)).await?;
         let txn = self.db.begin().await?;
         // The observation write path takes the writers' lock first.
         let (summary, _, _) =

@@ -4,7 +4,7 @@
 //! the last chunk is in. Nothing is visible to anyone until the transaction commits, so a bad
 //! row in the last chunk still leaves nothing written.
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
@@ -20,6 +20,7 @@ use crate::{
     AuditEvent, ObservationInput, StorageError, Store, WriteSummary,
     audit::insert_event,
     observations::{KEY_COLUMNS, WRITTEN_COLUMNS, replace_current},
+    partitions::{ensure_years, year_of},
     reference::rows_per_statement,
     store::{begin_version, stamp_commit},
 };
@@ -162,6 +163,8 @@ pub struct ObservationImport {
     db: DatabaseConnection,
     txn: Txn,
     staged: i64,
+    /// The years of the staged rows: their partitions are made before the merge.
+    years: BTreeSet<i32>,
 }
 
 impl Store {
@@ -176,6 +179,7 @@ impl Store {
             db: self.db.clone(),
             txn,
             staged: 0,
+            years: BTreeSet::new(),
         };
         on_txn!(&import.txn, c => create_stage(c).await)?;
         Ok(import)
@@ -297,6 +301,8 @@ impl ObservationImport {
         rows: &[ObservationInput],
         row_numbers: &[i64],
     ) -> Result<(), StorageError> {
+        self.years
+            .extend(rows.iter().map(|r| year_of(r.period.start_ordinal())));
         if rows.is_empty() {
             return Ok(());
         }
@@ -421,6 +427,9 @@ impl ObservationImport {
         issues: &crate::IssueChanges,
     ) -> Result<WriteSummary, StorageError> {
         let recorded_by = event.principal.clone();
+        if !dry_run {
+            ensure_years(&self.db, &self.years).await?;
+        }
         let (summary, entities) = on_txn!(&self.txn, c => merge(c, dry_run, &recorded_by).await)?;
         event.created += summary.accepted;
         event.updated += summary.updated;
@@ -545,7 +554,7 @@ async fn merge<C: ConnectionTrait>(
         backend,
         format!(
             "INSERT INTO observations ({columns}) SELECT {select} FROM {CHANGED} WHERE true{}",
-            replace_current()
+            replace_current(backend)
         ),
         binds(),
     ))

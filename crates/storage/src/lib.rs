@@ -11,6 +11,7 @@ mod error;
 mod import;
 pub mod migration;
 mod observations;
+mod partitions;
 mod projects;
 mod ranking;
 mod reference;

@@ -14,6 +14,7 @@ use crate::{
     AuditEvent, Page, StorageError, Store,
     audit::insert_event,
     entity::{observation, observation_revision},
+    partitions::{ensure_years, year_of},
     reference::rows_per_statement,
     store::{begin_version, commit_stamps, stamp_commit, version_as_of},
 };
@@ -169,6 +170,9 @@ impl Store {
             .as_ref()
             .map_or("anonymous", |e| e.principal.as_str())
             .to_string();
+        if !dry_run {
+            ensure_years(&self.db, &years_of(rows)).await?;
+        }
         let txn = self.db.begin().await?;
         let (summary, outcomes, changed) =
             write_observations_in(&txn, rows, dry_run, hold, &recorded_by).await?;
@@ -484,8 +488,9 @@ pub(crate) const WRITTEN_COLUMNS: [WrittenColumn; 11] = [
 /// The key of `observations`: the other columns are replaced on conflict.
 pub(crate) const KEY_COLUMNS: [&str; 4] = ["entity_kind", "entity_id", "indicator", "period"];
 
-/// `INSERT INTO observations … ON CONFLICT (key) DO UPDATE SET` the other columns.
-pub(crate) fn replace_current() -> String {
+/// `INSERT INTO observations … ON CONFLICT (key) DO UPDATE SET` the other columns. On
+/// PostgreSQL the key holds the year partitions' column too (a period has one start).
+pub(crate) fn replace_current(backend: DbBackend) -> String {
     let set: Vec<String> = WRITTEN_COLUMNS
         .iter()
         .map(|(name, ..)| *name)
@@ -493,8 +498,12 @@ pub(crate) fn replace_current() -> String {
         .map(|name| format!("{name} = EXCLUDED.{name}"))
         .collect();
     format!(
-        " ON CONFLICT ({}) DO UPDATE SET {}",
+        " ON CONFLICT ({}{}) DO UPDATE SET {}",
         KEY_COLUMNS.join(", "),
+        match backend {
+            DbBackend::Postgres => ", period_start",
+            _ => "",
+        },
         set.join(", ")
     )
 }
@@ -544,7 +553,7 @@ async fn write_changed(
                 DbBackend::Postgres,
                 format!(
                     "INSERT INTO observations ({columns}) {unnest}{}",
-                    replace_current()
+                    replace_current(DbBackend::Postgres)
                 ),
                 binds,
             ))
@@ -571,13 +580,20 @@ async fn write_changed(
             backend,
             format!(
                 "INSERT INTO observations ({columns}) VALUES {values}{}",
-                replace_current()
+                replace_current(backend)
             ),
             binds,
         ))
         .await?;
     }
     Ok(())
+}
+
+/// The years `rows` fall in: their partitions must exist before they are written.
+pub(crate) fn years_of(rows: &[ObservationInput]) -> BTreeSet<i32> {
+    rows.iter()
+        .map(|r| year_of(r.period.start_ordinal()))
+        .collect()
 }
 
 /// The one write path of observations, inside `txn`: new keys are accepted, changed values

@@ -11,6 +11,7 @@ mod m20261202_000006_assessment;
 mod m20261202_000007_data_issues;
 mod m20261202_000008_projects_screening;
 mod m20261202_000010_audit_suppressed;
+mod m20261203_000011_partition_observations;
 
 /// Every migration zonerank knows, in order.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_data_issues::Migration),
             Box::new(m20261202_000008_projects_screening::Migration),
             Box::new(m20261202_000010_audit_suppressed::Migration),
+            Box::new(m20261203_000011_partition_observations::Migration),
         ]
     }
 }
