@@ -236,7 +236,12 @@ def main():
     dsn = f"host={args.pg_host} user=postgres dbname={db}"
     prefix = f"zonerank-national-{os.getpid()}:"
     env = dict(os.environ, DATABASE_URL=url, REDIS_URL=args.redis, ZONERANK_REDIS_PREFIX=prefix,
-               ZONERANK_LOG_FORMAT="text", RUST_LOG="warn")
+               ZONERANK_LOG_FORMAT="text", RUST_LOG="warn",
+               # The budgets a national deployment raises (README, "Budgets"): the whole
+               # country as one cohort, its metric tables, and one import of the whole file.
+               ZONERANK_MAX_RANKING_ENTITIES=str(max(200_000, args.n)),
+               ZONERANK_MAX_METRIC_CELLS=str(max(1_000_000, 20 * args.n)),
+               ZONERANK_MAX_REQUEST_SECS="1800", ZONERANK_MAX_CALL_SECS="600")
     subprocess.run([RELEASE / "zonerank", "migrate"], env=env, check=True)
     procs = {}
     ports = {name: free_port() for name in ("ingestion", "metrics", "ranking")}

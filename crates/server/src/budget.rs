@@ -8,7 +8,7 @@ use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -29,7 +29,8 @@ pub const MAX_METRIC_EXPRESSIONS: usize = 100;
 
 /// ComputeMetrics and StreamMetrics (and the tables a ranking reads through them):
 /// expressions × periods × cohort entities. A cell costs a few µs, so the budget is a few
-/// seconds of CPU and an answer of about 20 MB.
+/// seconds of CPU and an answer of about 20 MB. A server started with `--max-metric-cells`
+/// uses that instead.
 pub const MAX_METRIC_CELLS: usize = 1_000_000;
 
 /// A scheme's criteria (CreateScheme, SimulateRanking, and every stored scheme run).
@@ -45,7 +46,8 @@ pub const MAX_ADJUSTMENTS: usize = 100;
 /// A scheme's vetoes.
 pub const MAX_VETOES: usize = 100;
 
-/// ComputeRanking and SimulateRanking: entities in the cohort ranked.
+/// ComputeRanking and SimulateRanking: entities in the cohort ranked, unless the server is
+/// started with another (`--max-ranking-entities`).
 pub const MAX_RANKING_ENTITIES: usize = 200_000;
 
 /// ExplainRanking: ranked entities × criteria. The search re-runs the whole ranking up to 80
@@ -67,6 +69,17 @@ pub fn set_max_call(max: Duration) {
 
 fn max_call() -> Duration {
     Duration::from_secs(MAX_CALL_SECS.load(Ordering::Relaxed))
+}
+
+/// The cohort and metric-cell budgets as configured (a national deployment raises them with
+/// its measurements): one setting for the whole process, like the longest call.
+static RANKING_ENTITIES: AtomicUsize = AtomicUsize::new(MAX_RANKING_ENTITIES);
+static METRIC_CELLS: AtomicUsize = AtomicUsize::new(MAX_METRIC_CELLS);
+
+/// Sets the ranking cohort and metric-cell budgets of every service in this process.
+pub fn set_sizes(ranking_entities: usize, metric_cells: usize) {
+    RANKING_ENTITIES.store(ranking_entities, Ordering::Relaxed);
+    METRIC_CELLS.store(metric_cells, Ordering::Relaxed);
 }
 
 /// RESOURCE_EXHAUSTED for `subject` = `used`, over `budget`, with what to do instead.
@@ -136,7 +149,7 @@ pub fn metric_cells(
     within(
         "expressions × cohort entities",
         expressions.saturating_mul(periods).saturating_mul(entities),
-        MAX_METRIC_CELLS,
+        METRIC_CELLS.load(Ordering::Relaxed),
         "ask for fewer expressions or a narrower cohort",
     )
 }
@@ -174,7 +187,7 @@ pub fn ranking_cohort(entities: usize) -> Result<(), ServiceError> {
     within(
         "cohort entities",
         entities,
-        MAX_RANKING_ENTITIES,
+        RANKING_ENTITIES.load(Ordering::Relaxed),
         "rank a narrower cohort (a region, a zone kind or tags)",
     )
 }

@@ -55,6 +55,20 @@ pub struct ServerArgs {
     #[arg(long, env = "ZONERANK_MAX_CALL_SECS", default_value_t = 60)]
     pub max_call_secs: u64,
 
+    /// Seconds any call may run on the server at all, whatever deadline its client sent: the
+    /// bound of the calls `--max-call-secs` does not cover (a long import). 300 by default.
+    #[arg(long, env = "ZONERANK_MAX_REQUEST_SECS", default_value_t = crate::limits::REQUEST_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_request_secs: u64,
+
+    /// Cohort entities one ComputeRanking or SimulateRanking may rank.
+    #[arg(long, env = "ZONERANK_MAX_RANKING_ENTITIES", default_value_t = crate::budget::MAX_RANKING_ENTITIES)]
+    pub max_ranking_entities: usize,
+
+    /// Expressions × periods × cohort entities one metrics computation may evaluate (a
+    /// ranking's metric tables included; set it on the metrics service too).
+    #[arg(long, env = "ZONERANK_MAX_METRIC_CELLS", default_value_t = crate::budget::MAX_METRIC_CELLS)]
+    pub max_metric_cells: usize,
+
     /// A JSON file setting the data-quality rules (on/off, tolerance, severity per rule);
     /// unset means the defaults. An unknown rule or an unusable tolerance stops the start.
     #[arg(long, env = "ZONERANK_QUALITY_RULES")]

@@ -24,6 +24,7 @@ pub const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 
 /// How long a call may run on the server at most, whatever deadline the client sent (a
 /// shorter `grpc-timeout` wins): also the end of a stream that was opened and never sent.
+/// The default of `--max-request-secs`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How often an idle HTTP/2 connection is pinged, and how long the answer may take before the

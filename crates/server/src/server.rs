@@ -135,6 +135,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     crate::budget::set_max_call(Duration::from_secs(args.max_call_secs));
+    crate::budget::set_sizes(args.max_ranking_entities, args.max_metric_cells);
+    let request_timeout = Duration::from_secs(args.max_request_secs);
     let tls = crate::tls::acceptor(&args.tls)?;
     let verifier = open_or_guarded(args, &listener)?;
     let quality = crate::ingestion::quality::load_rules(args.quality_rules.as_deref())
@@ -258,7 +260,7 @@ pub async fn run(
         );
         tokio::spawn(
             Server::builder()
-                .timeout(limits::REQUEST_TIMEOUT)
+                .timeout(request_timeout)
                 .add_service(service)
                 .serve_with_incoming_shutdown(accepted_connections(listener), async move {
                     let _ = stop.wait_for(|stopped| *stopped).await;
@@ -271,7 +273,7 @@ pub async fn run(
         .http2_max_header_list_size(limits::MAX_HEADER_LIST_BYTES)
         .http2_keepalive_interval(Some(limits::KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(limits::KEEPALIVE_TIMEOUT))
-        .timeout(limits::REQUEST_TIMEOUT)
+        .timeout(request_timeout)
         .layer(zonerank_telemetry::GrpcTelemetryLayer)
         .add_service(health_service)
         .add_service(reflection_v1)

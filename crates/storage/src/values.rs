@@ -157,6 +157,7 @@ impl Store {
             .into_iter()
             .collect();
         let mut latest: HashMap<Key, (i32, f64)> = HashMap::new();
+        let (first_start, last_start) = start_bounds(query);
         for ids in entities.chunks(ids_per_statement(query)) {
             use observation_revision::Column as R;
             let rows: Vec<(String, String, i32, i32, f64, i32)> =
@@ -174,6 +175,7 @@ impl Store {
                     .filter(R::Indicator.is_in(query.indicators.iter().cloned()))
                     .filter(R::PeriodEnd.gte(query.from_ordinal as i32))
                     .filter(R::PeriodEnd.lte(query.to_ordinal as i32))
+                    .filter(R::PeriodStart.between(first_start, last_start))
                     .filter(R::Version.lte(visible))
                     .filter(R::EntityId.is_in(ids.iter().cloned()))
                     .into_tuple()
@@ -203,14 +205,26 @@ fn ids_per_statement(query: &ValueQuery) -> usize {
     rows_per_statement(1) - query.indicators.len() - 8
 }
 
+/// The starts of the spans a query reads: a span lies in one year, so one that ends in
+/// `[from, to]` starts between January of `from`'s year and `to`. Said to the database, the
+/// bound lets PostgreSQL read only those years' partitions.
+fn start_bounds(query: &ValueQuery) -> (i32, i32) {
+    (
+        (query.from_ordinal.div_euclid(12) * 12) as i32,
+        query.to_ordinal as i32,
+    )
+}
+
 /// The served rows a query reads, before any as-of filter.
 fn served(query: &ValueQuery, ids: Option<&[String]>) -> Select<observation::Entity> {
     use observation::Column as C;
+    let (first_start, last_start) = start_bounds(query);
     let mut select = observation::Entity::find()
         .filter(C::EntityKind.eq(query.kind.as_str()))
         .filter(C::Indicator.is_in(query.indicators.iter().cloned()))
         .filter(C::PeriodEnd.gte(query.from_ordinal as i32))
-        .filter(C::PeriodEnd.lte(query.to_ordinal as i32));
+        .filter(C::PeriodEnd.lte(query.to_ordinal as i32))
+        .filter(C::PeriodStart.between(first_start, last_start));
     if let Some(ids) = ids {
         select = select.filter(C::EntityId.is_in(ids.iter().cloned()));
     }

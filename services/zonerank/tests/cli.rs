@@ -555,3 +555,28 @@ fn keygen_token_and_import_over_tls_with_a_token() {
     );
     assert!(stdout.contains("created 5"), "{stdout}");
 }
+
+#[test]
+fn a_server_started_with_a_smaller_ranking_budget_refuses_a_larger_cohort_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let output = Command::new(env!("CARGO_BIN_EXE_zonerank"))
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--max-ranking-entities",
+            "100",
+        ])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("run zonerank demo");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cohort entities = 188 exceeds the budget of 100"),
+        "{stderr}"
+    );
+}
