@@ -143,6 +143,47 @@ pub(crate) async fn insert_event<C: ConnectionTrait>(
     Ok(stored.id)
 }
 
+/// Adds the distinct (entity_kind, entity_id) pairs of `table` (a table of the transaction
+/// `db`, e.g. an import's changed rows) to the entities of event `id`, set-wise in the
+/// database: an import of the whole country names its 500,000 entities without holding them.
+pub(crate) async fn add_event_entities_from<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    table: &str,
+) -> Result<(), StorageError> {
+    let backend = db.get_database_backend();
+    let p = |n: usize| match backend {
+        sea_orm::DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_string(),
+    };
+    // `WHERE true` keeps SQLite from reading ON CONFLICT as a join constraint; the event may
+    // already name some of them.
+    let added = db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            format!(
+                "INSERT INTO audit_event_entities (event_id, entity_kind, entity_id) \
+                 SELECT DISTINCT CAST({} AS BIGINT), entity_kind, entity_id FROM {table} \
+                 WHERE true ON CONFLICT DO NOTHING",
+                p(1)
+            ),
+            [id.into()],
+        ))
+        .await?
+        .rows_affected();
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        backend,
+        format!(
+            "UPDATE audit_events SET entity_count = entity_count + {} WHERE id = {}",
+            p(1),
+            p(2)
+        ),
+        [(added as i64).into(), id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Inserts `event`, if any, in `txn` (without a data version: the write changed no figure)
 /// and commits: a write of a scheme, run or lifecycle step and its audit event commit together.
 pub(crate) async fn commit_with_event(

@@ -14,11 +14,10 @@ use sea_orm::{
     sqlx,
 };
 use sea_query_sqlx::SqlxValues;
-use zonerank_domain::entity::EntityKind;
 
 use crate::{
     AuditEvent, ObservationInput, StorageError, Store, WriteSummary,
-    audit::insert_event,
+    audit::{add_event_entities_from, insert_event},
     observations::{KEY_COLUMNS, WRITTEN_COLUMNS, replace_current},
     partitions::{ensure_years, year_of},
     reference::rows_per_statement,
@@ -430,11 +429,10 @@ impl ObservationImport {
         if !dry_run {
             ensure_years(&self.db, &self.years).await?;
         }
-        let (summary, entities) = on_txn!(&self.txn, c => merge(c, dry_run, &recorded_by).await)?;
+        let summary = on_txn!(&self.txn, c => merge(c, dry_run, &recorded_by).await)?;
         event.created += summary.accepted;
         event.updated += summary.updated;
         event.unchanged += summary.unchanged;
-        event.entities.extend(entities);
         let changed = summary.accepted + summary.updated > 0;
         if dry_run || !changed {
             let db = self.db.clone();
@@ -446,7 +444,9 @@ impl ObservationImport {
             return Ok(summary);
         }
         on_txn!(&self.txn, c => {
-            insert_event(c, &event, Some(summary.data_version)).await?;
+            let id = insert_event(c, &event, Some(summary.data_version)).await?;
+            // The entities written, named from the changed rows in the database.
+            add_event_entities_from(c, id, CHANGED).await?;
             // The data-quality issues of the rows written, in the same transaction.
             crate::data_issues::apply_issue_changes(c, issues, summary.data_version, &event.request_id)
                 .await?;
@@ -472,12 +472,13 @@ impl ObservationImport {
     }
 }
 
-/// The set-wise merge inside the import's transaction; the summary and the entities written.
+/// The set-wise merge inside the import's transaction; its summary. The changed rows stay in
+/// `CHANGED` for the audit event.
 async fn merge<C: ConnectionTrait>(
     c: &C,
     dry_run: bool,
     recorded_by: &str,
-) -> Result<(WriteSummary, Vec<(EntityKind, String)>), StorageError> {
+) -> Result<WriteSummary, StorageError> {
     let backend = c.get_database_backend();
     // Writing the version row first takes the writers' lock before the served values are
     // read, as every observation write does.
@@ -528,7 +529,7 @@ async fn merge<C: ConnectionTrait>(
         data_version: version - 1,
     };
     if dry_run || changed == 0 {
-        return Ok((summary, Vec::new()));
+        return Ok(summary);
     }
     let names: Vec<&str> = WRITTEN_COLUMNS.iter().map(|(name, ..)| *name).collect();
     // Every column comes from the changed rows but the two the import itself stamps.
@@ -559,23 +560,8 @@ async fn merge<C: ConnectionTrait>(
         binds(),
     ))
     .await?;
-    let written = c
-        .query_all_raw(statement(
-            backend,
-            format!("SELECT DISTINCT entity_kind, entity_id FROM {CHANGED}"),
-            Vec::new(),
-        ))
-        .await?;
-    let mut entities = Vec::with_capacity(written.len());
-    for r in written {
-        let kind: String = r.try_get_by_index(0)?;
-        let id: String = r.try_get_by_index(1)?;
-        if let Ok(kind) = EntityKind::parse(&kind) {
-            entities.push((kind, id));
-        }
-    }
     summary.data_version = stamp_commit(c, version).await?.version;
-    Ok((summary, entities))
+    Ok(summary)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod assessment;
 mod audit;
 mod cohort;
 mod connect;
+mod copy_out;
 mod data_issues;
 pub mod entity;
 mod error;

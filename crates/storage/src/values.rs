@@ -6,15 +6,21 @@
 //! committed by then (commit versions rise with their stamps, so `version <= visible` says
 //! exactly that), and the revision history only for the keys revised since. A run pinned to the
 //! last commit, the usual case, reads no history at all.
+//!
+//! On PostgreSQL the served rows come through a binary `COPY` of the same query
+//! (`copy_out.rs`); SQLite streams them through sea-orm.
 
 use std::collections::{BTreeSet, HashMap};
 
 use futures::TryStreamExt;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Select};
+use sea_orm::{
+    ColumnTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Select,
+    sea_query::PostgresQueryBuilder,
+};
 use zonerank_domain::{entity::EntityKind, period::Period};
 
 use crate::{
-    StorageError, Store,
+    StorageError, Store, copy_out,
     entity::{observation, observation_revision},
     reference::rows_per_statement,
     store::version_as_of,
@@ -98,11 +104,12 @@ impl Store {
                 None => return Ok(()),
             },
         };
-        let mut emit = |(entity, indicator, start, end, value): (String, String, i32, i32, f64)| {
+        let mut emit = |entity: &str, indicator: &str, start: i32, end: i32, value: f64| {
             if let Some(period) = period_of(start, end) {
-                sink(&entity, &indicator, period, value);
+                sink(entity, indicator, period, value);
             }
         };
+        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
         for chunk in chunks {
             use observation::Column as C;
             let mut served = served(query, chunk).select_only().columns([
@@ -115,14 +122,36 @@ impl Store {
             if let Some(version) = visible {
                 served = served.filter(C::Version.lte(version));
             }
-            let mut rows = served.into_tuple().stream(&self.db).await?;
-            while let Some(row) = rows.try_next().await? {
-                emit(row);
+            if postgres {
+                let select = served.as_query().to_string(PostgresQueryBuilder);
+                copy_out::for_each_row(&self.db, &select, |f| {
+                    emit(
+                        copy_out::text(f[0])?,
+                        copy_out::text(f[1])?,
+                        copy_out::int4(f[2])?,
+                        copy_out::int4(f[3])?,
+                        copy_out::float8(f[4])?,
+                    );
+                    Ok(())
+                })
+                .await?;
+            } else {
+                let mut rows = served
+                    .into_tuple::<(String, String, i32, i32, f64)>()
+                    .stream(&self.db)
+                    .await?;
+                while let Some((entity, indicator, start, end, value)) = rows.try_next().await? {
+                    emit(&entity, &indicator, start, end, value);
+                    // Buffered rows never make the stream wait: give the worker back now and
+                    // then (see `copy_out::for_each_row`).
+                    tokio::task::consume_budget().await;
+                }
             }
-            drop(rows);
             if let Some(version) = visible {
-                for row in self.revised_since(query, chunk, version).await? {
-                    emit(row);
+                for (entity, indicator, start, end, value) in
+                    self.revised_since(query, chunk, version).await?
+                {
+                    emit(&entity, &indicator, start, end, value);
                 }
             }
         }
