@@ -16,6 +16,10 @@
 # key set made here (`zonerank auth keygen`), and every request carries a viewer's token
 # (`zonerank auth token`); unset, the same binary runs open on loopback. Run both, one after
 # the other, to compare.
+#
+# BACKEND=postgres: the same on PostgreSQL + Redis (127.0.0.1:5432 as user postgres, and
+# REDIS_URL or redis://127.0.0.1:6379): a fresh database and a key prefix of the run's own,
+# both dropped at the end.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -37,8 +41,24 @@ done
 
 work=$(mktemp -d)
 server=
+store=(--database-url "sqlite://${work}/demo.db?mode=rwc")
+pg_db=
+redis=${REDIS_URL:-redis://127.0.0.1:6379}
+prefix="zonerank-load-$$:"
+if [ "${BACKEND:-sqlite}" = postgres ]; then
+  pg_db="zonerank_load_$$"
+  psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE ${pg_db}"
+  store=(--database-url "postgres://postgres@127.0.0.1:5432/${pg_db}" --redis-url "$redis"
+    --redis-prefix "$prefix")
+  echo "backend: PostgreSQL database ${pg_db}, Redis ${redis} under ${prefix}"
+  RUST_LOG=warn "$ZONERANK" migrate --database-url "postgres://postgres@127.0.0.1:5432/${pg_db}" >/dev/null 2>&1
+fi
 cleanup() {
   [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  if [ -n "$pg_db" ]; then
+    psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS ${pg_db} WITH (FORCE)" || true
+    redis-cli -u "$redis" --scan --pattern "${prefix}*" | xargs -r redis-cli -u "$redis" DEL >/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,7 +66,7 @@ trap cleanup EXIT
 # The demo loads its dataset through the API, ranks it, then keeps serving.
 env -u REDIS_URL -u DATABASE_URL -u OTEL_EXPORTER_OTLP_ENDPOINT RUST_LOG=warn \
   "$ZONERANK" demo --listen "127.0.0.1:${PORT}" \
-  --database-url "sqlite://${work}/demo.db?mode=rwc" >"$work/demo.log" 2>&1 &
+  "${store[@]}" >"$work/demo.log" 2>&1 &
 server=$!
 for _ in $(seq 1 600); do
   grep -q "^Serving on" "$work/demo.log" && break
@@ -70,7 +90,7 @@ else
 fi
 env -u REDIS_URL -u DATABASE_URL -u OTEL_EXPORTER_OTLP_ENDPOINT -u ZONERANK_AUTH_JWKS RUST_LOG=warn \
   "$ZONERANK" serve --listen "127.0.0.1:${PORT}" "${auth[@]}" \
-  --database-url "sqlite://${work}/demo.db?mode=rwc" >"$work/serve.log" 2>&1 &
+  "${store[@]}" >"$work/serve.log" 2>&1 &
 server=$!
 
 # GetRankingRequest{scheme_id: "henan-zone-assessment", period: "2023", page_size: 20} in a
