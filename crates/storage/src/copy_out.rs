@@ -4,9 +4,9 @@
 //! does to produce a national read). The binary format is PostgreSQL's own (its `COPY`
 //! documentation, "Binary Format"); sqlx hands out the raw stream and leaves the parsing to us.
 //!
-//! The read runs on a connection taken out of the pool for it: a read abandoned half-way
-//! (its caller went away) closes that connection, which stops the server's query, instead of
-//! handing a pool connection with a half-read `COPY` to the next caller.
+//! A read abandoned half-way (its caller went away) closes its connection, which stops the
+//! server's query, instead of handing a pool connection with a half-read `COPY` to the next
+//! caller; a read that ends gives its connection back to the pool.
 
 use std::sync::Arc;
 
@@ -31,6 +31,24 @@ fn corrupt(what: &str) -> StorageError {
     StorageError::Corrupt(format!("binary COPY stream: {what}"))
 }
 
+/// A pool connection lent to one read. A read dropped before its stream ended (its caller
+/// went away) takes the connection out of the pool and closes it, which ends the server's
+/// query; the pool opens another when it needs one. A read that ends returns it.
+struct Lent {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    done: bool,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if !self.done
+            && let Some(conn) = self.conn.take()
+        {
+            drop(conn.detach());
+        }
+    }
+}
+
 /// Runs `select` (a complete SELECT with its values inlined) and calls `row` with each row's
 /// fields, in the order the query gives them.
 pub(crate) async fn for_each_row(
@@ -38,29 +56,31 @@ pub(crate) async fn for_each_row(
     select: &str,
     mut row: impl FnMut(&Fields<'_>) -> Result<(), StorageError>,
 ) -> Result<(), StorageError> {
-    let mut conn = db
-        .get_postgres_connection_pool()
-        .acquire()
-        .await
-        .map_err(driver_err)?
-        .detach();
+    let mut lent = Lent {
+        conn: Some(
+            db.get_postgres_connection_pool()
+                .acquire()
+                .await
+                .map_err(driver_err)?,
+        ),
+        done: false,
+    };
     let copy = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
     let mut parser = Parser::default();
-    {
-        let mut stream = conn.copy_out_raw(&copy).await.map_err(driver_err)?;
-        while let Some(chunk) = stream.try_next().await.map_err(driver_err)? {
-            parser.feed(&chunk, &mut row)?;
-            // Buffered chunks arrive without the stream ever waiting, so the read would keep
-            // its worker thread to the end; two such reads at once starve the runtime of the
-            // threads that answer HTTP/2 pings and health checks.
-            tokio::task::consume_budget().await;
-        }
+    let conn = lent.conn.as_mut().expect("lent above");
+    let mut stream = conn.copy_out_raw(&copy).await.map_err(driver_err)?;
+    while let Some(chunk) = stream.try_next().await.map_err(driver_err)? {
+        parser.feed(&chunk, &mut row)?;
+        // Buffered chunks arrive without the stream ever waiting, so the read would keep
+        // its worker thread to the end; two such reads at once starve the runtime of the
+        // threads that answer HTTP/2 pings and health checks.
+        tokio::task::consume_budget().await;
     }
+    drop(stream);
+    lent.done = true;
     if !parser.finished {
         return Err(corrupt("ended before its trailer"));
     }
-    // The connection was the read's own; closing it politely ends its session.
-    let _ = sea_orm::sqlx::Connection::close(conn).await;
     Ok(())
 }
 
