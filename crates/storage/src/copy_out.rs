@@ -267,6 +267,66 @@ mod tests {
         assert!(parser.feed(&bytes, &mut |_: &Fields<'_>| Ok(())).is_err());
     }
 
+    /// A read its caller abandons half-way closes its connection, which stops the server's
+    /// query; the pool goes on serving, and a read to the end keeps its connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_read_stops_its_query_and_the_pool_goes_on() {
+        use sea_orm::{ConnectionTrait, Statement};
+        let test_db = crate::test_support::TestDatabase::postgres()
+            .await
+            .expect("database");
+        let store = crate::Store::connect(&test_db.url).await.expect("connect");
+        let db = &store.db;
+        let select = "SELECT g::text, g, g::float8 FROM generate_series(1, 2000000) AS g";
+        let mut seen = 0;
+        let abandoned = for_each_row(db, select, |_| {
+            seen += 1;
+            if seen == 10 {
+                return Err(StorageError::InvalidPageToken);
+            }
+            Ok(())
+        })
+        .await;
+        assert!(abandoned.is_err());
+        assert_eq!(seen, 10);
+        let copies = || async {
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT COUNT(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND query LIKE 'COPY (%'",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        };
+        let mut left = copies().await;
+        for _ in 0..50 {
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            left = copies().await;
+        }
+        assert_eq!(left, 0, "the abandoned COPY is still running");
+        let mut count = 0;
+        for_each_row(
+            db,
+            "SELECT g::text, g, g::float8 FROM generate_series(1, 1000) AS g",
+            |f| {
+                assert_eq!(text(f[0])?.parse::<i32>().unwrap(), int4(f[1])?);
+                count += 1;
+                Ok(())
+            },
+        )
+        .await
+        .expect("a read after the abandoned one");
+        assert_eq!(count, 1000);
+        drop(store);
+        test_db.drop().await.expect("drop");
+    }
+
     #[test]
     fn a_stream_cut_before_its_trailer_is_not_finished() {
         let bytes = stream();
