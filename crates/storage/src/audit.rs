@@ -152,10 +152,7 @@ pub(crate) async fn add_event_entities_from<C: ConnectionTrait>(
     table: &str,
 ) -> Result<(), StorageError> {
     let backend = db.get_database_backend();
-    let p = |n: usize| match backend {
-        sea_orm::DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_string(),
-    };
+    let p = |n| crate::import::bind(backend, n);
     // `WHERE true` keeps SQLite from reading ON CONFLICT as a join constraint; the event may
     // already name some of them.
     let added = db

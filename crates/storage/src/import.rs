@@ -285,7 +285,8 @@ fn statement(backend: DbBackend, sql: String, values: Vec<Value>) -> Statement {
 }
 
 /// The `n`-th bind placeholder (1-based) of the backend.
-fn bind(backend: DbBackend, n: usize) -> String {
+/// The `n`th bind placeholder of `backend`.
+pub(crate) fn bind(backend: DbBackend, n: usize) -> String {
     match backend {
         DbBackend::Postgres => format!("${n}"),
         _ => "?".to_string(),
