@@ -214,6 +214,8 @@ def main():
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--import-only", action="store_true",
+                        help="stop after the import and its peer (and report peak RSS)")
     parser.add_argument("--perf", type=Path, default=None,
                         help="record a perf profile of each service per step into this folder")
     args = parser.parse_args()
@@ -318,6 +320,11 @@ def main():
                f"{t_copy:.1f} s ({rows / t_copy:,.0f} rows/s); zonerank = "
                f"{100 * t_copy / t_import:.0f}% of COPY", "raw \\copy")
 
+        if args.import_only:
+            hwm = {name: vm_hwm_mib(p.pid) for name, p in procs.items()}
+            report("peak RSS (VmHWM) after import",
+                   ", ".join(f"{k} {v:,.0f} MiB" for k, v in hwm.items()))
+            return
         year = YEARS[-1]
         channel = grpc.insecure_channel(
             f"127.0.0.1:{ports['ranking']}",

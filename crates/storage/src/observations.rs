@@ -1,12 +1,13 @@
 //! Observations with revision history: `observations` holds the value served now and
-//! `observation_revisions` every value ever written, so reads can be asked "as of" a moment.
+//! `observation_revisions` every value it superseded, so reads can be asked "as of" a moment
+//! (a key's revisions are the two tables' rows together).
 
 use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
-    sea_query::{ArrayType, Expr, ExprTrait, Value},
+    sea_query::{ArrayType, Expr, ExprTrait, Order, Value},
 };
 use zonerank_domain::{entity::EntityKind, period::Period};
 
@@ -238,100 +239,91 @@ impl Store {
             revision: r.revision,
         };
         let everything = u64::MAX;
-        if query.as_of.is_none() && !query.include_revisions {
-            use observation::Column as C;
-            let mut select = observation::Entity::find()
-                .filter(C::EntityKind.eq(kind.as_str()))
-                .filter(C::EntityId.eq(query.entity_id.as_str()));
-            if let Some(indicator) = &query.indicator {
-                select = select.filter(C::Indicator.eq(indicator.as_str()));
-            }
-            if let Some(from) = &query.from {
-                select = select.filter(C::PeriodStart.gte(from.start_ordinal() as i32));
-            }
-            if let Some(to) = &query.to {
-                select = select.filter(C::PeriodEnd.lte(to.end_ordinal() as i32));
-            }
-            if let Some(after) = after {
-                select = select.filter(after_position(
-                    [C::Indicator, C::PeriodStart, C::PeriodEnd, C::Revision],
-                    after,
-                ));
-            }
-            if let Some(limit) = limit {
-                select = select.limit(limit + 1);
-            }
-            let rows = select
-                .order_by_asc(C::Indicator)
-                .order_by_asc(C::PeriodStart)
-                .order_by_asc(C::PeriodEnd)
-                .order_by_asc(C::Revision)
-                .all(&self.db)
-                .await?;
-            let stamps = commit_stamps(&self.db, rows.iter().map(|r| r.version)).await?;
-            let rows: Vec<StoredObservation> = rows
-                .into_iter()
-                .map(|r| StoredObservation {
-                    kind,
-                    entity_id: r.entity_id,
-                    indicator: r.indicator,
-                    period: r.period,
-                    value: r.value,
-                    source: r.source,
-                    recorded_at: stamps[&r.version],
-                    revision: r.revision,
-                    recorded_by: r.recorded_by,
-                })
-                .collect();
-            return Ok(Page::of(rows, limit.unwrap_or(everything), position));
-        }
-        use observation_revision::Column as C;
-        let mut select = observation_revision::Entity::find()
-            .filter(C::EntityKind.eq(kind.as_str()))
-            .filter(C::EntityId.eq(query.entity_id.as_str()));
-        if let Some(indicator) = &query.indicator {
-            select = select.filter(C::Indicator.eq(indicator.as_str()));
-        }
-        if let Some(from) = &query.from {
-            select = select.filter(C::PeriodStart.gte(from.start_ordinal() as i32));
-        }
-        if let Some(to) = &query.to {
-            select = select.filter(C::PeriodEnd.lte(to.end_ordinal() as i32));
-        }
-        if let Some(as_of) = query.as_of {
+        let visible = match query.as_of {
             // The moment resolves to the last version committed by then (see `stamp_commit`).
-            match version_as_of(&self.db, as_of).await? {
-                Some(version) => {
-                    select = select.filter(observation_revision::Column::Version.lte(version));
-                }
+            Some(as_of) => match version_as_of(&self.db, as_of).await? {
+                Some(version) => Some(version),
                 None => {
                     return Ok(Page {
                         items: Vec::new(),
                         next_after: None,
                     });
                 }
-            }
+            },
+            None => None,
+        };
+        // The values served now are one row a key, in `observations` alone.
+        let served_now = query.as_of.is_none() && !query.include_revisions;
+        // Every revision is one item, as is a value served now: the page is a SQL limit.
+        // Values served at a moment collapse a key's revisions into one, so they are counted
+        // after reading.
+        let sql_limit = limit.filter(|_| query.include_revisions || served_now);
+        let backend = self.db.get_database_backend();
+        // A key's revisions are the superseded ones in the history and the served one: the
+        // same read of both tables, merged in order.
+        macro_rules! revisions_in {
+            ($table:ident) => {{
+                use $table::Column as C;
+                let mut select = $table::Entity::find()
+                    .filter(C::EntityKind.eq(kind.as_str()))
+                    .filter(C::EntityId.eq(query.entity_id.as_str()));
+                if let Some(indicator) = &query.indicator {
+                    select = select.filter(C::Indicator.eq(indicator.as_str()));
+                }
+                if let Some(from) = &query.from {
+                    select = select.filter(C::PeriodStart.gte(from.start_ordinal() as i32));
+                }
+                if let Some(to) = &query.to {
+                    select = select.filter(C::PeriodEnd.lte(to.end_ordinal() as i32));
+                }
+                if let Some(version) = visible {
+                    select = select.filter(C::Version.lte(version));
+                }
+                if let Some(after) = &after {
+                    // The served revision of a key is its last one at as_of: later rows of the
+                    // same key are after as_of, so the next page starts at the next key.
+                    select = select.filter(after_position(
+                        indicator_in_byte_order(backend),
+                        [C::PeriodStart, C::PeriodEnd, C::Revision],
+                        after.clone(),
+                    ));
+                }
+                if let Some(limit) = sql_limit {
+                    select = select.limit(limit + 1);
+                }
+                select
+                    .order_by(indicator_in_byte_order(backend), Order::Asc)
+                    .order_by_asc(C::PeriodStart)
+                    .order_by_asc(C::PeriodEnd)
+                    .order_by_asc(C::Revision)
+                    .all(&self.db)
+                    .await?
+                    .into_iter()
+                    .map(|r| Revision {
+                        entity_id: r.entity_id,
+                        indicator: r.indicator,
+                        period: r.period,
+                        period_start: r.period_start,
+                        period_end: r.period_end,
+                        revision: r.revision,
+                        value: r.value,
+                        source: r.source,
+                        version: r.version,
+                        recorded_by: r.recorded_by,
+                    })
+                    .collect::<Vec<Revision>>()
+            }};
         }
-        if let Some(after) = after {
-            // The served revision of a key is its last one at as_of: later rows of the same key
-            // are after as_of, so the next page starts at the next key.
-            select = select.filter(after_position(
-                [C::Indicator, C::PeriodStart, C::PeriodEnd, C::Revision],
-                after,
-            ));
+        let mut rows = if served_now {
+            Vec::new()
+        } else {
+            revisions_in!(observation_revision)
+        };
+        rows.extend(revisions_in!(observation));
+        rows.sort_by(|a, b| a.order().cmp(&b.order()));
+        if let Some(limit) = sql_limit {
+            rows.truncate(limit as usize + 1);
         }
-        // Every revision is one item: the page is a SQL limit. Served values collapse a key's
-        // revisions into one, so they are counted after reading.
-        if let (Some(limit), true) = (limit, query.include_revisions) {
-            select = select.limit(limit + 1);
-        }
-        let rows = select
-            .order_by_asc(C::Indicator)
-            .order_by_asc(C::PeriodStart)
-            .order_by_asc(C::PeriodEnd)
-            .order_by_asc(C::Revision)
-            .all(&self.db)
-            .await?;
         let stamps = commit_stamps(&self.db, rows.iter().map(|r| r.version)).await?;
         let mut out: Vec<StoredObservation> = Vec::with_capacity(rows.len());
         for r in rows {
@@ -364,13 +356,44 @@ impl Store {
     }
 }
 
+/// One revision of a key as read from either table.
+struct Revision {
+    entity_id: String,
+    indicator: String,
+    period: String,
+    period_start: i32,
+    period_end: i32,
+    revision: i32,
+    value: f64,
+    source: String,
+    version: i64,
+    recorded_by: String,
+}
+
+impl Revision {
+    /// The order of a listing: (indicator, period start, period end, revision).
+    fn order(&self) -> (&str, i32, i32, i32) {
+        (
+            &self.indicator,
+            self.period_start,
+            self.period_end,
+            self.revision,
+        )
+    }
+}
+
 /// Rows after `position` in (indicator, period start, period end, revision) order: a row-value
-/// comparison, so the database orders and compares with one collation.
-fn after_position<C: ColumnTrait>(columns: [C; 4], position: (String, i32, i32, i32)) -> Condition {
-    let [indicator, start, end, revision] = columns;
+/// comparison, so the database orders and compares with one collation. `indicator` is the
+/// indicator column as the listing orders it (see [`indicator_in_byte_order`]).
+fn after_position<C: ColumnTrait>(
+    indicator: Expr,
+    columns: [C; 3],
+    position: (String, i32, i32, i32),
+) -> Condition {
+    let [start, end, revision] = columns;
     Condition::all().add(
         Expr::tuple([
-            Expr::col(indicator),
+            indicator,
             Expr::col(start),
             Expr::col(end),
             Expr::col(revision),
@@ -382,6 +405,16 @@ fn after_position<C: ColumnTrait>(columns: [C; 4], position: (String, i32, i32, 
             Expr::val(position.3),
         ])),
     )
+}
+
+/// The indicator column compared byte by byte, as Rust compares strings: a listing of both
+/// observation tables is merged in Rust, so the database must order and page it the same way
+/// whatever its default collation (SQLite's is bytes already).
+fn indicator_in_byte_order(backend: DbBackend) -> Expr {
+    match backend {
+        DbBackend::Postgres => Expr::cust("indicator COLLATE \"C\""),
+        _ => Expr::cust("indicator"),
+    }
 }
 
 /// The entity ids, indicators and periods of one kind in a batch.
@@ -437,7 +470,7 @@ async fn current_values(
 /// Rows per `unnest` statement on PostgreSQL: arrays are one bind each, so only memory bounds it.
 const UNNEST_ROWS: usize = 50_000;
 
-/// One value being written: a row of `observations` and of `observation_revisions`.
+/// One value being written: a row of `observations`.
 pub(crate) struct Written<'a> {
     o: &'a ObservationInput,
     revision: i32,
@@ -508,7 +541,32 @@ pub(crate) fn replace_current(backend: DbBackend) -> String {
     )
 }
 
-/// Writes the changed rows to both tables. PostgreSQL: every column as one array, expanded by
+/// `{with}INSERT INTO observation_revisions` the served rows that the rows of `changed` (a
+/// table expression aliased `c` with the written columns) replace: the history holds superseded
+/// values, the served one lives in `observations` alone. A row of revision 1 is a new key and
+/// replaces nothing.
+pub(crate) fn archive_replaced(backend: DbBackend, with: &str, changed: &str) -> String {
+    let names: Vec<&str> = WRITTEN_COLUMNS.iter().map(|(name, ..)| *name).collect();
+    let served: Vec<String> = names.iter().map(|c| format!("o.{c}")).collect();
+    let mut on: Vec<String> = KEY_COLUMNS
+        .iter()
+        .map(|k| format!("o.{k} = c.{k}"))
+        .collect();
+    if backend == DbBackend::Postgres {
+        // The partition column, so that only the changed rows' years are read.
+        on.push("o.period_start = c.period_start".into());
+    }
+    format!(
+        "{with}INSERT INTO observation_revisions ({}) SELECT {} FROM observations o \
+         JOIN {changed} ON {} WHERE c.revision > 1",
+        names.join(", "),
+        served.join(", "),
+        on.join(" AND ")
+    )
+}
+
+/// Writes the changed rows: the values they replace move to the history, then the rows are
+/// served. PostgreSQL: every column as one array, expanded by
 /// `unnest`, so a statement has one bind per column however many rows (a multi-row VALUES list
 /// needs one per value and a parse of each). SQLite: multi-row VALUES chunked under the bind
 /// limit.
@@ -543,12 +601,18 @@ async fn write_changed(
                     Value::Array(ty.clone(), Some(Box::new(values)))
                 })
                 .collect();
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                format!("INSERT INTO observation_revisions ({columns}) {unnest}"),
-                binds.clone(),
-            ))
-            .await?;
+            if chunk.iter().any(|w| w.revision > 1) {
+                txn.execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    archive_replaced(
+                        DbBackend::Postgres,
+                        "",
+                        &format!("unnest({}) AS c ({columns})", arrays.join(", ")),
+                    ),
+                    binds.clone(),
+                ))
+                .await?;
+            }
             txn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 format!(
@@ -570,12 +634,18 @@ async fn write_changed(
             binds.extend(WRITTEN_COLUMNS.iter().map(|(_, _, _, value)| value(&w)));
         }
         let values = tuples.join(", ");
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            format!("INSERT INTO observation_revisions ({columns}) VALUES {values}"),
-            binds.clone(),
-        ))
-        .await?;
+        if chunk.iter().any(|&(_, revision)| revision > 1) {
+            txn.execute_raw(Statement::from_sql_and_values(
+                backend,
+                archive_replaced(
+                    backend,
+                    &format!("WITH c ({columns}) AS (VALUES {values}) "),
+                    "c",
+                ),
+                binds.clone(),
+            ))
+            .await?;
+        }
         txn.execute_raw(Statement::from_sql_and_values(
             backend,
             format!(

@@ -171,13 +171,10 @@ async fn observations_live_in_year_partitions_made_on_demand_and_down_keeps_ever
             ("observations_y2024".to_string(), 2)
         ]
     );
+    // The history holds the value replaced, nothing else: a served value lives in one table.
     assert_eq!(
         placement(&db, "observation_revisions").await,
-        [
-            ("observation_revisions_y2022".to_string(), 1),
-            ("observation_revisions_y2023".to_string(), 3),
-            ("observation_revisions_y2024".to_string(), 2)
-        ]
+        [("observation_revisions_y2023".to_string(), 1)]
     );
     let served = rows_of(
         &db,
@@ -216,13 +213,23 @@ async fn observations_live_in_year_partitions_made_on_demand_and_down_keeps_ever
         .unwrap();
     assert_eq!(partitions(&db, "observations").await.len(), 3);
 
-    // Down: plain tables with the old keys and every row; up: partitions of the stored years.
+    // Down: the history with every revision again (the served ones copied back), then plain
+    // tables with the old keys and every row; up: partitions of the stored years, and the
+    // history of superseded values only.
+    let every_revision = "SELECT entity_id || ' ' || period || ' ' || value, revision::int8 \
+         FROM observation_revisions ORDER BY 1, 2";
+    let superseded = rows_of(&db, every_revision).await;
     let history = rows_of(
         &db,
-        "SELECT entity_id || ' ' || period || ' ' || value, revision::int8 \
-         FROM observation_revisions ORDER BY 1, 2",
+        "SELECT entity_id || ' ' || period || ' ' || value, revision::int8 FROM \
+         (SELECT * FROM observation_revisions UNION ALL SELECT * FROM observations) r \
+         ORDER BY 1, 2",
     )
     .await;
+    assert_eq!(history.len(), 6);
+    // The two migrations after the partitions, then the partitions.
+    Migrator::down(&db, Some(2)).await.unwrap();
+    assert_eq!(rows_of(&db, every_revision).await, history);
     Migrator::down(&db, Some(1)).await.unwrap();
     for table in ["observations", "observation_revisions"] {
         assert_eq!(kind_of(&db, table).await, "r", "{table}");
@@ -243,7 +250,8 @@ async fn observations_live_in_year_partitions_made_on_demand_and_down_keeps_ever
          WHERE tablename IN ('observations', 'observation_revisions') ORDER BY 1",
     )
     .await;
-    Migrator::up(&db, None).await.unwrap();
+    // The partitions first: they copy the plain tables' indexes.
+    Migrator::up(&db, Some(1)).await.unwrap();
     for table in ["observations", "observation_revisions"] {
         assert_eq!(kind_of(&db, table).await, "p", "{table}");
         assert_eq!(
@@ -259,7 +267,16 @@ async fn observations_live_in_year_partitions_made_on_demand_and_down_keeps_ever
     )
     .await;
     assert_eq!(after, indexes);
+    Migrator::up(&db, None).await.unwrap();
+    let dropped = rows_of(
+        &db,
+        "SELECT indexname::text, 1::int8 FROM pg_indexes \
+         WHERE indexname = 'idx_observations_indicator_period'",
+    )
+    .await;
+    assert!(dropped.is_empty(), "{dropped:?}");
     assert_eq!(placement(&db, "observations").await.len(), 3);
+    assert_eq!(rows_of(&db, every_revision).await, superseded);
     assert_eq!(
         store
             .write_observations(&[figure("e1", "revenue", "2023", 8.0)], false)

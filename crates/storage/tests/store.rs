@@ -1062,7 +1062,8 @@ async fn case_bulk_write(store: &Store) {
     );
     assert!(outcomes.iter().all(|o| *o == WriteOutcome::Accepted));
     assert_eq!(count_rows(store, "observations").await, 20_000);
-    assert_eq!(count_rows(store, "observation_revisions").await, 20_000);
+    // The history holds superseded values only: a first write leaves it empty.
+    assert_eq!(count_rows(store, "observation_revisions").await, 0);
 
     for e in [0, 1, 1_234, BULK_ENTITIES - 1] {
         let id = format!("bulk-{e:05}");
@@ -1102,7 +1103,8 @@ async fn case_bulk_write(store: &Store) {
         5_000
     );
     assert_eq!(count_rows(store, "observations").await, 20_000);
-    assert_eq!(count_rows(store, "observation_revisions").await, 25_000);
+    // The 5,000 values replaced.
+    assert_eq!(count_rows(store, "observation_revisions").await, 5_000);
     let last = store
         .observations(&ObservationQuery {
             indicator: Some("tax".to_string()),
@@ -1536,7 +1538,9 @@ async fn case_concurrent_same_keys(store: &Store) {
     }
     assert_eq!(accepted, 200, "every row accepted exactly once");
     assert_eq!(store.data_version().await.unwrap(), v0 + 1);
-    assert_eq!(count_rows(store, "observation_revisions").await, 200);
+    // Nothing superseded: the history is empty.
+    assert_eq!(count_rows(store, "observation_revisions").await, 0);
+    assert_eq!(count_rows(store, "observations").await, 200);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1709,7 +1713,7 @@ async fn case_writes_count_roll_back_and_remove(store: &Store) {
     assert_eq!(count_rows(store, "projects").await, 0);
     assert_eq!(count_rows(store, "targets").await, 0);
     assert_eq!(count_rows(store, "observations").await, 1, "zmd-d's stays");
-    assert_eq!(count_rows(store, "observation_revisions").await, 1);
+    assert_eq!(count_rows(store, "observation_revisions").await, 0);
     let firms = store
         .list_enterprises(&EnterpriseFilter::default(), None, 10)
         .await
@@ -1803,6 +1807,36 @@ async fn case_pages_of_observations_targets_and_enterprises(store: &Store) {
         }
         assert_eq!(brief(&paged), brief(&whole), "{query:?}");
     }
+    // Every revision, the superseded ones (in the history) just before the served one (in the
+    // current values); and as of the moment between, the values then.
+    let every = store
+        .observations(&ObservationQuery {
+            include_revisions: true,
+            ..zone_query("z1")
+        })
+        .await
+        .unwrap();
+    assert_eq!(every.len(), 45);
+    for f in &revised {
+        let of_key: Vec<(f64, i32)> = every
+            .iter()
+            .filter(|r| r.indicator == f.indicator && r.period == f.period.canonical())
+            .map(|r| (r.value, r.revision))
+            .collect();
+        assert_eq!(of_key, [(f.value - 0.5, 1), (f.value, 2)], "{f:?}");
+    }
+    let then = store
+        .observations(&ObservationQuery {
+            as_of: Some(between),
+            ..zone_query("z1")
+        })
+        .await
+        .unwrap();
+    assert_eq!(then.len(), 40);
+    assert!(
+        then.iter()
+            .all(|r| r.revision == 1 && r.value.fract() == 0.0)
+    );
     let bad = ObservationPosition {
         indicator: "tax".to_string(),
         period: "not a period".to_string(),
@@ -2576,7 +2610,8 @@ async fn case_bulk_import_keeps_every_rule(store: &Store) {
             ("revenue".into(), "2024".into(), 99.5, 2)
         ]
     );
-    assert_eq!(count_rows(store, "observation_revisions").await, 503);
+    // The two values replaced; the served ones live in `observations` alone.
+    assert_eq!(count_rows(store, "observation_revisions").await, 2);
 
     // A key repeated in a later chunk is found with both row numbers and left out.
     let repeated = vec![

@@ -12,6 +12,8 @@ mod m20261202_000007_data_issues;
 mod m20261202_000008_projects_screening;
 mod m20261202_000010_audit_suppressed;
 mod m20261203_000011_partition_observations;
+mod m20261203_000012_history_superseded;
+mod m20261203_000013_drop_indicator_index;
 
 /// Every migration zonerank knows, in order.
 pub struct Migrator;
@@ -30,6 +32,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_projects_screening::Migration),
             Box::new(m20261202_000010_audit_suppressed::Migration),
             Box::new(m20261203_000011_partition_observations::Migration),
+            Box::new(m20261203_000012_history_superseded::Migration),
+            Box::new(m20261203_000013_drop_indicator_index::Migration),
         ]
     }
 }
