@@ -1,4 +1,5 @@
-//! Every revision of every observation key, kept for as-of reads.
+//! Every revision of an observation key that a later one superseded, kept for as-of reads and
+//! listings of every revision (the served one is in `observations`).
 
 use sea_orm::entity::prelude::*;
 
