@@ -299,7 +299,8 @@ impl Store {
                     .all(&self.db)
                     .await?
                     .into_iter()
-                    .map(|r| Revision {
+                    .map(|r| observation_revision::Model {
+                        entity_kind: r.entity_kind,
                         entity_id: r.entity_id,
                         indicator: r.indicator,
                         period: r.period,
@@ -311,7 +312,7 @@ impl Store {
                         version: r.version,
                         recorded_by: r.recorded_by,
                     })
-                    .collect::<Vec<Revision>>()
+                    .collect::<Vec<observation_revision::Model>>()
             }};
         }
         let mut rows = if served_now {
@@ -320,7 +321,7 @@ impl Store {
             revisions_in!(observation_revision)
         };
         rows.extend(revisions_in!(observation));
-        rows.sort_by(|a, b| a.order().cmp(&b.order()));
+        rows.sort_by(|a, b| listing_order(a).cmp(&listing_order(b)));
         if let Some(limit) = sql_limit {
             rows.truncate(limit as usize + 1);
         }
@@ -356,30 +357,10 @@ impl Store {
     }
 }
 
-/// One revision of a key as read from either table.
-struct Revision {
-    entity_id: String,
-    indicator: String,
-    period: String,
-    period_start: i32,
-    period_end: i32,
-    revision: i32,
-    value: f64,
-    source: String,
-    version: i64,
-    recorded_by: String,
-}
-
-impl Revision {
-    /// The order of a listing: (indicator, period start, period end, revision).
-    fn order(&self) -> (&str, i32, i32, i32) {
-        (
-            &self.indicator,
-            self.period_start,
-            self.period_end,
-            self.revision,
-        )
-    }
+/// The order of a listing of one entity's revisions, read from either table: (indicator,
+/// period start, period end, revision).
+fn listing_order(r: &observation_revision::Model) -> (&str, i32, i32, i32) {
+    (&r.indicator, r.period_start, r.period_end, r.revision)
 }
 
 /// Rows after `position` in (indicator, period start, period end, revision) order: a row-value
