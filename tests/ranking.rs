@@ -1521,3 +1521,102 @@ async fn the_previous_period_comes_from_its_stored_run_while_the_data_is_unchang
     );
     deployment.stop().await;
 }
+
+/// The scheme's official run for `period` as `ranking` answers it (GetRanking without a run id).
+async fn official_run(ranking: &mut Ranking, period: &str) -> String {
+    ranking
+        .get_ranking(v1::GetRankingRequest {
+            scheme_id: "test-assessment".into(),
+            period: period.into(),
+            page_size: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("the official ranking")
+        .into_inner()
+        .run
+        .unwrap()
+        .run_id
+}
+
+#[tokio::test]
+async fn a_second_ranking_pod_serves_the_official_run_each_write_on_the_first_makes_official() {
+    use zonerank_api::v1::assessment_service_client::AssessmentServiceClient;
+    use zonerank_cache::{Cache, CacheKey};
+    use zonerank_integration_tests::{RunningServer, redis_url, server_args};
+    use zonerank_server::Services;
+
+    let (deployment, _ingestion, mut writer) = deployed().await;
+    // A second ranking pod over the same database and Redis: it caches official pages, and
+    // every write is made on the first pod.
+    let mut args = server_args(&deployment.database.url, Some(&deployment.redis.prefix));
+    args.metrics_addr = Some(deployment.metrics.url.clone());
+    let other = RunningServer::start(args, Services::RANKING).await;
+    let mut reader = v1::ranking_service_client::RankingServiceClient::new(other.channel().await);
+    let shared = Cache::redis(&redis_url(), &deployment.redis.prefix)
+        .await
+        .expect("redis");
+    let generation_key = CacheKey::new("ranking.official.generation", 0, b"");
+    let generation = || async { shared.get(&generation_key).await.expect("redis") };
+
+    let first = compute(&mut writer, "2023").await;
+    assert_eq!(official_run(&mut reader, "2023").await, first.run_id);
+    let cached_under = generation()
+        .await
+        .expect("a generation in the shared cache");
+    assert_eq!(official_run(&mut reader, "2023").await, first.run_id);
+
+    // A newer run of the same version becomes official on the other pod at once.
+    let second = compute(&mut writer, "2023").await;
+    assert_ne!(
+        generation().await,
+        Some(cached_under),
+        "the write replaced it"
+    );
+    assert_eq!(official_run(&mut reader, "2023").await, second.run_id);
+
+    // A new scheme version: until it has a run, the newest run stays official; its first run
+    // then takes over.
+    writer
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(scheme("test-assessment", 0.3)),
+        })
+        .await
+        .expect("version 2");
+    assert_eq!(official_run(&mut reader, "2023").await, second.run_id);
+    let third = compute(&mut writer, "2023").await;
+    assert_eq!(third.scheme_version, 2);
+    assert_eq!(official_run(&mut reader, "2023").await, third.run_id);
+
+    // Deleted, it is official no more.
+    writer
+        .delete_run(v1::DeleteRunRequest {
+            run_id: third.run_id.clone(),
+        })
+        .await
+        .expect("delete");
+    assert_eq!(official_run(&mut reader, "2023").await, second.run_id);
+
+    // Published, the first run is official whatever is computed after it.
+    let mut assessment = AssessmentServiceClient::new(deployment.ranking.channel().await);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assessment
+        .publish_ranking(v1::PublishRankingRequest {
+            run_id: first.run_id.clone(),
+            notice_until: Some(zonerank_api::prost_types::Timestamp {
+                seconds: now + 86_400,
+                nanos: 0,
+            }),
+        })
+        .await
+        .expect("publish");
+    assert_eq!(official_run(&mut reader, "2023").await, first.run_id);
+    compute(&mut writer, "2023").await;
+    assert_eq!(official_run(&mut reader, "2023").await, first.run_id);
+
+    other.stop().await;
+    deployment.stop().await;
+}

@@ -62,11 +62,24 @@ impl PgTxn {
 
     /// Sends `data` to `copy` (a `COPY … FROM STDIN` statement) in this transaction.
     pub(crate) async fn copy_in(&self, copy: &str, data: &[u8]) -> Result<(), StorageError> {
+        self.copy_in_parts(copy, std::iter::once(data.to_vec()))
+            .await
+    }
+
+    /// A `COPY … FROM STDIN` whose data is sent part by part as `parts` yields it, so the
+    /// whole payload is never held at once.
+    pub(crate) async fn copy_in_parts(
+        &self,
+        copy: &str,
+        parts: impl Iterator<Item = Vec<u8>> + Send,
+    ) -> Result<(), StorageError> {
         let mut txn = self.0.lock().await;
         let mut sink = txn.copy_in_raw(copy).await.map_err(exec_err)?;
-        if let Err(e) = sink.send(data).await {
-            let _ = sink.abort("send failed").await;
-            return Err(exec_err(e).into());
+        for part in parts {
+            if let Err(e) = sink.send(part).await {
+                let _ = sink.abort("send failed").await;
+                return Err(exec_err(e).into());
+            }
         }
         sink.finish().await.map_err(exec_err)?;
         Ok(())

@@ -222,10 +222,10 @@ impl Store {
             ranking_run::Entity::insert(row)
                 .exec_without_returning(&txn)
                 .await?;
-            txn.copy_in(
+            txn.copy_in_parts(
                 "COPY ranking_entries (run_id, position, entity_id, entry) FROM STDIN \
                  (FORMAT binary)",
-                &entries_copy(&run.run_id, &entries),
+                entries_copy(&run.run_id, &entries),
             )
             .await?;
             if let Some(event) = audit {
@@ -406,26 +406,40 @@ impl Store {
 /// length-prefixed value (`int4` big-endian, text as UTF-8, `bytea` as its bytes), then -1.
 /// Written here because the format is this small and the sqlx driver has no encoder for it;
 /// binary avoids hex-encoding every entry as text `COPY` would.
-fn entries_copy(run_id: &str, entries: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let size: usize = entries
-        .iter()
-        .map(|(id, entry)| 2 + 4 * 4 + run_id.len() + 4 + id.len() + entry.len())
-        .sum();
-    let mut out = Vec::with_capacity(19 + size + 2);
-    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    out.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
-    out.extend_from_slice(&0i32.to_be_bytes()); // no header extension
-    let field = |out: &mut Vec<u8>, bytes: &[u8]| {
-        out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
-        out.extend_from_slice(bytes);
-    };
-    for (position, (entity_id, entry)) in entries.iter().enumerate() {
-        out.extend_from_slice(&4i16.to_be_bytes());
-        field(&mut out, run_id.as_bytes());
-        field(&mut out, &(position as i32).to_be_bytes());
-        field(&mut out, entity_id.as_bytes());
-        field(&mut out, entry);
-    }
-    out.extend_from_slice(&(-1i16).to_be_bytes());
-    out
+fn entries_copy<'a>(
+    run_id: &'a str,
+    entries: &'a [(String, Vec<u8>)],
+) -> impl Iterator<Item = Vec<u8>> + Send + 'a {
+    /// Bytes per part sent to the server: large enough that the per-message cost vanishes.
+    const PART: usize = 1 << 20;
+    let mut header = Vec::with_capacity(PART);
+    header.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    header.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
+    header.extend_from_slice(&0i32.to_be_bytes()); // no header extension
+    let mut next = Some(header);
+    let mut rows = entries.iter().enumerate().peekable();
+    std::iter::from_fn(move || {
+        let mut out = next.take()?;
+        let field = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+            out.extend_from_slice(bytes);
+        };
+        while out.len() < PART {
+            let Some((position, (entity_id, entry))) = rows.next() else {
+                break;
+            };
+            out.extend_from_slice(&4i16.to_be_bytes());
+            field(&mut out, run_id.as_bytes());
+            field(&mut out, &(position as i32).to_be_bytes());
+            field(&mut out, entity_id.as_bytes());
+            field(&mut out, entry);
+        }
+        if rows.peek().is_some() {
+            next = Some(Vec::with_capacity(PART + 1024));
+        } else {
+            // The trailer ends the last part.
+            out.extend_from_slice(&(-1i16).to_be_bytes());
+        }
+        Some(out)
+    })
 }

@@ -2035,6 +2035,25 @@ async fn case_runs_and_archived_schemes(store: &Store) {
         .insert_run(run_row("run-c", "2023", 200), entries(2), None)
         .await
         .unwrap();
+    // A run larger than one part of PostgreSQL's COPY (1 MiB): every entry back, in order, with
+    // its entity.
+    let big: Vec<(String, Vec<u8>)> = (0..5_000)
+        .map(|i| (format!("e{i:05}"), vec![(i % 251) as u8; 700 + i % 3]))
+        .collect();
+    store
+        .insert_run(run_row("run-big", "2021", 50), big.clone(), None)
+        .await
+        .unwrap();
+    let back = store.run_entries("run-big", 0, 10_000).await.unwrap();
+    assert_eq!(back.len(), big.len());
+    for (i, ((position, entry), (_, want))) in back.iter().zip(&big).enumerate() {
+        assert_eq!((*position as usize, entry), (i, want));
+    }
+    let mut by_entity = store.run_entries_by_entity("run-big").await.unwrap();
+    by_entity.sort();
+    assert_eq!(by_entity, big);
+    assert!(store.delete_run("run-big", None).await.unwrap());
+
     let every = RunFilter::default();
     let (first, more) = store.runs(&every, None, 2).await.unwrap();
     let names = |rows: &[zonerank_storage::RunRow]| -> Vec<String> {

@@ -3,6 +3,8 @@
 //! normalized). Columnar: the outer loop runs over criteria, the inner over one column's slice, and
 //! the only allocations are the per-call accumulators.
 
+use rayon::prelude::*;
+
 use super::Aggregation;
 use super::scale::scale_for;
 
@@ -25,28 +27,24 @@ pub fn aggregate(method: Aggregation, normalized: &[Vec<f64>], weights: &[f64]) 
     debug_assert_eq!(normalized.len(), weights.len(), "one weight per criterion");
     let entities = normalized.first().map_or(0, Vec::len);
     match method {
-        Aggregation::WeightedSum => {
-            let mut scores = vec![0.0; entities];
+        Aggregation::WeightedSum => by_chunks(entities, |from, out| {
             for (column, &w) in normalized.iter().zip(weights) {
-                for (s, &n) in scores.iter_mut().zip(column) {
+                for (s, &n) in out.iter_mut().zip(&column[from..]) {
                     *s += w * n;
                 }
             }
-            scores
-        }
-        Aggregation::GeometricMean => {
-            let mut log_scores = vec![0.0; entities];
+        }),
+        Aggregation::GeometricMean => by_chunks(entities, |from, out| {
             for (column, &w) in normalized.iter().zip(weights) {
                 if w == 0.0 {
                     continue;
                 }
-                for (s, &n) in log_scores.iter_mut().zip(column) {
+                for (s, &n) in out.iter_mut().zip(&column[from..]) {
                     *s += w * n.ln();
                 }
             }
-            log_scores.iter_mut().for_each(|s| *s = s.exp());
-            log_scores
-        }
+            out.iter_mut().for_each(|s| *s = s.exp());
+        }),
         Aggregation::Topsis => topsis(normalized, weights, entities),
     }
 }
@@ -56,7 +54,7 @@ fn topsis(normalized: &[Vec<f64>], weights: &[f64], entities: usize) -> Vec<f64>
     // Weight first, then take max/min of v, exactly as pymcdm does (w ≥ 0 makes it the same as
     // weighting the max/min, but the rounding then matches too).
     let ideals: Vec<(f64, f64)> = normalized
-        .iter()
+        .par_iter()
         .zip(weights)
         .map(|(column, &w)| {
             column
@@ -72,28 +70,50 @@ fn topsis(normalized: &[Vec<f64>], weights: &[f64], entities: usize) -> Vec<f64>
         m.max(best * 0.5 - worst * 0.5)
     });
     let s = scale_for(half_spread);
-    // Squared distances to the best (D+²) and to the worst (D−²), accumulated column by column.
-    let mut to_best = vec![0.0; entities];
-    let mut to_worst = vec![0.0; entities];
-    for ((column, &w), &(worst, best)) in normalized.iter().zip(weights).zip(&ideals) {
-        // A column without spread adds exactly 0 to both distances; skipping it also keeps a huge
-        // constant column from overflowing when a tiny spread elsewhere sets a large scale.
-        if worst == best {
-            continue;
+    by_chunks(entities, |from, closeness| {
+        // Squared distances to the best (D+²) and to the worst (D−²), accumulated column by
+        // column over this chunk of entities.
+        let to_best = closeness;
+        let mut to_worst = vec![0.0; to_best.len()];
+        for ((column, &w), &(worst, best)) in normalized.iter().zip(weights).zip(&ideals) {
+            // A column without spread adds exactly 0 to both distances; skipping it also keeps a
+            // huge constant column from overflowing when a tiny spread elsewhere sets a large scale.
+            if worst == best {
+                continue;
+            }
+            let (worst, best) = (worst * s, best * s);
+            for ((plus, minus), &n) in to_best
+                .iter_mut()
+                .zip(to_worst.iter_mut())
+                .zip(&column[from..])
+            {
+                let v = w * n * s;
+                *plus += (v - best) * (v - best);
+                *minus += (v - worst) * (v - worst);
+            }
         }
-        let (worst, best) = (worst * s, best * s);
-        for ((plus, minus), &n) in to_best.iter_mut().zip(to_worst.iter_mut()).zip(column) {
-            let v = w * n * s;
-            *plus += (v - best) * (v - best);
-            *minus += (v - worst) * (v - worst);
+        for (plus, &minus_squared) in to_best.iter_mut().zip(&to_worst) {
+            let (d_plus, d_minus) = (plus.sqrt(), minus_squared.sqrt());
+            let total = d_plus + d_minus;
+            *plus = if total == 0.0 { 1.0 } else { d_minus / total };
         }
-    }
-    for (plus, &minus_squared) in to_best.iter_mut().zip(&to_worst) {
-        let (d_plus, d_minus) = (plus.sqrt(), minus_squared.sqrt());
-        let total = d_plus + d_minus;
-        *plus = if total == 0.0 { 1.0 } else { d_minus / total };
-    }
-    to_best
+    })
+}
+
+/// Entities per task of [`by_chunks`]: a chunk's accumulators and its slice of each column stay
+/// in cache, and a national cohort still splits into dozens of tasks.
+const CHUNK: usize = 8 * 1024;
+
+/// A zeroed vector of `entities` scores filled chunk by chunk in parallel: `fill(from, out)`
+/// writes the scores of entities `from..from + out.len()`. Each entity's arithmetic is the same
+/// as a serial loop's, in the same order, so the scores do not depend on the number of threads.
+fn by_chunks(entities: usize, fill: impl Fn(usize, &mut [f64]) + Sync) -> Vec<f64> {
+    let mut scores = vec![0.0; entities];
+    scores
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, out)| fill(c * CHUNK, out));
+    scores
 }
 
 /// Each criterion's part of each entity's score: `[criterion][entity]`. Weighted sum: w·n; geometric mean: w·ln n (the log-score's parts); TOPSIS: w·n (indicative; TOPSIS is not additive).
@@ -107,7 +127,7 @@ pub fn contributions(
 ) -> Vec<Vec<f64>> {
     debug_assert_eq!(normalized.len(), weights.len(), "one weight per criterion");
     normalized
-        .iter()
+        .par_iter()
         .zip(weights)
         .map(|(column, &w)| match method {
             Aggregation::WeightedSum | Aggregation::Topsis => {

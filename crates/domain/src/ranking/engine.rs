@@ -9,13 +9,13 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::MissingPolicy;
 use super::aggregate::{aggregate, contributions};
 pub use super::groups::Groups;
 use super::normalize::normalize;
 use super::scale::mean;
 use super::scheme::{Scheme, SchemeFault, nearly_equal, validate};
 use super::weighting::{WeightingError, weights};
+use super::{MissingPolicy, Weighting};
 
 /// What a ranking run reads: the scheme and the cohort's values, all indexed by entity.
 #[derive(Clone, Debug)]
@@ -193,7 +193,8 @@ pub(crate) struct Columns {
     pub cohort: Vec<usize>,
     /// Normalised values after filling.
     pub normalized: Vec<Vec<f64>>,
-    /// Raw values with filled cells at the column's mean present raw value (for weighting).
+    /// Raw values with filled cells at the column's mean present raw value, for entropy
+    /// weighting (empty columns under any other weighting).
     pub raw_filled: Vec<Vec<f64>>,
     /// Whether each cell was filled.
     pub filled: Vec<Vec<bool>>,
@@ -252,7 +253,11 @@ fn build_columns(input: &RankingInput<'_>, n: usize) -> (Columns, Exclusions) {
         ));
         excluded.fill(0);
     }
-    let cohort: Vec<usize> = (0..n).filter(|&e| excluded[e] == NONE).collect();
+    let cohort: Vec<usize> = if excluded.iter().all(|&r| r == NONE) {
+        (0..n).collect()
+    } else {
+        (0..n).filter(|&e| excluded[e] == NONE).collect()
+    };
     let excluded = (excluded, reasons);
     let m = scheme.criteria.len();
     let mut columns = Columns {
@@ -264,51 +269,87 @@ fn build_columns(input: &RankingInput<'_>, n: usize) -> (Columns, Exclusions) {
     if columns.cohort.is_empty() {
         return (columns, excluded);
     }
-    for (criterion, values) in scheme.criteria.iter().zip(&input.criteria) {
-        let present_values: Vec<f64> = columns
-            .cohort
-            .iter()
-            .filter_map(|&e| present(values[e]))
-            .collect();
-        let normalized_present = normalize(
-            &present_values,
-            criterion.direction,
-            scheme.normalization,
-            criterion.benchmark,
-        );
-        debug_assert_eq!(normalized_present.len(), present_values.len());
-        let fill = match scheme.missing_policy {
-            MissingPolicy::Worst => normalized_present
-                .iter()
-                .copied()
-                .fold(f64::INFINITY, f64::min),
-            _ => mean(&normalized_present),
-        };
-        let raw_mean = mean(&present_values);
-        let k = columns.cohort.len();
-        let mut normalized = Vec::with_capacity(k);
-        let mut raw_filled = Vec::with_capacity(k);
-        let mut filled = Vec::with_capacity(k);
-        let mut next = normalized_present.iter();
-        for &e in &columns.cohort {
-            match present(values[e]) {
-                Some(raw) => {
-                    normalized.push(*next.next().unwrap_or(&fill));
-                    raw_filled.push(raw);
-                    filled.push(false);
-                }
-                None => {
-                    normalized.push(fill);
-                    raw_filled.push(raw_mean);
-                    filled.push(true);
-                }
-            }
-        }
+    // Columns are independent: one task per criterion.
+    let keep_raw = scheme.weighting == Weighting::Entropy;
+    let built: Vec<(Vec<f64>, Vec<f64>, Vec<bool>)> = scheme
+        .criteria
+        .par_iter()
+        .zip(input.criteria.par_iter())
+        .map(|(criterion, values)| {
+            filled_column(scheme, criterion, values, &columns.cohort, n, keep_raw)
+        })
+        .collect();
+    for (normalized, raw_filled, filled) in built {
         columns.normalized.push(normalized);
         columns.raw_filled.push(raw_filled);
         columns.filled.push(filled);
     }
     (columns, excluded)
+}
+
+/// One criterion over the cohort: its normalised values after filling, its raw values with
+/// filled cells at the mean present raw value (only when `keep_raw`: entropy weighting reads
+/// them; empty otherwise), and which cells were filled.
+fn filled_column(
+    scheme: &Scheme,
+    criterion: &super::scheme::Criterion,
+    values: &[Option<f64>],
+    cohort: &[usize],
+    n: usize,
+    keep_raw: bool,
+) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
+    let k = cohort.len();
+    let present_values: Vec<f64> = if k == n && values.iter().all(|&v| present(v).is_some()) {
+        // The whole input is the cohort and every value is there: a plain copy.
+        values.iter().map(|&v| v.unwrap_or_default()).collect()
+    } else if k == n {
+        values.iter().filter_map(|&v| present(v)).collect()
+    } else {
+        cohort.iter().filter_map(|&e| present(values[e])).collect()
+    };
+    let normalized_present = normalize(
+        &present_values,
+        criterion.direction,
+        scheme.normalization,
+        criterion.benchmark,
+    );
+    debug_assert_eq!(normalized_present.len(), present_values.len());
+    if present_values.len() == k {
+        // Nothing to fill: the normalised column is the result as it is.
+        let raw = if keep_raw { present_values } else { Vec::new() };
+        return (normalized_present, raw, vec![false; k]);
+    }
+    let fill = match scheme.missing_policy {
+        MissingPolicy::Worst => normalized_present
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min),
+        _ => mean(&normalized_present),
+    };
+    let raw_mean = mean(&present_values);
+    let mut normalized = Vec::with_capacity(k);
+    let mut raw_filled = Vec::with_capacity(if keep_raw { k } else { 0 });
+    let mut filled = Vec::with_capacity(k);
+    let mut next = normalized_present.iter();
+    for &e in cohort {
+        match present(values[e]) {
+            Some(raw) => {
+                normalized.push(*next.next().unwrap_or(&fill));
+                if keep_raw {
+                    raw_filled.push(raw);
+                }
+                filled.push(false);
+            }
+            None => {
+                normalized.push(fill);
+                if keep_raw {
+                    raw_filled.push(raw_mean);
+                }
+                filled.push(true);
+            }
+        }
+    }
+    (normalized, raw_filled, filled)
 }
 
 /// Competition ranks of `scores`, highest first: ties within 1e-12 relative share 1, 2, 2, 4.
@@ -536,40 +577,58 @@ pub fn rank(input: &RankingInput<'_>) -> Result<RankingOutcome, RankingError> {
     };
 
     let mut position = vec![NONE; n];
+    for (p, &e) in columns.cohort.iter().enumerate() {
+        position[e] = p as u32;
+    }
+    let reach = class_reach(scheme, k);
     let mut score_of = vec![0.0; n];
     let mut rank_of = vec![0; n];
     let mut percentile = vec![0.0; n];
     let mut stars = vec![0; n];
     let mut class = vec![NONE; n];
-    for (p, &e) in columns.cohort.iter().enumerate() {
-        let score = scores[p];
-        let rank = ranks[p];
-        position[e] = p as u32;
-        score_of[e] = score;
-        rank_of[e] = rank;
-        // With competition ranks exactly rank − 1 entities are above, so the rest are at or below.
-        percentile[e] = (k - rank as usize + 1) as f64 / k as f64 * 100.0;
-        stars[e] = if bars(e, |v| v.bars_stars) {
-            0
-        } else {
-            scheme
-                .star_rules
-                .iter()
-                .zip(&gate_columns)
-                .filter(|(rule, gates)| {
-                    at_least(score, rule.min_score)
-                        && rule
-                            .gates
-                            .iter()
-                            .zip(gates.iter())
-                            .all(|(g, column)| g.holds(column[e]))
-                })
-                .map(|(rule, _)| rule.level)
-                .max()
-                .unwrap_or(0)
-        };
-        class[e] = class_of(scheme, score, rank, k, bars(e, |v| v.bars_class_a)) as u32;
-    }
+    // Each entity's row is independent of the others': filled in parallel, by input index.
+    score_of
+        .par_iter_mut()
+        .zip(rank_of.par_iter_mut())
+        .zip(percentile.par_iter_mut())
+        .zip(stars.par_iter_mut())
+        .zip(class.par_iter_mut())
+        .enumerate()
+        .for_each(
+            |(e, ((((score_out, rank_out), percentile_out), stars_out), class_out))| {
+                let p = position[e];
+                if p == NONE {
+                    return;
+                }
+                let (score, rank) = (scores[p as usize], ranks[p as usize]);
+                *score_out = score;
+                *rank_out = rank;
+                // With competition ranks exactly rank − 1 entities are above, so the rest are at or
+                // below.
+                *percentile_out = (k - rank as usize + 1) as f64 / k as f64 * 100.0;
+                *stars_out = if bars(e, |v| v.bars_stars) {
+                    0
+                } else {
+                    scheme
+                        .star_rules
+                        .iter()
+                        .zip(&gate_columns)
+                        .filter(|(rule, gates)| {
+                            at_least(score, rule.min_score)
+                                && rule
+                                    .gates
+                                    .iter()
+                                    .zip(gates.iter())
+                                    .all(|(g, column)| g.holds(column[e]))
+                        })
+                        .map(|(rule, _)| rule.level)
+                        .max()
+                        .unwrap_or(0)
+                };
+                *class_out =
+                    class_of(scheme, &reach, score, rank, bars(e, |v| v.bars_class_a)) as u32;
+            },
+        );
 
     let mut outcome = RankingOutcome {
         weights: weights_used,
@@ -607,20 +666,28 @@ fn at_least(score: f64, min: f64) -> bool {
     score > min || nearly_equal(score, min)
 }
 
+/// Per class cut without a min_score, the last rank it reaches in a cohort of `k`:
+/// ceil(k × top_percent ÷ 100), so ties share the better class.
+fn class_reach(scheme: &Scheme, k: usize) -> Vec<f64> {
+    scheme
+        .class_cuts
+        .iter()
+        // The small slack keeps 10 × 20 ÷ 100 from rounding up past 2.
+        .map(|cut| (k as f64 * cut.top_percent / 100.0 - 1e-9).ceil())
+        .collect()
+}
+
 /// The class for a score and rank: the first cut that holds (by score when it has a min_score,
-/// else rank ≤ ceil(k × top_percent ÷ 100), so ties share the better class); the last cut
-/// when none holds; the second cut instead of the first when a veto bars class A.
-fn class_of(scheme: &Scheme, score: f64, rank: u32, k: usize, bars_first: bool) -> usize {
+/// else rank ≤ its [`class_reach`]); the last cut when none holds; the second cut instead of
+/// the first when a veto bars class A.
+fn class_of(scheme: &Scheme, reach: &[f64], score: f64, rank: u32, bars_first: bool) -> usize {
     let cuts = &scheme.class_cuts;
     let mut index = cuts
         .iter()
-        .position(|cut| match cut.min_score {
+        .zip(reach)
+        .position(|(cut, &reach)| match cut.min_score {
             Some(min) => at_least(score, min),
-            None => {
-                // The small slack keeps 10 × 20 ÷ 100 from rounding up past 2.
-                let reach = (k as f64 * cut.top_percent / 100.0 - 1e-9).ceil();
-                f64::from(rank) <= reach
-            }
+            None => f64::from(rank) <= reach,
         })
         .unwrap_or(cuts.len() - 1);
     if bars_first && index == 0 && cuts.len() > 1 {
@@ -631,23 +698,51 @@ fn class_of(scheme: &Scheme, score: f64, rank: u32, k: usize, bars_first: bool) 
 
 /// Ranks within each group key, walking the global order so ties stay ties. The result is
 /// aligned with `groups.all_ids()` (0 for entities outside the cohort).
+///
+/// The memberships are gathered along the order in parallel (the reads of a national cohort's
+/// columns by rank are scattered), then bucketed by key with a stable counting sort, so each
+/// key's members are walked in rank order from contiguous memory.
 fn group_ranks(groups: &Groups, cohort: &[usize], order: &[usize], ranks: &[u32]) -> Vec<u32> {
-    // Per key id: members seen so far, and the global and group rank of the last one.
-    let mut state = vec![(0u32, 0u32, 0u32); groups.key_count()];
-    let mut out = vec![0u32; groups.all_ids().len()];
-    for &p in order {
-        let e = cohort[p];
-        for i in groups.span(e) {
-            let (seen, last_global, last_group) = &mut state[groups.all_ids()[i] as usize];
-            let group_rank = if *seen > 0 && *last_global == ranks[p] {
-                *last_group
+    let ids = groups.all_ids();
+    // (key id, global rank, slot in `ids`) per membership, best first.
+    let members: Vec<(u32, u32, u32)> = order
+        .par_iter()
+        .flat_map_iter(|&p| {
+            let rank = ranks[p];
+            groups
+                .span(cohort[p])
+                .map(move |i| (ids[i], rank, i as u32))
+        })
+        .collect();
+    let mut start = vec![0usize; groups.key_count() + 1];
+    for &(key, _, _) in &members {
+        start[key as usize + 1] += 1;
+    }
+    for k in 1..start.len() {
+        start[k] += start[k - 1];
+    }
+    let mut next = start.clone();
+    let mut by_key = vec![(0u32, 0u32); members.len()];
+    for &(key, rank, slot) in &members {
+        let at = &mut next[key as usize];
+        by_key[*at] = (rank, slot);
+        *at += 1;
+    }
+    drop(members);
+    let mut out = vec![0u32; ids.len()];
+    for bounds in start.windows(2) {
+        // Members seen so far, and the global and group rank of the last one.
+        let (mut seen, mut last_global, mut last_group) = (0u32, 0u32, 0u32);
+        for &(rank, slot) in &by_key[bounds[0]..bounds[1]] {
+            let group_rank = if seen > 0 && last_global == rank {
+                last_group
             } else {
-                *seen + 1
+                seen + 1
             };
-            *seen += 1;
-            *last_global = ranks[p];
-            *last_group = group_rank;
-            out[i] = group_rank;
+            seen += 1;
+            last_global = rank;
+            last_group = group_rank;
+            out[slot as usize] = group_rank;
         }
     }
     out

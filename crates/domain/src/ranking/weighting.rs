@@ -1,6 +1,8 @@
 //! Criterion weights: fixed, equal, entropy and CRITIC. Entropy and CRITIC follow
 //! pymcdm's `entropy_weights` and `critic_weights`; `tests/pymcdm_oracle.rs` checks them.
 
+use rayon::prelude::*;
+
 use super::Weighting;
 use super::normalize::min_max;
 use super::scale::{divide_by_sum, max_magnitude, scale_for};
@@ -205,21 +207,29 @@ pub fn entropy_weights(raw: &[Vec<f64>]) -> Result<Vec<f64>, WeightingError> {
     if raw.is_empty() {
         return Err(WeightingError::NoCriteria);
     }
-    for (criterion, column) in raw.iter().enumerate() {
-        if let Some((entity, &value)) = column
-            .iter()
-            .enumerate()
-            .find(|&(_, &x)| !(x.is_finite() && x >= 0.0))
-        {
-            return Err(WeightingError::InvalidEntropyValue {
-                criterion,
-                entity,
-                value,
-            });
-        }
+    // The first bad value of each column, looked for in parallel; the first column's is reported.
+    let bad: Vec<Option<(usize, f64)>> = raw
+        .par_iter()
+        .map(|column| {
+            column
+                .iter()
+                .position(|&x| !(x.is_finite() && x >= 0.0))
+                .map(|entity| (entity, column[entity]))
+        })
+        .collect();
+    if let Some((criterion, (entity, value))) = bad
+        .into_iter()
+        .enumerate()
+        .find_map(|(criterion, first)| first.map(|f| (criterion, f)))
+    {
+        return Err(WeightingError::InvalidEntropyValue {
+            criterion,
+            entity,
+            value,
+        });
     }
     let divergence: Vec<f64> = raw
-        .iter()
+        .par_iter()
         .map(|column| entropy_divergence(column))
         .collect();
     Ok(normalize_or_equal(divergence))

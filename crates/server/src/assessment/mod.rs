@@ -239,6 +239,7 @@ impl AssessmentService for Assessment {
             .await
             .map_err(ServiceError::from)?
             .map_err(|r| refused(r, &run.scheme_id, &run.period))?;
+        self.ranking.official_runs_changed().await;
         tracing::info!(run = %run_id, scheme = %run.scheme_id, period = %run.period, by = %by, "ranking published");
         Ok(Response::new(v1::PublishRankingResponse {
             publication: Some(publication_to_wire(&publication)),
@@ -267,6 +268,7 @@ impl AssessmentService for Assessment {
             .await
             .map_err(ServiceError::from)?
             .map_err(|r| refused(r, &scheme_id, &period))?;
+        self.ranking.official_runs_changed().await;
         Ok(Response::new(v1::FinalizeRankingResponse {
             publication: Some(publication_to_wire(&publication)),
         }))
@@ -590,6 +592,7 @@ impl AssessmentService for Assessment {
             .await
             .map_err(ServiceError::from)?
             .map_err(|r| refused(r, &scheme_id, &period_text))?;
+        self.ranking.official_runs_changed().await;
         tracing::info!(objection = %id, run = %run.run_id, version = publication.version, by = %by, "objection accepted; corrected ranking published");
         Ok(Response::new(v1::ResolveObjectionResponse {
             objection: Some(objection_to_wire(&row)?),

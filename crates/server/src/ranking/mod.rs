@@ -49,6 +49,29 @@ struct StoredRun {
 /// the cache is asked, and run ids are never reused.
 const PAGE_TTL: Duration = Duration::from_secs(3600);
 
+/// The official page of a scheme and period (GetRanking without a run id) is cached under the
+/// current *generation* of official runs: a random number in the cache, replaced after every
+/// write that can change which run answers a scheme and period (a run computed or deleted, a
+/// scheme version created or archived, a ranking published, finalised or republished). A cached
+/// official page is then served with two cache reads and no database read. The generation is
+/// read before the store is, so a page resolved from data older than a write is filed under a
+/// generation nobody reads any more. Where the generation cannot be read (the cache is down),
+/// the run is resolved from the store as before.
+///
+/// Replicas of the ranking service share a generation only through a shared cache (Redis);
+/// the in-process cache belongs to one process. This TTL bounds how long an official page can
+/// lag a write whose generation could not be replaced (a cache failing at that moment).
+const OFFICIAL_PAGE_TTL: Duration = Duration::from_secs(60);
+
+/// The generation outlives the pages filed under it; when it expires or is evicted a new
+/// random one starts, which no old page can match.
+const GENERATION_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The cache key of the generation of official runs.
+fn generation_key() -> CacheKey {
+    CacheKey::new("ranking.official.generation", 0, b"")
+}
+
 /// Entries in ComputeRanking's answer.
 const TOP_ENTRIES: usize = 20;
 
@@ -251,7 +274,7 @@ impl Ranking {
     /// Computes a run of `wire` for `period` over `cohort` at `as_of` (the last commit when
     /// unset or later) and stores it: ComputeRanking and the recomputation after an accepted
     /// objection. With `caller`, the ComputeRanking event (the scheme and the run; its entries
-    /// created) is stored with the run.
+    /// created) is stored with the run. Returns the run and its first [`TOP_ENTRIES`] entries.
     pub(crate) async fn compute_and_store(
         &self,
         wire: &v1::Scheme,
@@ -284,7 +307,8 @@ impl Ranking {
             known_previous,
         )
         .await?;
-        let entries = run::entries(&input, checked, &outcome, wire.rank_target);
+        let (encoded, top) =
+            run::encoded_entries(&input, checked, &outcome, wire.rank_target, TOP_ENTRIES);
         let included = outcome.included_count() as i64;
         let mut star_counts = std::collections::HashMap::new();
         for e in outcome.entries().filter(|e| e.stars > 0) {
@@ -302,16 +326,18 @@ impl Ranking {
             computed_at: Some(micros_timestamp(computed_at)),
             data_version: pinned.version,
             entity_count: included,
-            excluded_count: entries.len() as i64 - included,
+            excluded_count: encoded.len() as i64 - included,
             weights: outcome.weights.iter().copied().map(shown).collect(),
-            meeting_rank_target: entries.iter().filter(|e| e.meets_rank_target).count() as i64,
+            meeting_rank_target: (0..outcome.len())
+                .filter(|&i| run::meets_rank_target(&outcome, wire.rank_target, i))
+                .count() as i64,
             star_counts,
         };
         let event = caller.map(|caller| {
             ranking_event(
                 caller,
                 "ComputeRanking",
-                entries.len() as i64,
+                encoded.len() as i64,
                 [resource("schemes", &wire.id), resource("runs", &run_id)],
             )
         });
@@ -325,24 +351,17 @@ impl Ranking {
                     run: run.encode_to_vec(),
                     computed_at,
                 },
-                entries
-                    .iter()
-                    .map(|e| {
-                        (
-                            e.entity.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
-                            e.encode_to_vec(),
-                        )
-                    })
-                    .collect(),
+                encoded,
                 event.as_ref(),
             )
             .await
             .map_err(ServiceError::from)?;
+        self.official_runs_changed().await;
         zonerank_telemetry::instruments()
             .rankings_computed
             .add(1, &[]);
         tracing::info!(run = %run_id, scheme = %wire.id, period = %period, entities = included, "ranking computed");
-        Ok((run, entries))
+        Ok((run, top))
     }
 
     /// The previous period's ranks from its latest stored run, when that run is of the same
@@ -387,6 +406,41 @@ impl Ranking {
 
     async fn region_parents(&self) -> Result<run::RegionParents, ServiceError> {
         Ok(self.store.region_tree().await?)
+    }
+
+    /// The current generation of official runs (see [`OFFICIAL_PAGE_TTL`]), starting a new
+    /// one when the cache has none; None when the cache cannot be read or written.
+    async fn generation(&self) -> Option<u64> {
+        let key = generation_key();
+        match self.cache.get(&key).await {
+            Ok(Some(bytes)) => Some(u64::from_le_bytes(bytes.as_slice().try_into().ok()?)),
+            Ok(None) => {
+                let generation = random_u64();
+                self.cache
+                    .put(&key, &generation.to_le_bytes(), GENERATION_TTL)
+                    .await
+                    .ok()?;
+                Some(generation)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Called after every committed write that can change which run answers a scheme and
+    /// period: official pages cached before it are no longer looked up.
+    pub(crate) async fn official_runs_changed(&self) {
+        let generation = random_u64().to_le_bytes();
+        if let Err(e) = self
+            .cache
+            .put(&generation_key(), &generation, GENERATION_TTL)
+            .await
+        {
+            tracing::warn!(
+                error = %e,
+                "the generation of official runs could not be replaced; cached official pages \
+                 may lag this write until they expire"
+            );
+        }
     }
 
     async fn resolve_run(
@@ -621,6 +675,7 @@ impl RankingService for Ranking {
             ));
         }
         let stored = store_scheme(&self.store, wire, false, Some(&caller)).await?;
+        self.official_runs_changed().await;
         tracing::info!(scheme = %stored.id, version = stored.version, "scheme stored");
         Ok(Response::new(v1::CreateSchemeResponse {
             scheme: Some(stored),
@@ -724,7 +779,7 @@ impl RankingService for Ranking {
             .await?;
         Ok(Response::new(v1::ComputeRankingResponse {
             run: Some(run),
-            top: entries.into_iter().take(TOP_ENTRIES).collect(),
+            top: entries,
         }))
     }
 
@@ -733,6 +788,20 @@ impl RankingService for Ranking {
         request: Request<v1::GetRankingRequest>,
     ) -> Result<Response<v1::GetRankingResponse>, Status> {
         let mut request = crate::wire_check::checked(request)?;
+        let official = if request.run_id.trim().is_empty() {
+            self.generation().await.map(|generation| {
+                let mut print = request.encode_to_vec();
+                print.extend_from_slice(&generation.to_le_bytes());
+                CacheKey::new("ranking.official.page", 0, &print)
+            })
+        } else {
+            None
+        };
+        if let Some(key) = &official
+            && let Ok(Some(bytes)) = self.cache.get(key).await
+        {
+            return Ok(Response::new(decode("page", &bytes)?));
+        }
         let run = self
             .resolve_run(&request.run_id, &request.scheme_id, &request.period)
             .await?;
@@ -746,6 +815,11 @@ impl RankingService for Ranking {
                 Ok::<_, ServiceError>(self.page(&request, &run).await?.encode_to_vec())
             })
             .await?;
+        if let Some(key) = &official
+            && let Err(e) = self.cache.put(key, &bytes, OFFICIAL_PAGE_TTL).await
+        {
+            tracing::warn!(error = %e, "official ranking page not cached");
+        }
         Ok(Response::new(decode("page", &bytes)?))
     }
 
@@ -1059,6 +1133,7 @@ impl RankingService for Ranking {
         {
             return Err(run_not_found(&run_id).into());
         }
+        self.official_runs_changed().await;
         tracing::info!(run = %run_id, "ranking run deleted");
         Ok(Response::new(v1::DeleteRunResponse {}))
     }
@@ -1078,6 +1153,7 @@ impl RankingService for Ranking {
         {
             return Err(scheme_not_found(&id).into());
         }
+        self.official_runs_changed().await;
         let row = self
             .store
             .scheme(&id, None)
@@ -1099,8 +1175,14 @@ fn run_key(key: &str) -> Option<(i64, String)> {
 
 /// A random suffix so two runs computed in the same microsecond get different ids.
 pub(crate) fn rand_suffix() -> u32 {
+    random_u64() as u32
+}
+
+/// 64 random bits from std's per-process randomly keyed SipHash over the current time (ids and
+/// cache generations need uniqueness, not secrecy, so no extra RNG crate).
+fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_i64(zonerank_storage::now_micros());
-    hasher.finish() as u32
+    hasher.finish()
 }

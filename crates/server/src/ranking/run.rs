@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 
+use prost::Message;
+use rayon::prelude::*;
+
 use zonerank_api::v1;
 use zonerank_domain::{
     period::Period,
@@ -232,15 +235,24 @@ pub async fn compute(
     Ok((current, outcome))
 }
 
-/// The entries of a run in rank order (excluded entities last), and the star counts.
+/// The entries of a run in rank order (excluded entities last).
 pub fn entries(
     input: &RunInput,
     scheme: &CheckedScheme,
     outcome: &RankingOutcome,
     rank_target: i32,
 ) -> Vec<v1::RankingEntry> {
+    entry_order(input, outcome)
+        .into_iter()
+        .map(|i| entry(input, scheme, outcome, rank_target, i))
+        .collect()
+}
+
+/// The entities of a run in its entries' order: ranked ones by rank, then the excluded, ties
+/// by entity id.
+pub fn entry_order(input: &RunInput, outcome: &RankingOutcome) -> Vec<usize> {
     let mut order: Vec<usize> = (0..input.entities.len()).collect();
-    order.sort_by(|&a, &b| {
+    order.par_sort_unstable_by(|&a, &b| {
         let (ia, ib) = (
             outcome.position_of(a).is_some(),
             outcome.position_of(b).is_some(),
@@ -248,59 +260,99 @@ pub fn entries(
         ib.cmp(&ia)
             .then(outcome.rank[a].cmp(&outcome.rank[b]))
             .then(input.entities[a].id.cmp(&input.entities[b].id))
+            .then(a.cmp(&b))
     });
     order
-        .into_iter()
-        .map(|i| {
-            let e = outcome.entry(i);
-            let criteria = scheme
-                .scheme
-                .criteria
-                .iter()
-                .enumerate()
-                .map(|(j, c)| v1::CriterionScore {
-                    metric: c.metric.clone(),
-                    raw: input.criteria[j][i],
-                    normalized: shown(e.normalized(j)),
-                    weight: shown(outcome.weights.get(j).copied().unwrap_or_default()),
-                    contribution: shown(e.contribution(j)),
-                    missing_reason: input.reasons[j][i].clone(),
-                })
-                .collect();
-            v1::RankingEntry {
-                entity: Some(input.entities[i].clone()),
-                name: input.names[i].clone(),
-                rank: if e.included { e.rank as i32 } else { 0 },
-                // Shown to 15 significant digits (no 60.00000000000001); ranks were taken
-                // from the full values.
-                score: shown(e.score),
-                percentile: shown(e.percentile),
-                stars: i32::from(e.stars),
-                class_label: e.class_label.to_owned(),
-                previous_rank: e.previous_rank.map_or(0, |r| r as i32),
-                rank_change: e.rank_change.unwrap_or(0) as i32,
-                criteria,
-                group_ranks: e
-                    .group_ranks()
-                    .map(|(group, rank)| v1::GroupRank {
-                        group: group.to_owned(),
-                        rank: rank as i32,
-                    })
-                    .collect(),
-                bonus: shown(e.bonus),
-                vetoes: e.vetoes().map(str::to_owned).collect(),
-                excluded_reason: e.excluded_because.unwrap_or_default().to_owned(),
-                previous_score: input.previous[i].map_or(0.0, |(_, s)| shown(s)),
-                meets_rank_target: e.included && rank_target > 0 && e.rank as i32 <= rank_target,
-                policies: scheme.lifecycle.policies(e.class_label),
-                extras: input
-                    .extras
-                    .iter()
-                    .filter_map(|(metric, column)| column[i].map(|v| (metric.clone(), v)))
-                    .collect(),
-            }
+}
+
+/// The entry of entity `i`.
+pub fn entry(
+    input: &RunInput,
+    scheme: &CheckedScheme,
+    outcome: &RankingOutcome,
+    rank_target: i32,
+    i: usize,
+) -> v1::RankingEntry {
+    let e = outcome.entry(i);
+    let criteria = scheme
+        .scheme
+        .criteria
+        .iter()
+        .enumerate()
+        .map(|(j, c)| v1::CriterionScore {
+            metric: c.metric.clone(),
+            raw: input.criteria[j][i],
+            normalized: shown(e.normalized(j)),
+            weight: shown(outcome.weights.get(j).copied().unwrap_or_default()),
+            contribution: shown(e.contribution(j)),
+            missing_reason: input.reasons[j][i].clone(),
         })
-        .collect()
+        .collect();
+    v1::RankingEntry {
+        entity: Some(input.entities[i].clone()),
+        name: input.names[i].clone(),
+        rank: if e.included { e.rank as i32 } else { 0 },
+        // Shown to 15 significant digits (no 60.00000000000001); ranks were taken from the
+        // full values.
+        score: shown(e.score),
+        percentile: shown(e.percentile),
+        stars: i32::from(e.stars),
+        class_label: e.class_label.to_owned(),
+        previous_rank: e.previous_rank.map_or(0, |r| r as i32),
+        rank_change: e.rank_change.unwrap_or(0) as i32,
+        criteria,
+        group_ranks: e
+            .group_ranks()
+            .map(|(group, rank)| v1::GroupRank {
+                group: group.to_owned(),
+                rank: rank as i32,
+            })
+            .collect(),
+        bonus: shown(e.bonus),
+        vetoes: e.vetoes().map(str::to_owned).collect(),
+        excluded_reason: e.excluded_because.unwrap_or_default().to_owned(),
+        previous_score: input.previous[i].map_or(0.0, |(_, s)| shown(s)),
+        meets_rank_target: meets_rank_target(outcome, rank_target, i),
+        policies: scheme.lifecycle.policies(e.class_label),
+        extras: input
+            .extras
+            .iter()
+            .filter_map(|(metric, column)| column[i].map(|v| (metric.clone(), v)))
+            .collect(),
+    }
+}
+
+/// Whether entity `i` was ranked within the scheme's rank target (none when it is 0).
+pub fn meets_rank_target(outcome: &RankingOutcome, rank_target: i32, i: usize) -> bool {
+    outcome.position_of(i).is_some()
+        && rank_target > 0
+        && outcome.rank[i] as i64 <= i64::from(rank_target)
+}
+
+/// A run's entries encoded for the store, in [`entry_order`], built and encoded in parallel
+/// without holding every decoded entry (at national scale they would be the largest thing a
+/// ranking pod holds); and the first `top` entries decoded, for the answer.
+pub fn encoded_entries(
+    input: &RunInput,
+    scheme: &CheckedScheme,
+    outcome: &RankingOutcome,
+    rank_target: i32,
+    top: usize,
+) -> (Vec<(String, Vec<u8>)>, Vec<v1::RankingEntry>) {
+    let order = entry_order(input, outcome);
+    let encoded = order
+        .par_iter()
+        .map(|&i| {
+            let entry = entry(input, scheme, outcome, rank_target, i);
+            (input.entities[i].id.clone(), entry.encode_to_vec())
+        })
+        .collect();
+    let first = order
+        .iter()
+        .take(top)
+        .map(|&i| entry(input, scheme, outcome, rank_target, i))
+        .collect();
+    (encoded, first)
 }
 
 /// The engine input rebuilt from a stored run's entries (criteria raw values and groups), for
