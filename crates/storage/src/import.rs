@@ -20,7 +20,7 @@ use crate::{
     AuditEvent, ObservationInput, StorageError, Store, WriteSummary,
     audit::{add_event_entities_from, insert_event},
     observations::{KEY_COLUMNS, WRITTEN_COLUMNS, archive_replaced, replace_current},
-    partitions::{ensure_years, year_of},
+    partitions::{ANALYZE_AFTER_ROWS, analyze_years, ensure_years, year_of},
     reference::rows_per_statement,
     store::{begin_version, stamp_commit},
 };
@@ -474,6 +474,9 @@ impl ObservationImport {
             crate::data_issues::apply_issue_changes(c, issues, summary.data_version, &event.request_id)
                 .await?;
             drop_stage(c).await?;
+            if summary.accepted + summary.updated >= ANALYZE_AFTER_ROWS {
+                analyze_years(c, &self.years, summary.updated > 0).await?;
+            }
         });
         match self.txn {
             Txn::Postgres(pg) => pg.commit().await?,

@@ -290,3 +290,79 @@ async fn observations_live_in_year_partitions_made_on_demand_and_down_keeps_ever
     drop(store);
     test_db.drop().await.expect("drop");
 }
+
+/// When the planner last saw a table's statistics: (last manual ANALYZE set, rows it counted).
+async fn analyzed(db: &impl ConnectionTrait, table: &str) -> (bool, f64) {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "SELECT s.last_analyze IS NOT NULL, c.reltuples::float8 \
+                 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
+                 WHERE s.relname = '{table}'"
+            ),
+        ))
+        .await
+        .unwrap()
+        .expect("a table");
+    (
+        row.try_get_by_index(0).unwrap(),
+        row.try_get_by_index(1).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_import_leaves_its_years_analyzed_so_the_next_reads_scan_them() {
+    let test_db = TestDatabase::postgres().await.expect("database");
+    let store = test_db.migrated_store().await.expect("migrate");
+    let db = Database::connect(&test_db.url).await.expect("connect");
+
+    // A small import leaves its year to autovacuum.
+    let summary = import(&store, &[figure("e0", "revenue", "2021", 1.0)]).await;
+    assert_eq!(summary.accepted, 1);
+    assert!(!analyzed(&db, "observations_y2021").await.0);
+
+    // 12,000 new values in 2022: the partition's statistics commit with them.
+    let rows: Vec<ObservationInput> = (0..12_000)
+        .map(|i| figure(&format!("e{i}"), "revenue", "2022", i as f64))
+        .collect();
+    let summary = import(&store, &rows).await;
+    assert_eq!(summary.accepted, 12_000);
+    let (done, counted) = analyzed(&db, "observations_y2022").await;
+    assert!(done, "observations_y2022 analyzed");
+    assert_eq!(counted, 12_000.0);
+    // Nothing was revised, so the history's partition was left alone.
+    assert!(!analyzed(&db, "observation_revisions_y2022").await.0);
+    // And the plan of a metrics read by indicator and year is a scan of that partition, not a
+    // walk of its primary key.
+    let plan: Vec<String> = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "EXPLAIN SELECT entity_id, value FROM observations WHERE entity_kind = 'ENTERPRISE' \
+             AND indicator IN ('revenue', 'tax') AND period_start BETWEEN 24264 AND 24275 \
+             AND version > 0"
+                .to_string(),
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|line| line.contains("Seq Scan on observations_y2022")),
+        "{plan:#?}"
+    );
+
+    // Revising 12,000 of them analyzes the history's partition too.
+    let revised: Vec<ObservationInput> = (0..12_000)
+        .map(|i| figure(&format!("e{i}"), "revenue", "2022", i as f64 + 0.5))
+        .collect();
+    let summary = import(&store, &revised).await;
+    assert_eq!(summary.updated, 12_000);
+    assert_eq!(
+        analyzed(&db, "observation_revisions_y2022").await,
+        (true, 12_000.0)
+    );
+    test_db.drop().await.expect("drop");
+}
