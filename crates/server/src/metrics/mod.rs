@@ -126,11 +126,15 @@ pub fn value_to_wire(value: &Result<f64, Missing>) -> v1::MetricValue {
     }
 }
 
-fn rows_to_wire(computed: &Computed, period_index: usize) -> Vec<v1::MetricRow> {
-    computed
-        .members
+/// The wire rows of `computed`'s members in `range`, at its `period_index`th period.
+fn rows_to_wire(
+    computed: &Computed,
+    period_index: usize,
+    range: std::ops::Range<usize>,
+) -> Vec<v1::MetricRow> {
+    computed.members[range.clone()]
         .iter()
-        .zip(&computed.values)
+        .zip(&computed.values[range])
         .map(|(m, values)| v1::MetricRow {
             entity: Some(v1::EntityRef {
                 kind: convert::entity_kind_to_wire(m.kind) as i32,
@@ -156,6 +160,23 @@ impl Metrics {
         cohort: Option<&v1::CohortSelector>,
         as_of: Option<&prost_types::Timestamp>,
     ) -> Result<(v1::MetricTable, Computed), ServiceError> {
+        let (mut table, computed) = self
+            .computed(call, metrics, period_text, cohort, as_of)
+            .await?;
+        table.rows = rows_to_wire(&computed, 0, 0..computed.members.len());
+        Ok((table, computed))
+    }
+
+    /// The metrics of one period over a cohort: the table's header (no rows yet) and the
+    /// computed values, which the caller turns into wire rows all at once or chunk by chunk.
+    async fn computed(
+        &self,
+        call: &crate::budget::Call,
+        metrics: &[String],
+        period_text: &str,
+        cohort: Option<&v1::CohortSelector>,
+        as_of: Option<&prost_types::Timestamp>,
+    ) -> Result<(v1::MetricTable, Computed), ServiceError> {
         let period = period("period", period_text)?;
         let cohort = cohort_query(cohort)?;
         let catalog = Catalog::load(&self.store).await?;
@@ -173,7 +194,7 @@ impl Metrics {
         .await?;
         let table = v1::MetricTable {
             metrics: parsed.iter().map(column).collect(),
-            rows: rows_to_wire(&computed, 0),
+            rows: Vec::new(),
             period: period.canonical(),
             data_version,
         };
@@ -281,8 +302,8 @@ impl MetricsService for Metrics {
             0 => DEFAULT_CHUNK_ROWS,
             n => n as usize,
         };
-        let (table, _) = self
-            .table(
+        let (table, computed) = self
+            .computed(
                 &call,
                 &request.metrics,
                 &request.period,
@@ -293,14 +314,17 @@ impl MetricsService for Metrics {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut header = Some(table.metrics);
-            let mut rows = table.rows.into_iter().peekable();
+            // Wire rows are made a chunk at a time: a national table never exists twice.
+            let (mut at, count) = (0, computed.members.len());
             // An empty cohort still answers one message with the header.
-            while header.is_some() || rows.peek().is_some() {
+            while header.is_some() || at < count {
+                let end = count.min(at + chunk);
                 let message = v1::StreamMetricsResponse {
                     metrics: header.take().unwrap_or_default(),
-                    rows: rows.by_ref().take(chunk).collect(),
+                    rows: rows_to_wire(&computed, 0, at..end),
                     data_version: table.data_version,
                 };
+                at = end;
                 // The client went away: stop computing messages nobody reads.
                 if tx.send(Ok(message)).await.is_err() {
                     break;
