@@ -152,21 +152,6 @@ fn rows_to_wire(
 }
 
 impl Metrics {
-    async fn table(
-        &self,
-        call: &crate::budget::Call,
-        metrics: &[String],
-        period_text: &str,
-        cohort: Option<&v1::CohortSelector>,
-        as_of: Option<&prost_types::Timestamp>,
-    ) -> Result<(v1::MetricTable, Computed), ServiceError> {
-        let (mut table, computed) = self
-            .computed(call, metrics, period_text, cohort, as_of)
-            .await?;
-        table.rows = rows_to_wire(&computed, 0, 0..computed.members.len());
-        Ok((table, computed))
-    }
-
     /// The metrics of one period over a cohort: the table's header (no rows yet) and the
     /// computed values, which the caller turns into wire rows all at once or chunk by chunk.
     async fn computed(
@@ -269,8 +254,8 @@ impl MetricsService for Metrics {
         let (bytes, cached) = self
             .cache
             .get_or_compute(&key, CACHE_TTL, || async {
-                let (table, _) = self
-                    .table(
+                let (mut table, computed) = self
+                    .computed(
                         &call,
                         &request.metrics,
                         &request.period,
@@ -278,6 +263,7 @@ impl MetricsService for Metrics {
                         request.as_of.as_ref(),
                     )
                     .await?;
+                table.rows = rows_to_wire(&computed, 0, 0..computed.members.len());
                 Ok::<_, ServiceError>(table.encode_to_vec())
             })
             .await?;
