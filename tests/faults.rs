@@ -528,3 +528,106 @@ async fn message_limits_are_the_documented_ones_and_silent_connections_are_close
 
     server.stop().await;
 }
+
+#[tokio::test]
+async fn with_redis_cut_the_official_ranking_is_resolved_from_the_database_and_follows_new_runs() {
+    let database = TestDatabase::postgres().await.expect("test database");
+    database.migrated_store().await.expect("migrate");
+    let prefix = RedisPrefix::new();
+    let (proxy, redis) = Proxy::in_front_of(&redis_url()).await;
+    let mut args = server_args(&database.url, Some(&prefix.prefix));
+    args.redis_url = Some(redis);
+    let server = RunningServer::start(args, Services::ALL_IN_ONE).await;
+    let mut ingestion = IngestionServiceClient::new(server.channel().await);
+    let mut ranking = RankingServiceClient::new(server.channel().await);
+    seed(&mut ingestion).await;
+    ranking
+        .create_scheme(v1::CreateSchemeRequest {
+            scheme: Some(zonerank_integration_tests::zone_scheme(
+                "cut",
+                "cut test",
+                "410000",
+                &[("per_mu(tax)", 1.0)],
+            )),
+        })
+        .await
+        .expect("scheme");
+    let client = ranking.clone();
+    let compute = move || {
+        let mut ranking = client.clone();
+        async move {
+            ranking
+                .compute_ranking(v1::ComputeRankingRequest {
+                    scheme_id: "cut".into(),
+                    period: "2023".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("compute")
+                .into_inner()
+                .run
+                .unwrap()
+                .run_id
+        }
+    };
+    let client = ranking.clone();
+    let official = move || {
+        let mut ranking = client.clone();
+        async move {
+            let page = ranking
+                .get_ranking(v1::GetRankingRequest {
+                    scheme_id: "cut".into(),
+                    period: "2023".into(),
+                    page_size: 10,
+                    ..Default::default()
+                })
+                .await
+                .expect("the official ranking")
+                .into_inner();
+            assert_eq!(page.entries.len(), 4, "every zone");
+            page.run.unwrap().run_id
+        }
+    };
+    let first = compute().await;
+    assert_eq!(official().await, first);
+    assert_eq!(official().await, first, "served from the cache");
+
+    // Redis cut: a newer run is computed and stored, but its generation cannot be written.
+    // The official ranking is then resolved from the database, never from the page cached
+    // before the cut.
+    proxy.cut();
+    let second = compute().await;
+    assert_eq!(official().await, second);
+    let third = compute().await;
+    assert_eq!(official().await, third);
+    ranking
+        .delete_run(v1::DeleteRunRequest {
+            run_id: third.clone(),
+        })
+        .await
+        .expect("delete");
+    assert_eq!(official().await, second);
+
+    // Back: the generation written before the cut is still in Redis, and the page filed
+    // under it names the first run; the writes made during the cut could not replace it, so
+    // until a write does (or that page's 60 s are up) it may be served again. The first write
+    // after the restore replaces it, and from then the answer is the newest run.
+    proxy.restore();
+    let start = Instant::now();
+    let fourth = loop {
+        let run = compute().await;
+        if official().await == run {
+            break run;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the official ranking did not follow new runs after the restore"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(official().await, fourth);
+
+    server.stop().await;
+    drop(proxy);
+    database.drop().await.expect("drop test database");
+}
