@@ -363,7 +363,14 @@ async fn a_call_past_its_deadline_or_abandoned_stops_its_work() {
     let started = Instant::now();
     let status = ranking.get_rank_robustness(request).await.unwrap_err();
     let took = started.elapsed();
-    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    // Our own budget answers DEADLINE_EXCEEDED; when tonic's grpc-timeout timer, set to the
+    // same instant, fires first on a loaded machine, it answers CANCELLED "Timeout expired".
+    // Either way the call ends at its deadline and the work stops (checked below).
+    assert!(
+        status.code() == Code::DeadlineExceeded
+            || (status.code() == Code::Cancelled && status.message() == "Timeout expired"),
+        "{status:?}"
+    );
     assert!(took < Duration::from_millis(800), "{took:?}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = cpu_rate(Duration::from_millis(500)).await;
