@@ -155,6 +155,15 @@ impl Cache {
         }
     }
 
+    /// Has `key` deleted when the cache comes back after an outage, before it is used again
+    /// (see [`RedisCache::forget_after_outage`]). The in-process cache has no outages.
+    pub fn forget_after_outage(&self, key: &CacheKey) {
+        match self {
+            Cache::Memory(_) => {}
+            Cache::Redis(c) => c.forget_after_outage(key),
+        }
+    }
+
     /// Checks the backend is usable (Redis `PING`; always Ok in memory). For readiness probes.
     pub async fn ping(&self) -> Result<(), CacheError> {
         match self {

@@ -1,7 +1,7 @@
 //! Redis-backed cache shared by all pods.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -92,6 +92,8 @@ struct Inner {
     counters: Counters,
     /// Redis failed to answer and has not answered a probe since.
     down: AtomicBool,
+    /// Full keys deleted when Redis answers again after an outage, before it is marked up.
+    forget_after_outage: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -195,6 +197,7 @@ impl RedisCache {
                 display_url,
                 counters: Counters::default(),
                 down: AtomicBool::new(false),
+                forget_after_outage: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -232,13 +235,48 @@ impl RedisCache {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_EVERY).await;
-                if cache.probe().await.is_ok() {
+                if cache.probe().await.is_ok() && cache.forget_outage_keys().await.is_ok() {
                     cache.inner.down.store(false, Ordering::Release);
                     tracing::info!(url = %cache.inner.display_url, "Redis answers again: cache in use");
                     return;
                 }
             }
         });
+    }
+
+    /// Has `key` deleted whenever Redis answers again after an outage, before the cache is used
+    /// again: for a key whose value the writes made during the outage would have replaced
+    /// (their stores were skipped), so that no reader takes the value from before the outage
+    /// for a current one. Registering a key twice registers it once.
+    pub fn forget_after_outage(&self, key: &CacheKey) {
+        let full = self.full_key(key);
+        let mut keys = self
+            .inner
+            .forget_after_outage
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !keys.contains(&full) {
+            keys.push(full);
+        }
+    }
+
+    /// Deletes the keys registered with [`RedisCache::forget_after_outage`], one `DEL` per key
+    /// (keys of a cluster live on different nodes).
+    async fn forget_outage_keys(&self) -> Result<(), redis::RedisError> {
+        let keys = self
+            .inner
+            .forget_after_outage
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let mut conn = self.conn.clone();
+        for key in keys {
+            redis::cmd("DEL")
+                .arg(key)
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The prefix prepended to every key.

@@ -60,7 +60,9 @@ const PAGE_TTL: Duration = Duration::from_secs(3600);
 ///
 /// Replicas of the ranking service share a generation only through a shared cache (Redis);
 /// the in-process cache belongs to one process. This TTL bounds how long an official page can
-/// lag a write whose generation could not be replaced (a cache failing at that moment).
+/// lag a write whose generation could not be replaced (a cache failing at that moment). A
+/// write made while Redis is marked down skips the store; the generation is therefore deleted
+/// when Redis answers again, before the cache is used (`Cache::forget_after_outage`).
 const OFFICIAL_PAGE_TTL: Duration = Duration::from_secs(60);
 
 /// The generation outlives the pages filed under it; when it expires or is evicted a new
@@ -93,6 +95,9 @@ pub struct Ranking {
 impl Ranking {
     /// The service over `store`, asking `metrics` for tables and caching in `cache`.
     pub fn new(store: Store, cache: Cache, metrics: MetricsSource) -> Ranking {
+        // The writes made while Redis is down cannot replace the generation; dropping it when
+        // Redis is back starts a new one, so pages cached before the outage are not served.
+        cache.forget_after_outage(&generation_key());
         Ranking {
             store,
             cache,
