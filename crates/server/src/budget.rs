@@ -19,9 +19,10 @@ use zonerank_domain::cancel::{Cancel, Cancelled};
 
 use crate::error::ServiceError;
 
-/// GetRankRobustness: samples × ranked entities. One u32 is kept per draw (40 MB at the
-/// budget), and a draw costs about 0.1 µs per criterion in a release build: 1,000 samples of
-/// 10,000 entities fit, 100,000 samples of 5,060 entities (2 GB, a minute of CPU) do not.
+/// GetRankRobustness: samples × ranked entities, a bound on time (the engine bounds its own
+/// memory: drawn ranks are bit-packed and held at most 640 MiB at a time). A draw costs about
+/// 40 ns of CPU at 10 criteria in a release build: 1,000 samples of 10,000 entities fit,
+/// 100,000 samples of 5,060 entities (20 s of CPU) do not.
 pub const MAX_ROBUSTNESS_DRAWS: usize = 10_000_000;
 
 /// ComputeMetrics and StreamMetrics: expressions in one request.

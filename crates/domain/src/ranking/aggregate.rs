@@ -24,17 +24,29 @@ use super::scale::scale_for;
 ///
 /// The number of entities is the length of the first column; with no columns the result is empty.
 pub fn aggregate(method: Aggregation, normalized: &[Vec<f64>], weights: &[f64]) -> Vec<f64> {
+    let mut scores = Vec::new();
+    aggregate_into(method, normalized, weights, &mut scores);
+    scores
+}
+
+/// [`aggregate`] into `scores`, a buffer reused from one call to the next.
+pub(crate) fn aggregate_into(
+    method: Aggregation,
+    normalized: &[Vec<f64>],
+    weights: &[f64],
+    scores: &mut Vec<f64>,
+) {
     debug_assert_eq!(normalized.len(), weights.len(), "one weight per criterion");
     let entities = normalized.first().map_or(0, Vec::len);
     match method {
-        Aggregation::WeightedSum => by_chunks(entities, |from, out| {
+        Aggregation::WeightedSum => by_chunks(entities, scores, |from, out| {
             for (column, &w) in normalized.iter().zip(weights) {
                 for (s, &n) in out.iter_mut().zip(&column[from..]) {
                     *s += w * n;
                 }
             }
         }),
-        Aggregation::GeometricMean => by_chunks(entities, |from, out| {
+        Aggregation::GeometricMean => by_chunks(entities, scores, |from, out| {
             for (column, &w) in normalized.iter().zip(weights) {
                 if w == 0.0 {
                     continue;
@@ -45,12 +57,12 @@ pub fn aggregate(method: Aggregation, normalized: &[Vec<f64>], weights: &[f64]) 
             }
             out.iter_mut().for_each(|s| *s = s.exp());
         }),
-        Aggregation::Topsis => topsis(normalized, weights, entities),
+        Aggregation::Topsis => topsis(normalized, weights, entities, scores),
     }
 }
 
 /// TOPSIS closeness D− ÷ (D+ + D−); see [`aggregate`].
-fn topsis(normalized: &[Vec<f64>], weights: &[f64], entities: usize) -> Vec<f64> {
+fn topsis(normalized: &[Vec<f64>], weights: &[f64], entities: usize, closeness: &mut Vec<f64>) {
     // Weight first, then take max/min of v, exactly as pymcdm does (w ≥ 0 makes it the same as
     // weighting the max/min, but the rounding then matches too).
     let ideals: Vec<(f64, f64)> = normalized
@@ -70,7 +82,7 @@ fn topsis(normalized: &[Vec<f64>], weights: &[f64], entities: usize) -> Vec<f64>
         m.max(best * 0.5 - worst * 0.5)
     });
     let s = scale_for(half_spread);
-    by_chunks(entities, |from, closeness| {
+    by_chunks(entities, closeness, |from, closeness| {
         // Squared distances to the best (D+²) and to the worst (D−²), accumulated column by
         // column over this chunk of entities.
         let to_best = closeness;
@@ -107,13 +119,13 @@ const CHUNK: usize = 8 * 1024;
 /// A zeroed vector of `entities` scores filled chunk by chunk in parallel: `fill(from, out)`
 /// writes the scores of entities `from..from + out.len()`. Each entity's arithmetic is the same
 /// as a serial loop's, in the same order, so the scores do not depend on the number of threads.
-fn by_chunks(entities: usize, fill: impl Fn(usize, &mut [f64]) + Sync) -> Vec<f64> {
-    let mut scores = vec![0.0; entities];
+fn by_chunks(entities: usize, scores: &mut Vec<f64>, fill: impl Fn(usize, &mut [f64]) + Sync) {
+    scores.clear();
+    scores.resize(entities, 0.0);
     scores
         .par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(c, out)| fill(c * CHUNK, out));
-    scores
 }
 
 /// Each criterion's part of each entity's score: `[criterion][entity]`. Weighted sum: w·n; geometric mean: w·ln n (the log-score's parts); TOPSIS: w·n (indicative; TOPSIS is not additive).
