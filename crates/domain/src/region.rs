@@ -159,9 +159,21 @@ impl RegionTree {
     /// not hold (which is still listed) and before a code it has already listed.
     pub fn ancestors<'a>(&'a self, code: &'a str) -> Vec<&'a str> {
         let mut chain: Vec<&str> = Vec::new();
+        // Real chains are a few links: a scan finds a loop; past that a set keeps a deep chain
+        // linear (a scan of every link would be quadratic in the depth).
+        const SCANNED: usize = 32;
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut at = Some(code);
         while let Some(c) = at {
-            if chain.contains(&c) {
+            let looped = if chain.len() < SCANNED {
+                chain.contains(&c)
+            } else {
+                if seen.is_empty() {
+                    seen.extend(chain.iter().copied());
+                }
+                !seen.insert(c)
+            };
+            if looped {
                 break;
             }
             chain.push(c);
@@ -304,6 +316,14 @@ mod tests {
         assert_eq!(t.ancestors(&format!("{:06}", depth - 1)).len(), depth);
         assert_eq!(t.subtree("000000").len(), depth);
         assert!(t.contains("000000", &format!("{:06}", depth - 1)));
+        // A loop longer than the scanned prefix still ends the walk, once round.
+        let ring = 100;
+        let t = RegionTree::new((0..ring).map(|i| {
+            let parent = format!("{:06}", (i + 1) % ring);
+            (format!("{i:06}"), County, Some(parent))
+        }));
+        assert_eq!(t.ancestors("000007").len(), ring);
+        assert_eq!(t.cycle_at("000007"), Some("000007"));
     }
 
     #[test]
