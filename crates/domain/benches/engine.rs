@@ -7,6 +7,11 @@
 //! env: `BENCH_ENTITIES` (default 500000), `BENCH_CRITERIA` (10), `BENCH_MATRIX_CSV` (a path:
 //! write the matrix there).
 
+/// The allocator every zonerank binary runs the engine under (their `main.rs`), so the bench
+/// sees what a service does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{collections::HashMap, hint::black_box, io::Write, time::Duration};
 
 use criterion::{Criterion, criterion_group, criterion_main};

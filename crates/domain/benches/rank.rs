@@ -3,6 +3,11 @@
 //! `cargo bench -p zonerank-domain --bench rank` (env `BENCH_ENTITIES`, default 500000; the
 //! explanations run on the first `BENCH_EXPLAIN` entities, default 200 and 5000)
 
+/// The allocator every zonerank binary runs the engine under (their `main.rs`), so the bench
+/// sees what a service does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{collections::HashMap, time::Instant};
 
 use rand::{Rng, SeedableRng};

@@ -8,6 +8,11 @@
 //! env: `BENCH_ROBUSTNESS_ENTITIES` (default 500000), `BENCH_ROBUSTNESS_SAMPLES` (1000),
 //! `BENCH_CRITERIA` (10), `BENCH_RUNS` (3).
 
+/// The allocator every zonerank binary runs the engine under (their `main.rs`), so the bench
+/// sees what a service does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{collections::HashMap, hint::black_box, time::Instant};
 
 use zonerank_domain::ranking::{
