@@ -36,10 +36,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .generate_default_stubs(true)
         // `prost::Name` on every message: the request checks find a message's descriptor by
         // its full name.
-        .compile_fds_with_config(fds, {
+        .compile_fds_with_config(fds.clone(), {
             let mut config = tonic_prost_build::Config::new();
             config.enable_type_names();
             config
         })?;
+
+    // The servers once more, in `page_server/`, over the messages generated above, except that
+    // GetRanking answers a `RankingPage`: a cached page goes out as the bytes the cache holds,
+    // neither decoded nor encoded again. The wire and the descriptors are the same.
+    let page_dir = out_dir.join("page_server");
+    std::fs::create_dir_all(&page_dir)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .generate_default_stubs(true)
+        .out_dir(&page_dir)
+        .extern_path(".zonerank.v1", "crate::v1")
+        .extern_path(
+            ".zonerank.v1.GetRankingResponse",
+            "crate::page::RankingPage",
+        )
+        .compile_fds_with_config(fds, tonic_prost_build::Config::new())?;
     Ok(())
 }

@@ -5,10 +5,10 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
+use zonerank_api::page_server::ranking_service_server::RankingServiceServer;
 use zonerank_api::v1::{
     assessment_service_server::AssessmentServiceServer, audit_service_server::AuditServiceServer,
     ingestion_service_server::IngestionServiceServer, metrics_service_server::MetricsServiceServer,
-    ranking_service_server::RankingServiceServer,
 };
 use zonerank_cache::Cache;
 use zonerank_storage::Store;

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use prost::Message;
 use tonic::{Request, Response, Status};
-use zonerank_api::v1::{self, ranking_service_server::RankingService};
+use zonerank_api::page::RankingPage;
+use zonerank_api::page_server::ranking_service_server::RankingService;
+use zonerank_api::v1;
 use zonerank_cache::{Cache, CacheKey};
 use zonerank_domain::{
     entity::{EntityKind, RegionLevel, validate_id},
@@ -791,7 +793,7 @@ impl RankingService for Ranking {
     async fn get_ranking(
         &self,
         request: Request<v1::GetRankingRequest>,
-    ) -> Result<Response<v1::GetRankingResponse>, Status> {
+    ) -> Result<Response<RankingPage>, Status> {
         let mut request = crate::wire_check::checked(request)?;
         let official = if request.run_id.trim().is_empty() {
             self.generation().await.map(|generation| {
@@ -805,7 +807,9 @@ impl RankingService for Ranking {
         if let Some(key) = &official
             && let Ok(Some(bytes)) = self.cache.get(key).await
         {
-            return Ok(Response::new(decode("page", &bytes)?));
+            // Sent as the cache holds it: only this service writes these keys, with
+            // `encode_to_vec` of a page.
+            return Ok(Response::new(RankingPage::Encoded(bytes.into())));
         }
         let run = self
             .resolve_run(&request.run_id, &request.scheme_id, &request.period)
@@ -825,7 +829,7 @@ impl RankingService for Ranking {
         {
             tracing::warn!(error = %e, "official ranking page not cached");
         }
-        Ok(Response::new(decode("page", &bytes)?))
+        Ok(Response::new(RankingPage::Encoded(bytes.into())))
     }
 
     async fn explain_ranking(
