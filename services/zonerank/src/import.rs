@@ -1,10 +1,11 @@
 //! `zonerank import FILE.csv…`: loads CSV files through the API, each by its header: regions
 //! (`code,name,…,level,parent_code`), zones (`id,name,region_code,kind,…`), enterprises
 //! (`credit_code,name,zone_id,industry_code,above_scale`) or observations in
-//! long format, streamed to IngestObservations in batches with a progress bar. The server checks
-//! everything; the client only splits lines and numbers, so a file it cannot read is reported
-//! before anything is sent. With `--dry-run` every file is checked by the server and what it
-//! would do is printed; nothing is written.
+//! long format, streamed to IngestObservations in batches with a progress bar while the file is
+//! still being read. The server checks everything; the client only splits lines and numbers,
+//! and a line it cannot read cancels the call, so nothing is written and every such line is
+//! reported. With `--dry-run` every file is checked by the server and what it would do is
+//! printed; nothing is written.
 
 use std::{
     path::{Path, PathBuf},
@@ -116,7 +117,7 @@ async fn import_file(args: &ImportArgs, file: &Path) -> ExitCode {
     let header = header_of(&content);
     let has = |c: &str| header.iter().any(|h| h == c);
     let result = if has("entity_kind") && has("indicator") {
-        return import_observations(args, file, &content).await;
+        return import_observations(args, file, content).await;
     } else if has("code") && has("level") {
         upsert_regions(args, &content).await
     } else if has("id") && has("region_code") && has("kind") {
@@ -346,7 +347,7 @@ fn bool_cell(cell: &str) -> Result<bool, String> {
     }
 }
 
-async fn import_observations(args: &ImportArgs, file: &Path, content: &[u8]) -> ExitCode {
+async fn import_observations(args: &ImportArgs, file: &Path, content: Vec<u8>) -> ExitCode {
     match import(args, file, content).await {
         Ok(report) => {
             print_report(file, &report);
@@ -363,93 +364,196 @@ async fn import_observations(args: &ImportArgs, file: &Path, content: &[u8]) -> 
     }
 }
 
+/// Batches split ahead of the stream: the file is read while the server checks what came
+/// before, and at most this many batches wait in memory.
+const BATCHES_AHEAD: usize = 4;
+
+/// What the reading thread needs of the flags.
+struct Reading {
+    batch_size: usize,
+    allow_partial: bool,
+    dry_run: bool,
+    source: String,
+}
+
+type Batches = tokio::sync::mpsc::Sender<v1::IngestObservationsRequest>;
+
+/// Splits `content` into observations and sends them in batches as it goes. A line it cannot
+/// read is collected; unless partial imports are allowed it stops the sending at once, handing
+/// the sender to `abort` so the stream never ends cleanly (an ended stream is committed), and
+/// reads on only to name every bad line. A file-level fault aborts the same way.
+fn read_batches(
+    content: &[u8],
+    reading: &Reading,
+    batches: Batches,
+    abort: tokio::sync::oneshot::Sender<Batches>,
+) -> Result<Vec<v1::RowError>, String> {
+    let mut errors = Vec::new();
+    let mut sending = Some(batches);
+    let mut abort = Some(abort);
+    let mut stop = |sending: &mut Option<Batches>| {
+        if let (Some(batches), Some(abort)) = (sending.take(), abort.take()) {
+            let _ = abort.send(batches);
+        }
+    };
+    let mut batch: Vec<v1::Observation> = Vec::with_capacity(reading.batch_size);
+    let mut first = true;
+    let mut send = |batch: &mut Vec<v1::Observation>, sending: &mut Option<Batches>| {
+        let request = v1::IngestObservationsRequest {
+            observations: std::mem::replace(batch, Vec::with_capacity(reading.batch_size)),
+            allow_partial: first && reading.allow_partial,
+            dry_run: first && reading.dry_run,
+            strict: false,
+        };
+        first = false;
+        // The receiver is gone when the call ended early; its answer says why.
+        if let Some(batches) = sending
+            && batches.blocking_send(request).is_err()
+        {
+            *sending = None;
+        }
+    };
+    let read = csv::each_row(content, |row| {
+        let fault = match row {
+            Err(e) => Some(v1::RowError {
+                row: e.line,
+                field: "row".into(),
+                reason: e.reason,
+            }),
+            Ok(_) if sending.is_none() => None,
+            Ok(row) => {
+                let line = row.line;
+                let incoming = incoming_from_csv(row, &reading.source);
+                match incoming.value {
+                    Ok(value) => {
+                        batch.push(v1::Observation {
+                            // The kind travels as written; the server names a bad one with
+                            // its row.
+                            entity: Some(v1::EntityRef {
+                                kind: incoming.kind.map(wire_kind).unwrap_or(0),
+                                id: incoming.entity_id,
+                            }),
+                            indicator: incoming.indicator,
+                            period: incoming.period,
+                            value,
+                            unit: incoming.unit,
+                            source: incoming.source,
+                            row: line,
+                            ..Default::default()
+                        });
+                        None
+                    }
+                    Err(reason) => Some(v1::RowError {
+                        row: line,
+                        field: "value".into(),
+                        reason,
+                    }),
+                }
+            }
+        };
+        if let Some(fault) = fault {
+            errors.push(fault);
+            if !reading.allow_partial {
+                stop(&mut sending);
+                batch.clear();
+            }
+        }
+        if batch.len() >= reading.batch_size && sending.is_some() {
+            send(&mut batch, &mut sending);
+        }
+    });
+    if let Err(e) = read {
+        stop(&mut sending);
+        return Err(e.to_string());
+    }
+    if !batch.is_empty() && sending.is_some() {
+        send(&mut batch, &mut sending);
+    }
+    Ok(errors)
+}
+
+/// Streams the file's observations to IngestObservations while they are read, in bounded
+/// memory. A line the client cannot read cancels the call (the server then writes nothing)
+/// unless `--allow-partial` is given; every such line is reported.
 async fn import(
     args: &ImportArgs,
     file: &Path,
-    content: &[u8],
+    content: Vec<u8>,
 ) -> Result<v1::IngestReport, String> {
-    let (rows, line_errors) =
-        csv::parse(content).map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut local_errors: Vec<v1::RowError> = line_errors
-        .into_iter()
-        .map(|e| v1::RowError {
-            row: e.line,
-            field: "row".into(),
-            reason: e.reason,
-        })
-        .collect();
-    let mut observations = Vec::with_capacity(rows.len());
-    for row in rows {
-        let incoming = incoming_from_csv(row.clone(), &args.source);
-        let value = match incoming.value {
-            Ok(v) => v,
-            Err(reason) => {
-                local_errors.push(v1::RowError {
-                    row: row.line,
-                    field: "value".into(),
-                    reason,
-                });
-                continue;
-            }
-        };
-        observations.push(v1::Observation {
-            // The kind travels as written; the server names a bad one with its row.
-            entity: Some(v1::EntityRef {
-                kind: incoming.kind.map(wire_kind).unwrap_or(0),
-                id: incoming.entity_id,
-            }),
-            indicator: incoming.indicator,
-            period: incoming.period,
-            value,
-            unit: incoming.unit,
-            source: incoming.source,
-            row: row.line,
-            ..Default::default()
-        });
-    }
-    if !local_errors.is_empty() && !args.allow_partial {
-        local_errors.sort_by_key(|e| e.row);
+    let lines = content.iter().filter(|&&b| b == b'\n').count() as u64;
+    let reading = Reading {
+        batch_size: args.batch_size.max(1),
+        allow_partial: args.allow_partial,
+        dry_run: args.dry_run,
+        source: args.source.clone(),
+    };
+    let (batches, stream) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
+    let (abort, aborted) = tokio::sync::oneshot::channel();
+    let reader =
+        tokio::task::spawn_blocking(move || read_batches(&content, &reading, batches, abort));
+    let unreadable = |mut errors: Vec<v1::RowError>| {
+        errors.sort_by_key(|e| e.row);
         let mut message = format!(
-            "{} line(s) cannot be read; nothing sent:\n",
-            local_errors.len()
+            "{} line(s) cannot be read; nothing written:\n",
+            errors.len()
         );
-        for e in &local_errors {
+        for e in &errors {
             message.push_str(&format!("  row {} {}: {}\n", e.row, e.field, e.reason));
         }
-        return Err(message);
-    }
-
-    let mut client = client(args).await?;
-    let progress = ProgressBar::new(observations.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} observations sent ({per_sec}) {msg}")
+        message
+    };
+    let read = |joined: Result<Result<Vec<v1::RowError>, String>, tokio::task::JoinError>| {
+        joined
+            .map_err(|e| format!("{}: reading stopped: {e}", file.display()))?
+            .map_err(|e| format!("{}: {e}", file.display()))
+    };
+    let mut client = match client(args).await {
+        Ok(client) => client,
+        Err(message) => {
+            // No server to send to: a file with bad lines is still reported as such.
+            drop(stream);
+            let local = read(reader.await)?;
+            return Err(if local.is_empty() || args.allow_partial {
+                message
+            } else {
+                unreadable(local)
+            });
+        }
+    };
+    let progress = ProgressBar::new(lines.saturating_sub(1)).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} lines sent ({per_sec}) {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let batches: Vec<v1::IngestObservationsRequest> = observations
-        .chunks(args.batch_size.max(1))
-        .enumerate()
-        .map(|(i, chunk)| v1::IngestObservationsRequest {
-            observations: chunk.to_vec(),
-            allow_partial: i == 0 && args.allow_partial,
-            dry_run: i == 0 && args.dry_run,
-            strict: false,
-        })
-        .collect();
     let bar = progress.clone();
-    let stream = tokio_stream::iter(batches).map(move |batch| {
+    let sent = tokio_stream::wrappers::ReceiverStream::new(stream).map(move |batch| {
         bar.inc(batch.observations.len() as u64);
         batch
     });
-    let answer = client.ingest_observations(stream).await;
+    enum Ended {
+        Answered(Result<tonic::Response<v1::IngestReport>, tonic::Status>),
+        // The sender, held until the call is dropped so its stream is cancelled, not ended.
+        Cancelled(Batches),
+    }
+    let ended = tokio::select! {
+        answer = client.ingest_observations(sent) => Ended::Answered(answer),
+        Ok(held) = aborted => Ended::Cancelled(held),
+    };
     progress.finish_and_clear();
-    match answer {
-        Ok(report) => {
+    let local = read(reader.await);
+    match ended {
+        Ended::Cancelled(held) => {
+            drop(held);
+            Err(unreadable(local?))
+        }
+        Ended::Answered(Err(status)) => Err(describe(&status)),
+        Ended::Answered(Ok(report)) => {
+            let local = local?;
             let mut report = report.into_inner();
-            report.rejected += local_errors.len() as i64;
-            report.errors.extend(local_errors);
+            report.rejected += local.len() as i64;
+            report.errors.extend(local);
             report.errors.sort_by_key(|e| e.row);
             Ok(report)
         }
-        Err(status) => Err(describe(&status)),
     }
 }
 

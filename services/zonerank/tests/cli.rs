@@ -314,6 +314,34 @@ fn serve_import_reimport_reject_and_stop_on_sigterm() {
     assert!(stderr.contains("InvalidArgument"), "{stderr}");
     assert!(stderr.contains("rows[2].unit"), "{stderr}");
 
+    // A long file whose last lines the client cannot read: its batches are streamed while it
+    // is read, so the server has received the good rows by then; the call is cancelled and
+    // nothing is written.
+    let before = (api.counts(), api.data_version());
+    let long = dir.path().join("long.csv");
+    let mut text = String::from("entity_kind,entity_id,indicator,period,value,unit\n");
+    for year in 1901..2001 {
+        for month in 1..=12 {
+            text.push_str(&format!("ZONE,411725-CJQ,tax,{year}-{month:02},1.5,亿元\n"));
+        }
+    }
+    text.push_str("ZONE,411725-CJQ,tax,2001-01,1.5.5,亿元\nZONE,411725-CJQ\n");
+    std::fs::write(&long, text).unwrap();
+    let cancelled = import(&server, &[long], &["--batch-size", "10"]);
+    let stderr = String::from_utf8_lossy(&cancelled.stderr);
+    assert!(!cancelled.status.success());
+    assert!(
+        stderr.contains("2 line(s) cannot be read; nothing written"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("row 1202 value"), "{stderr}");
+    assert!(stderr.contains("row 1203 row"), "{stderr}");
+    assert_eq!(
+        (api.counts(), api.data_version()),
+        before,
+        "nothing written"
+    );
+
     let pid = child.0.id().to_string();
     assert!(
         Command::new("kill")

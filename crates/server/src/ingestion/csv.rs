@@ -38,6 +38,21 @@ pub struct CsvLineError {
 /// Splits a file into rows. A file-level fault (not UTF-8, a missing column) fails the whole
 /// file; a malformed line is reported and the others go on.
 pub fn parse(content: &[u8]) -> Result<(Vec<CsvRow>, Vec<CsvLineError>), ServiceError> {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    each_row(content, |row| match row {
+        Ok(row) => rows.push(row),
+        Err(e) => errors.push(e),
+    })?;
+    Ok((rows, errors))
+}
+
+/// [`parse`] one line at a time: `visit` gets each row, or the fault of a malformed line, in
+/// file order, so a reader can send rows on while later ones are still being split.
+pub fn each_row(
+    content: &[u8],
+    mut visit: impl FnMut(Result<CsvRow, CsvLineError>),
+) -> Result<(), ServiceError> {
     let content = content
         .strip_prefix("\u{feff}".as_bytes())
         .unwrap_or(content);
@@ -103,17 +118,15 @@ pub fn parse(content: &[u8]) -> Result<(Vec<CsvRow>, Vec<CsvLineError>), Service
         }
         1 + newlines.partition_point(|&n| n < start) as i64
     };
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
     for record in reader.records() {
         let record = match record {
             Ok(record) => record,
             Err(e) => {
                 let line = e.position().map(|p| line_at(p.byte())).unwrap_or(0);
-                errors.push(CsvLineError {
+                visit(Err(CsvLineError {
                     line,
                     reason: e.to_string(),
-                });
+                }));
                 continue;
             }
         };
@@ -122,18 +135,18 @@ pub fn parse(content: &[u8]) -> Result<(Vec<CsvRow>, Vec<CsvLineError>), Service
             continue;
         }
         if record.len() != headers.len() {
-            errors.push(CsvLineError {
+            visit(Err(CsvLineError {
                 line,
                 reason: format!(
                     "{} field(s) where the header has {}",
                     record.len(),
                     headers.len()
                 ),
-            });
+            }));
             continue;
         }
         let field = |i: usize| record.get(i).unwrap_or_default().to_string();
-        rows.push(CsvRow {
+        visit(Ok(CsvRow {
             line,
             entity_kind: field(col[0]),
             entity_id: field(col[1]),
@@ -142,9 +155,9 @@ pub fn parse(content: &[u8]) -> Result<(Vec<CsvRow>, Vec<CsvLineError>), Service
             value: field(col[4]),
             unit: field(col[5]),
             source: source_col.map(field).unwrap_or_default(),
-        });
+        }));
     }
-    Ok((rows, errors))
+    Ok(())
 }
 
 /// Reads a number exactly as written, refusing anything that could be read two ways: plain
