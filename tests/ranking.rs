@@ -244,6 +244,44 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
     }
     assert_eq!(pages, 3);
     assert_eq!(paged.len(), 8);
+    // A token continues its own run and group only; the page size may change.
+    let first = ranking
+        .get_ranking(v1::GetRankingRequest {
+            run_id: run.run_id.clone(),
+            page_size: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("first page")
+        .into_inner();
+    let resized = ranking
+        .get_ranking(v1::GetRankingRequest {
+            run_id: run.run_id.clone(),
+            page_size: 10,
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("the same listing, larger pages")
+        .into_inner();
+    assert_eq!(ids(&resized.entries), ids(&paged[3..]));
+    for (group, token) in [
+        ("region:410300", first.next_page_token.clone()),
+        ("", "35".to_string()),
+    ] {
+        let refused = ranking
+            .get_ranking(v1::GetRankingRequest {
+                run_id: run.run_id.clone(),
+                group: group.into(),
+                page_size: 3,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect_err("a token of another listing");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{group:?}");
+        assert!(refused.message().starts_with("page_token"), "{refused:?}");
+    }
     let ranks: Vec<i32> = paged.iter().map(|e| e.rank).collect();
     assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{ranks:?}");
     let mut seen = ids(&paged);

@@ -33,8 +33,8 @@ use crate::{
     error::ServiceError,
     metrics::Catalog,
     paging::{
-        decode_offset_token, decode_page_token, encode_page_token, fingerprint, offset_page,
-        page_size,
+        decode_offset_token, decode_page_token, encode_offset_token, encode_page_token,
+        fingerprint, offset_page, page_size,
     },
     report,
 };
@@ -548,13 +548,16 @@ impl Ranking {
         run: &RunRow,
     ) -> Result<v1::GetRankingResponse, ServiceError> {
         let limit = page_size(request.page_size, 50, 1000)?;
-        let after = decode_page_token(&request.page_token)?;
-        let from: i32 = match after {
-            None => 0,
-            Some(p) => p.parse().map_err(|_| {
+        // Bound to the run and the group (the request names its run by now), so a token
+        // cannot page another listing from the middle.
+        let print = request_fingerprint(request, |r| {
+            r.page_size = 0;
+            r.page_token.clear();
+        });
+        let from =
+            i32::try_from(decode_offset_token(&request.page_token, print)?).map_err(|_| {
                 ServiceError::invalid("page_token", "not a token this service handed out")
-            })?,
-        };
+            })?;
         let (entries, next) = if request.group.trim().is_empty() {
             let mut rows = self.store.run_entries(&run.run_id, from, limit + 1).await?;
             let next = (rows.len() as u64 > limit).then(|| rows[limit as usize].0);
@@ -585,7 +588,7 @@ impl Ranking {
             run: Some(decode("run", &run.run)?),
             entries,
             next_page_token: next
-                .map(|p| encode_page_token(&p.to_string()))
+                .map(|p| encode_offset_token(p as u64, print))
                 .unwrap_or_default(),
         })
     }
