@@ -284,9 +284,17 @@ async fn compute_cells(
             to_ordinal: last,
             as_of,
         };
+        // Rows come grouped by entity as they were written (an entity's indicators and
+        // periods together), so the last entity's index saves most lookups of its id.
+        let (mut last_id, mut last_idx) = (String::new(), None);
         store
             .for_each_value(&query, |entity_id, indicator, period, value| {
-                if let Some(idx) = data.index(k, entity_id) {
+                if last_id != entity_id || last_id.is_empty() {
+                    last_id.clear();
+                    last_id.push_str(entity_id);
+                    last_idx = data.index(k, entity_id);
+                }
+                if let Some(idx) = last_idx {
                     data.insert(idx, indicator, period, value);
                 }
             })
