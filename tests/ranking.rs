@@ -282,6 +282,19 @@ async fn a_ranking_is_computed_paged_explained_recomputed_and_the_old_run_stays(
         assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{group:?}");
         assert!(refused.message().starts_with("page_token"), "{refused:?}");
     }
+    // A group filter must name a region by its code or a tag.
+    for group in ["nonsense", "region:999", "region:", "tag:", "city:410300"] {
+        let refused = ranking
+            .get_ranking(v1::GetRankingRequest {
+                run_id: run.run_id.clone(),
+                group: group.into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("an ill-formed group");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{group:?}");
+        assert!(refused.message().starts_with("group"), "{refused:?}");
+    }
     let ranks: Vec<i32> = paged.iter().map(|e| e.rank).collect();
     assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{ranks:?}");
     let mut seen = ids(&paged);

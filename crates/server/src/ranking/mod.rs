@@ -195,6 +195,28 @@ pub(crate) fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M
     })
 }
 
+/// A group filter names a region (`region:` and a GB/T 2260 code) or a tag (`tag:` and its
+/// text), the keys entries carry; empty asks for every entry.
+fn check_group(group: &str) -> Result<(), ServiceError> {
+    let group = group.trim();
+    if group.is_empty() {
+        return Ok(());
+    }
+    let expected = "expected region:<GB/T 2260 code> (e.g. region:410300) or tag:<tag>";
+    if let Some(code) = group.strip_prefix("region:") {
+        return validate_id(EntityKind::Region, code)
+            .map(|_| ())
+            .map_err(|e| ServiceError::invalid("group", format!("{e}; {expected}")));
+    }
+    match group.strip_prefix("tag:") {
+        Some(tag) if !tag.trim().is_empty() => Ok(()),
+        _ => Err(ServiceError::invalid(
+            "group",
+            format!("{group:?}: {expected}"),
+        )),
+    }
+}
+
 /// The fingerprint an offset token of `request` is bound to: its encoding without the page
 /// size and token, which may change from page to page (AIP-158).
 fn request_fingerprint<M: Message + Clone>(request: &M, unpaged: impl FnOnce(&mut M)) -> u64 {
@@ -798,6 +820,7 @@ impl RankingService for Ranking {
         request: Request<v1::GetRankingRequest>,
     ) -> Result<Response<RankingPage>, Status> {
         let mut request = crate::wire_check::checked(request)?;
+        check_group(&request.group)?;
         let official = if request.run_id.trim().is_empty() {
             self.generation().await.map(|generation| {
                 let mut print = request.encode_to_vec();
