@@ -378,22 +378,47 @@ struct Reading {
 
 type Batches = tokio::sync::mpsc::Sender<v1::IngestObservationsRequest>;
 
+/// Set by the reading thread before it stops sending on a line it cannot read: from then on
+/// the stream of batches never ends (see [`batch_stream`]).
+type Aborted = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+/// The batches as the call's request stream. Once `aborted` is set it never ends: an ended
+/// stream is one the server commits, so an aborted import must only ever be cancelled (the
+/// call dropped), whichever of the client's tasks runs first.
+fn batch_stream(
+    batches: tokio::sync::mpsc::Receiver<v1::IngestObservationsRequest>,
+    aborted: Aborted,
+) -> impl tokio_stream::Stream<Item = v1::IngestObservationsRequest> {
+    futures::stream::unfold((batches, aborted), |(mut batches, aborted)| async move {
+        match batches.recv().await {
+            Some(batch) => Some((batch, (batches, aborted))),
+            None if aborted.load(std::sync::atomic::Ordering::SeqCst) => {
+                std::future::pending().await
+            }
+            None => None,
+        }
+    })
+}
+
 /// Splits `content` into observations and sends them in batches as it goes. A line it cannot
-/// read is collected; unless partial imports are allowed it stops the sending at once, handing
-/// the sender to `abort` so the stream never ends cleanly (an ended stream is committed), and
-/// reads on only to name every bad line. A file-level fault aborts the same way.
+/// read is collected; unless partial imports are allowed it stops the sending at once (setting
+/// `aborted` first, then signalling `abort`) and reads on only to name every bad line. A
+/// file-level fault aborts the same way.
 fn read_batches(
     content: &[u8],
     reading: &Reading,
     batches: Batches,
-    abort: tokio::sync::oneshot::Sender<Batches>,
+    aborted: &Aborted,
+    abort: tokio::sync::oneshot::Sender<()>,
 ) -> Result<Vec<v1::RowError>, String> {
     let mut errors = Vec::new();
     let mut sending = Some(batches);
     let mut abort = Some(abort);
     let mut stop = |sending: &mut Option<Batches>| {
-        if let (Some(batches), Some(abort)) = (sending.take(), abort.take()) {
-            let _ = abort.send(batches);
+        aborted.store(true, std::sync::atomic::Ordering::SeqCst);
+        *sending = None;
+        if let Some(abort) = abort.take() {
+            let _ = abort.send(());
         }
     };
     let mut batch: Vec<v1::Observation> = Vec::with_capacity(reading.batch_size);
@@ -420,11 +445,12 @@ fn read_batches(
                 field: "row".into(),
                 reason: e.reason,
             }),
-            Ok(_) if sending.is_none() => None,
             Ok(row) => {
                 let line = row.line;
                 let incoming = incoming_from_csv(row, &reading.source);
                 match incoming.value {
+                    // Read on after the sending stopped only to find the other bad lines.
+                    Ok(_) if sending.is_none() => None,
                     Ok(value) => {
                         batch.push(v1::Observation {
                             // The kind travels as written; the server names a bad one with
@@ -488,9 +514,12 @@ async fn import(
         source: args.source.clone(),
     };
     let (batches, stream) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
-    let (abort, aborted) = tokio::sync::oneshot::channel();
-    let reader =
-        tokio::task::spawn_blocking(move || read_batches(&content, &reading, batches, abort));
+    let (abort, on_abort) = tokio::sync::oneshot::channel();
+    let aborted = Aborted::default();
+    let stream = batch_stream(stream, aborted.clone());
+    let reader = tokio::task::spawn_blocking(move || {
+        read_batches(&content, &reading, batches, &aborted, abort)
+    });
     let unreadable = |mut errors: Vec<v1::RowError>| {
         errors.sort_by_key(|e| e.row);
         let mut message = format!(
@@ -525,26 +554,23 @@ async fn import(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let bar = progress.clone();
-    let sent = tokio_stream::wrappers::ReceiverStream::new(stream).map(move |batch| {
+    let sent = stream.map(move |batch| {
         bar.inc(batch.observations.len() as u64);
         batch
     });
     enum Ended {
         Answered(Result<tonic::Response<v1::IngestReport>, tonic::Status>),
-        // The sender, held until the call is dropped so its stream is cancelled, not ended.
-        Cancelled(Batches),
+        // The call is dropped (cancelled); its stream never ends.
+        Cancelled,
     }
     let ended = tokio::select! {
         answer = client.ingest_observations(sent) => Ended::Answered(answer),
-        Ok(held) = aborted => Ended::Cancelled(held),
+        Ok(()) = on_abort => Ended::Cancelled,
     };
     progress.finish_and_clear();
     let local = read(reader.await);
     match ended {
-        Ended::Cancelled(held) => {
-            drop(held);
-            Err(unreadable(local?))
-        }
+        Ended::Cancelled => Err(unreadable(local?)),
         Ended::Answered(Err(status)) => Err(describe(&status)),
         Ended::Answered(Ok(report)) => {
             let local = local?;

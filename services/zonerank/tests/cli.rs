@@ -326,16 +326,19 @@ fn serve_import_reimport_reject_and_stop_on_sigterm() {
         }
     }
     text.push_str("ZONE,411725-CJQ,tax,2001-01,1.5.5,亿元\nZONE,411725-CJQ\n");
+    text.push_str("ZONE,411725-CJQ,tax,2001-02,\"1,5\",亿元\n");
     std::fs::write(&long, text).unwrap();
     let cancelled = import(&server, &[long], &["--batch-size", "10"]);
     let stderr = String::from_utf8_lossy(&cancelled.stderr);
     assert!(!cancelled.status.success());
     assert!(
-        stderr.contains("2 line(s) cannot be read; nothing written"),
+        stderr.contains("3 line(s) cannot be read; nothing written"),
         "{stderr}"
     );
     assert!(stderr.contains("row 1202 value"), "{stderr}");
     assert!(stderr.contains("row 1203 row"), "{stderr}");
+    // Bad values after the sending stopped are named too.
+    assert!(stderr.contains("row 1204 value"), "{stderr}");
     assert_eq!(
         (api.counts(), api.data_version()),
         before,

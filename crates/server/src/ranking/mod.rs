@@ -195,6 +195,10 @@ pub(crate) fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M
     })
 }
 
+/// The format of cached GetRanking pages, part of their keys: 1 since their page tokens are
+/// offset tokens bound to the request (pages cached before hold tokens now refused).
+const PAGE_FORMAT: u64 = 1;
+
 /// A group filter names a region (`region:` and a GB/T 2260 code) or a tag (`tag:` and its
 /// text), the keys entries carry; empty asks for every entry.
 fn check_group(group: &str) -> Result<(), ServiceError> {
@@ -825,7 +829,7 @@ impl RankingService for Ranking {
             self.generation().await.map(|generation| {
                 let mut print = request.encode_to_vec();
                 print.extend_from_slice(&generation.to_le_bytes());
-                CacheKey::new("ranking.official.page", 0, &print)
+                CacheKey::new("ranking.official.page", PAGE_FORMAT, &print)
             })
         } else {
             None
@@ -843,7 +847,7 @@ impl RankingService for Ranking {
         request.run_id = run.run_id.clone();
         request.scheme_id.clear();
         request.period.clear();
-        let key = CacheKey::new("ranking.page", 0, &request.encode_to_vec());
+        let key = CacheKey::new("ranking.page", PAGE_FORMAT, &request.encode_to_vec());
         let (bytes, _) = self
             .cache
             .get_or_compute(&key, PAGE_TTL, || async {
