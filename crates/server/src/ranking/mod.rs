@@ -1,7 +1,7 @@
 //! RankingService: versioned schemes, stored and reproducible runs, explanations, most
 //! improved, what-if simulation and rank robustness.
 
-mod run;
+pub(crate) mod run;
 pub mod scheme;
 mod source;
 
@@ -198,28 +198,6 @@ pub(crate) fn decode<M: Message + Default>(what: &str, bytes: &[u8]) -> Result<M
 /// The format of cached GetRanking pages, part of their keys: 1 since their page tokens are
 /// offset tokens bound to the request (pages cached before hold tokens now refused).
 const PAGE_FORMAT: u64 = 1;
-
-/// A group filter names a region (`region:` and a GB/T 2260 code) or a tag (`tag:` and its
-/// text), the keys entries carry; empty asks for every entry.
-fn check_group(group: &str) -> Result<(), ServiceError> {
-    let group = group.trim();
-    if group.is_empty() {
-        return Ok(());
-    }
-    let expected = "expected region:<GB/T 2260 code> (e.g. region:410300) or tag:<tag>";
-    if let Some(code) = group.strip_prefix("region:") {
-        return validate_id(EntityKind::Region, code)
-            .map(|_| ())
-            .map_err(|e| ServiceError::invalid("group", format!("{e}; {expected}")));
-    }
-    match group.strip_prefix("tag:") {
-        Some(tag) if !tag.trim().is_empty() => Ok(()),
-        _ => Err(ServiceError::invalid(
-            "group",
-            format!("{group:?}: {expected}"),
-        )),
-    }
-}
 
 /// The fingerprint an offset token of `request` is bound to: its encoding without the page
 /// size and token, which may change from page to page (AIP-158).
@@ -824,7 +802,7 @@ impl RankingService for Ranking {
         request: Request<v1::GetRankingRequest>,
     ) -> Result<Response<RankingPage>, Status> {
         let mut request = crate::wire_check::checked(request)?;
-        check_group(&request.group)?;
+        run::check_group(&request.group)?;
         let official = if request.run_id.trim().is_empty() {
             self.generation().await.map(|generation| {
                 let mut print = request.encode_to_vec();

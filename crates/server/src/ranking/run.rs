@@ -94,6 +94,11 @@ pub fn ranking_failed(
 /// Region ancestry, for group keys ("region:410300" for a zone in Xin'an county).
 pub type RegionParents = zonerank_domain::region::RegionTree;
 
+/// The prefix of a region's group key, before its GB/T 2260 code ("region:410300").
+pub const REGION_GROUP: &str = "region:";
+/// The prefix of a tag's group key, before the tag ("tag:四支撑").
+pub const TAG_GROUP: &str = "tag:";
+
 fn group_keys(row: &v1::MetricRow, parents: &RegionParents) -> Vec<String> {
     let mut keys = Vec::new();
     if !row.region_code.is_empty() {
@@ -101,11 +106,36 @@ fn group_keys(row: &v1::MetricRow, parents: &RegionParents) -> Vec<String> {
             parents
                 .ancestors(&row.region_code)
                 .into_iter()
-                .map(|code| format!("region:{code}")),
+                .map(|code| format!("{REGION_GROUP}{code}")),
         );
     }
-    keys.extend(row.tags.iter().map(|t| format!("tag:{t}")));
+    keys.extend(row.tags.iter().map(|t| format!("{TAG_GROUP}{t}")));
     keys
+}
+
+/// Whether `group` is a key [`group_keys`] can make: a region by its code or a tag; empty
+/// asks for every entry.
+pub fn check_group(group: &str) -> Result<(), ServiceError> {
+    let group = group.trim();
+    if group.is_empty() {
+        return Ok(());
+    }
+    let expected = "expected region:<GB/T 2260 code> (e.g. region:410300) or tag:<tag>";
+    if let Some(code) = group.strip_prefix(REGION_GROUP) {
+        return zonerank_domain::entity::validate_id(
+            zonerank_domain::entity::EntityKind::Region,
+            code,
+        )
+        .map(|_| ())
+        .map_err(|e| ServiceError::invalid("group", format!("{e}; {expected}")));
+    }
+    match group.strip_prefix(TAG_GROUP) {
+        Some(tag) if !tag.trim().is_empty() => Ok(()),
+        _ => Err(ServiceError::invalid(
+            "group",
+            format!("{group:?}: {expected}"),
+        )),
+    }
 }
 
 /// Reads the tables for `period` and turns them into the engine's columns.

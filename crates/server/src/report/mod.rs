@@ -39,7 +39,7 @@ impl ReportData {
     /// The code of the city an entry lies in, from its group ranks ("region:410300").
     pub fn city_code<'a>(&'a self, entry: &'a v1::RankingEntry) -> Option<&'a str> {
         entry.group_ranks.iter().find_map(|g| {
-            let code = g.group.strip_prefix("region:")?;
+            let code = g.group.strip_prefix(crate::ranking::run::REGION_GROUP)?;
             self.cities.contains_key(code).then_some(code)
         })
     }
